@@ -1,0 +1,34 @@
+/* Throughput measurement: training steps of a candidate on synthetic data, and the machine's
+ * SGEMM peak through the BLAS the CPU backend uses. */
+#ifndef MCUNAS_BENCH_H
+#define MCUNAS_BENCH_H
+
+#include "mcunas/arch.h"
+#include "mcunas/backend.h"
+#include "mcunas/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mn_bench_result {
+    int steps;               /* timed steps (after warm-up) */
+    double seconds;          /* timed wall time */
+    double images_per_second;
+    double gflops;           /* 6 x MACC x images/s: forward 2 MACC + backward 4 MACC */
+    size_t device_bytes;     /* the net's planned (and allocated) device memory */
+} mn_bench_result;
+
+/* Trains `arch` on seeded random data with batch `batch` for ~`seconds` after `warmup`
+ * steps (forward + backward + Adam per step). */
+mn_status mn_bench_train(const mn_arch *arch, mn_backend *be, int batch, double seconds,
+                         int warmup, mn_bench_result *out);
+
+/* SGEMM C[64 x 4096] = A[64 x 576] B[576 x 4096] repeated for ~`seconds` on `threads`
+ * threads: the shape of a mid-sized conv layer's GEMM. */
+mn_status mn_bench_sgemm(int threads, double seconds, double *gflops);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

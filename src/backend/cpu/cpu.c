@@ -1,0 +1,238 @@
+/* CPU backend: the op table, construction, host memory and argument checks. */
+#include "cpu_internal.h"
+
+#include <omp.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+/* Below this much work (in rough flops) a loop runs on the calling thread only. */
+#define MN_CPU_SERIAL_WORK ((size_t)1 << 15)
+
+/* ---- argument checks ---- */
+
+mn_status mn_cpu_view(const char *op, const char *arg, mn_view v, size_t bytes,
+                      size_t align, void **out) {
+    *out = NULL;
+    if (!v.buf) return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument '%s' is absent", op, arg);
+    if (v.offset > v.buf->size || bytes > v.buf->size - v.offset)
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "%s: argument '%s' needs %zu bytes at offset %zu but its buffer "
+                            "holds %zu",
+                            op, arg, bytes, v.offset, v.buf->size);
+    if (align > 1 && v.offset % align != 0)
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "%s: argument '%s' offset %zu is not a multiple of %zu", op, arg,
+                            v.offset, align);
+    *out = (char *)v.buf->data + v.offset;
+    return MN_OK;
+}
+
+mn_status mn_cpu_view_opt(const char *op, const char *arg, mn_view v, size_t bytes,
+                          size_t align, void **out) {
+    *out = NULL;
+    if (!v.buf) return MN_OK;
+    return mn_cpu_view(op, arg, v, bytes, align, out);
+}
+
+static mn_status mn_cpu_float_bytes(const char *op, const char *arg, size_t count,
+                                    size_t *bytes) {
+    if (__builtin_mul_overflow(count, sizeof(float), bytes))
+        return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument '%s' of %zu floats overflows",
+                            op, arg, count);
+    return MN_OK;
+}
+
+mn_status mn_cpu_fview(const char *op, const char *arg, mn_view v, size_t count,
+                       float **out) {
+    size_t bytes;
+    void *p;
+    *out = NULL;
+    MN_CPU_TRY(mn_cpu_float_bytes(op, arg, count, &bytes));
+    MN_CPU_TRY(mn_cpu_view(op, arg, v, bytes, sizeof(float), &p));
+    *out = p;
+    return MN_OK;
+}
+
+mn_status mn_cpu_fview_opt(const char *op, const char *arg, mn_view v, size_t count,
+                           float **out) {
+    size_t bytes;
+    void *p;
+    *out = NULL;
+    MN_CPU_TRY(mn_cpu_float_bytes(op, arg, count, &bytes));
+    MN_CPU_TRY(mn_cpu_view_opt(op, arg, v, bytes, sizeof(float), &p));
+    *out = p;
+    return MN_OK;
+}
+
+mn_status mn_cpu_dims(const char *op, const char *names, const int *dims, int n,
+                      int allow_zero, size_t *out) {
+    size_t p = 1;
+    for (int i = 0; i < n; i++) {
+        if (dims[i] < (allow_zero ? 0 : 1))
+            return mn_error_set(MN_ERR_INVALID_ARG, "%s: dimension %d of (%s) is %d, must be %s",
+                                op, i, names, dims[i], allow_zero ? ">= 0" : ">= 1");
+        if (__builtin_mul_overflow(p, (size_t)dims[i], &p))
+            return mn_error_set(MN_ERR_INVALID_ARG, "%s: the size of (%s) overflows", op,
+                                names);
+    }
+    *out = p;
+    return MN_OK;
+}
+
+void mn_cpu_blas_serial(void) { omp_set_num_threads(1); }
+
+int mn_cpu_slots(const mn_backend *be, size_t items, size_t cost) {
+    size_t work;
+    if (items == 0) return 1;
+    if (__builtin_mul_overflow(items, cost, &work)) work = SIZE_MAX;
+    if (work < MN_CPU_SERIAL_WORK || be->threads <= 1) return 1;
+    return items < (size_t)be->threads ? (int)items : be->threads;
+}
+
+/* ---- memory ---- */
+
+static mn_cpu *mn_cpu_impl(mn_backend *be) { return (mn_cpu *)be->impl; }
+
+static mn_status mn_cpu_buf_alloc(mn_backend *be, size_t bytes, mn_buf **out) {
+    mn_cpu *cpu = mn_cpu_impl(be);
+    size_t rounded;
+    *out = NULL;
+    /* aligned_alloc wants a multiple of the alignment; a zero-byte buffer still gets a
+     * valid pointer so that views of it are uniform. */
+    if (bytes > SIZE_MAX - MN_CPU_ALIGN)
+        return mn_error_set(MN_ERR_NOMEM, "cpu: cannot allocate %zu bytes", bytes);
+    rounded = (bytes + MN_CPU_ALIGN - 1) / MN_CPU_ALIGN * MN_CPU_ALIGN;
+    if (rounded == 0) rounded = MN_CPU_ALIGN;
+    mn_buf *buf = malloc(sizeof *buf);
+    if (!buf) return mn_error_set(MN_ERR_NOMEM, "cpu: cannot allocate a buffer handle");
+    buf->data = aligned_alloc(MN_CPU_ALIGN, rounded);
+    if (!buf->data) {
+        free(buf);
+        return mn_error_set(MN_ERR_NOMEM, "cpu: cannot allocate %zu bytes", bytes);
+    }
+    memset(buf->data, 0, rounded);
+    buf->size = bytes;
+    size_t now = atomic_fetch_add(&cpu->allocated, bytes) + bytes;
+    size_t peak = atomic_load(&cpu->peak);
+    while (now > peak && !atomic_compare_exchange_weak(&cpu->peak, &peak, now)) {
+    }
+    *out = buf;
+    return MN_OK;
+}
+
+static void mn_cpu_buf_free(mn_backend *be, mn_buf *buf) {
+    if (!buf) return;
+    atomic_fetch_sub(&mn_cpu_impl(be)->allocated, buf->size);
+    free(buf->data);
+    free(buf);
+}
+
+static mn_status mn_cpu_upload(mn_backend *be, mn_view dst, const void *src, size_t bytes) {
+    void *p;
+    MN_CPU_TRY(mn_cpu_view("upload", "dst", dst, bytes, 1, &p));
+    if (bytes && !src) return mn_error_set(MN_ERR_INVALID_ARG, "upload: argument 'src' is NULL");
+    if (bytes) memcpy(p, src, bytes);
+    return MN_OK;
+}
+
+static mn_status mn_cpu_download(mn_backend *be, mn_view src, void *dst, size_t bytes) {
+    void *p;
+    MN_CPU_TRY(mn_cpu_view("download", "src", src, bytes, 1, &p));
+    if (bytes && !dst)
+        return mn_error_set(MN_ERR_INVALID_ARG, "download: argument 'dst' is NULL");
+    if (bytes) memcpy(dst, p, bytes);
+    return MN_OK;
+}
+
+/* dst[0..count) = value. */
+static mn_status mn_cpu_fill(mn_backend *be, mn_view dst, float value, size_t count) {
+    float *p;
+    MN_CPU_TRY(mn_cpu_fview("fill", "dst", dst, count, &p));
+    int slots = mn_cpu_slots(be, count, 1);
+#pragma omp parallel for num_threads(slots) schedule(static)
+    for (size_t i = 0; i < count; i++) p[i] = value;
+    return MN_OK;
+}
+
+/* Every op completes before it returns. */
+static mn_status mn_cpu_sync(mn_backend *be) { return MN_OK; }
+
+static void mn_cpu_mem_info(mn_backend *be, mn_backend_mem *out) {
+    mn_cpu *cpu = mn_cpu_impl(be);
+    out->allocated_bytes = atomic_load(&cpu->allocated);
+    out->peak_allocated_bytes = atomic_load(&cpu->peak);
+    out->device_total_bytes = cpu->phys_bytes;
+    out->max_alloc_bytes = 0;
+    out->shares_host_memory = 1;
+}
+
+/* ---- table and lifetime ---- */
+
+static void mn_cpu_destroy(mn_backend *be) {
+    if (!be) return;
+    free(be->impl);
+    free(be);
+}
+
+static const mn_backend_ops mn_cpu_ops = {
+    .name = "cpu",
+    .destroy = mn_cpu_destroy,
+    .buf_alloc = mn_cpu_buf_alloc,
+    .buf_free = mn_cpu_buf_free,
+    .upload = mn_cpu_upload,
+    .download = mn_cpu_download,
+    .fill = mn_cpu_fill,
+    .sync = mn_cpu_sync,
+    .mem_info = mn_cpu_mem_info,
+    .conv3x3_workspace_bytes = mn_cpu_conv3x3_workspace_bytes,
+    .conv3x3_forward = mn_cpu_conv3x3_forward,
+    .conv3x3_backward_data = mn_cpu_conv3x3_backward_data,
+    .conv3x3_backward_weights = mn_cpu_conv3x3_backward_weights,
+    .maxpool2_forward = mn_cpu_maxpool2_forward,
+    .maxpool2_backward = mn_cpu_maxpool2_backward,
+    .batchnorm_train = mn_cpu_batchnorm_train,
+    .batchnorm_infer = mn_cpu_batchnorm_infer,
+    .batchnorm_backward = mn_cpu_batchnorm_backward,
+    .relu_forward = mn_cpu_relu_forward,
+    .relu_backward = mn_cpu_relu_backward,
+    .gap_forward = mn_cpu_gap_forward,
+    .gap_backward = mn_cpu_gap_backward,
+    .dropout_forward = mn_cpu_dropout_forward,
+    .dropout_backward = mn_cpu_dropout_backward,
+    .dense_forward = mn_cpu_dense_forward,
+    .dense_backward = mn_cpu_dense_backward,
+    .softmax_xent = mn_cpu_softmax_xent,
+    .adam_step = mn_cpu_adam_step,
+    .scale_u8 = mn_cpu_scale_u8,
+};
+
+static size_t mn_cpu_phys_bytes(void) {
+    long pages = sysconf(_SC_PHYS_PAGES), page = sysconf(_SC_PAGESIZE);
+    if (pages <= 0 || page <= 0) return 0;
+    return (size_t)pages * (size_t)page;
+}
+
+mn_status mn_backend_cpu_create(const mn_backend_options *opts, mn_backend **out) {
+    int threads = opts ? opts->threads : 0;
+    *out = NULL;
+    if (threads < 0)
+        return mn_error_set(MN_ERR_INVALID_ARG, "cpu: threads must be >= 0 (got %d)", threads);
+    if (threads == 0) threads = omp_get_max_threads();
+    if (threads < 1) threads = 1;
+    mn_backend *be = calloc(1, sizeof *be);
+    mn_cpu *cpu = calloc(1, sizeof *cpu);
+    if (!be || !cpu) {
+        free(be);
+        free(cpu);
+        return mn_error_set(MN_ERR_NOMEM, "cpu: cannot allocate the backend");
+    }
+    atomic_init(&cpu->allocated, 0);
+    atomic_init(&cpu->peak, 0);
+    cpu->phys_bytes = mn_cpu_phys_bytes();
+    be->ops = &mn_cpu_ops;
+    be->threads = threads;
+    be->impl = cpu;
+    *out = be;
+    return MN_OK;
+}

@@ -1,0 +1,338 @@
+/* 3x3 stride-1 'same' convolution on the CPU: im2col + OpenBLAS sgemm.
+ *
+ * Rows. The N*H output rows of a batch form one flattened range, g = n*H + y. It is split
+ * into `slots` contiguous blocks (one per thread, at most one per row); a slot walks its
+ * block in chunks of `rows` rows. A chunk's im2col matrix has rows*W pixel rows and 9*C
+ * columns, column (ky*3+kx)*C + c, the OHWI order of one weight row, so the weights
+ * [K][9C] are the GEMM's other operand as they are. `rows` is chosen so that the matrix
+ * is about MN_CPU_COL_BYTES: im2col writes it and sgemm packs it while it is still in
+ * cache. Chunks may straddle images; each pixel pads against its own image.
+ *
+ * forward:          y[chunk] = col(x) * W^T (+ b)            (sgemm N,T)
+ * backward_weights: dW_slot += dy[chunk]^T * col(x)          (sgemm T,N), then dW = sum of
+ *                   the slot partials in slot order; db likewise from double column sums.
+ * backward_data:    dx is the 'same' convolution of dy with the transposed, flipped kernel
+ *                   wt[c][ky][kx][k] = w[k][2-ky][2-kx][c], run with the forward's gather.
+ *                   That is dcol = dy*W followed by col2im, summed in another order; as a
+ *                   gather no two threads ever write one dx element whatever the chunking
+ *                   (chunks need not own whole images, so N=1 still uses every thread),
+ *                   and dx needs no zeroing pass.
+ * Each sgemm runs inside an OpenMP region and so single-threaded (mn_cpu_blas_serial).
+ *
+ * Workspace, in bytes; T = slots = min(be->threads, N*H); r64(x) rounds x up to 64;
+ * rows(cc) = ceil(B / ceil(B / max(1, MN_CPU_COL_BYTES / (W*9*cc*4)))), B = ceil(N*H/T);
+ * col(cc) = r64(rows(cc) * W * 9*cc * 4):
+ *   forward          = T * col(C)
+ *   backward_data    = T * col(K) + r64(9*K*C*4)                       (flipped kernel)
+ *   backward_weights = T * (col(C) + r64(9*K*C*4) + r64(K*8))          (dW, db partials)
+ *   conv3x3_workspace_bytes = max of the three.
+ * Sub-buffers sit at multiples of 64 bytes from the workspace's start; the workspace view
+ * must be 8-byte aligned (the db partials are doubles). */
+#include "cpu_internal.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <string.h>
+
+/* Target size of one slot's im2col matrix: about half a typical per-core L2. */
+#define MN_CPU_COL_BYTES ((size_t)1 << 20)
+
+static size_t mn_cpu_r64(size_t bytes) { return (bytes + 63) / 64 * 64; }
+
+/* How one conv op splits the batch (see the header comment). */
+typedef struct mn_cpu_conv_plan {
+    size_t total;     /* N*H flattened output rows */
+    int slots;        /* contiguous row blocks, one per thread */
+    size_t rows;      /* rows per chunk */
+    size_t cols;      /* 9 * channels of the gathered tensor */
+    size_t col_bytes; /* one slot's im2col matrix, rounded to 64 */
+} mn_cpu_conv_plan;
+
+static size_t mn_cpu_ceil_div(size_t a, size_t b) { return (a + b - 1) / b; }
+
+/* Plan for gathering a tensor of `cc` channels; the shape has been checked. */
+static mn_cpu_conv_plan mn_cpu_conv_plan_for(const mn_backend *be, const mn_conv_shape *s,
+                                             int cc) {
+    mn_cpu_conv_plan p;
+    p.total = (size_t)s->n * (size_t)s->h;
+    p.slots = (size_t)be->threads < p.total ? be->threads : (int)p.total;
+    p.cols = 9 * (size_t)cc;
+    size_t per_slot = mn_cpu_ceil_div(p.total, (size_t)p.slots);
+    size_t row_bytes = (size_t)s->w * p.cols * sizeof(float);
+    size_t fit = MN_CPU_COL_BYTES / row_bytes;
+    if (fit < 1) fit = 1;
+    size_t chunks = mn_cpu_ceil_div(per_slot, fit);
+    p.rows = mn_cpu_ceil_div(per_slot, chunks);
+    p.col_bytes = mn_cpu_r64(p.rows * row_bytes);
+    return p;
+}
+
+/* Checks a conv shape: every dimension >= 1, and every size this file computes from it
+ * (tensors, im2col rows, GEMM dimensions, partials for every thread) fits its type. */
+static mn_status mn_cpu_conv_check(const char *op, const mn_backend *be,
+                                   const mn_conv_shape *s) {
+    if (!s) return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument 's' is absent", op);
+    int dims[5] = {s->n, s->h, s->w, s->c, s->k};
+    size_t pix, ck, t;
+    MN_CPU_TRY(mn_cpu_dims(op, "n, h, w", dims, 3, 0, &pix));
+    MN_CPU_TRY(mn_cpu_dims(op, "c, k", dims + 3, 2, 0, &ck));
+    const size_t cmax = (size_t)(s->c > s->k ? s->c : s->k);
+    /* 9*max(c,k) is a GEMM dimension; N*H*W*9*max(c,k)*4 bounds every im2col matrix;
+     * 9*c*k*8*(T+1) bounds the kernels and the weight partials. */
+    if (cmax > INT_MAX / 9 || __builtin_mul_overflow(pix, cmax, &t) ||
+        __builtin_mul_overflow(t, (size_t)36, &t) ||
+        __builtin_mul_overflow(ck, (size_t)72, &t) ||
+        __builtin_mul_overflow(t, (size_t)be->threads + 1, &t))
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "%s: shape n=%d h=%d w=%d c=%d k=%d is too large", op, s->n, s->h,
+                            s->w, s->c, s->k);
+    return MN_OK;
+}
+
+static size_t mn_cpu_conv_ws_forward(const mn_backend *be, const mn_conv_shape *s) {
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c);
+    return (size_t)p.slots * p.col_bytes;
+}
+
+static size_t mn_cpu_conv_kernel_bytes(const mn_conv_shape *s) {
+    return mn_cpu_r64(9 * (size_t)s->k * (size_t)s->c * sizeof(float));
+}
+
+static size_t mn_cpu_conv_ws_data(const mn_backend *be, const mn_conv_shape *s) {
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k);
+    return (size_t)p.slots * p.col_bytes + mn_cpu_conv_kernel_bytes(s);
+}
+
+static size_t mn_cpu_conv_db_bytes(const mn_conv_shape *s) {
+    return mn_cpu_r64((size_t)s->k * sizeof(double));
+}
+
+static size_t mn_cpu_conv_ws_weights(const mn_backend *be, const mn_conv_shape *s) {
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c);
+    return (size_t)p.slots * (p.col_bytes + mn_cpu_conv_kernel_bytes(s) + mn_cpu_conv_db_bytes(s));
+}
+
+size_t mn_cpu_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s) {
+    if (mn_cpu_conv_check("conv3x3_workspace_bytes", be, s) != MN_OK) return 0;
+    size_t a = mn_cpu_conv_ws_forward(be, s), b = mn_cpu_conv_ws_data(be, s);
+    size_t c = mn_cpu_conv_ws_weights(be, s);
+    size_t m = a > b ? a : b;
+    return m > c ? m : c;
+}
+
+/* Resolves the workspace an op needs (`bytes` of it, 8-byte aligned). */
+static mn_status mn_cpu_conv_ws(const char *op, mn_view ws, size_t bytes, char **out) {
+    void *p;
+    *out = NULL;
+    MN_CPU_TRY(mn_cpu_view(op, "workspace", ws, bytes, sizeof(double), &p));
+    *out = p;
+    return MN_OK;
+}
+
+/* ---- im2col ---- */
+
+/* One source image row src[W][C] into the ky band of W pixel rows of the im2col matrix:
+ * dst[x*stride + kx*C + c] = src[x+kx-1][c], zero past either edge. The three taps of an
+ * interior pixel are contiguous in NHWC, hence one 3C copy. */
+static void mn_cpu_im2col_row(const float *src, int w, size_t c, float *dst, size_t stride) {
+    const size_t c3 = 3 * c;
+    for (int x = 0; x < w; x++) {
+        float *d = dst + (size_t)x * stride;
+        if (x >= 1 && x + 1 < w) {
+            const float *sp = src + (size_t)(x - 1) * c;
+            if (c == 1) { /* the first layer: a libc call per 12 bytes would dominate */
+                d[0] = sp[0];
+                d[1] = sp[1];
+                d[2] = sp[2];
+            } else {
+                memcpy(d, sp, c3 * sizeof(float));
+            }
+            continue;
+        }
+        for (int kx = 0; kx < 3; kx++) {
+            int ix = x + kx - 1;
+            if (ix < 0 || ix >= w) memset(d + kx * c, 0, c * sizeof(float));
+            else memcpy(d + kx * c, src + (size_t)ix * c, c * sizeof(float));
+        }
+    }
+}
+
+/* col[(g-g0)*W + x][(ky*3+kx)*C + c] = in[n][y+ky-1][x+kx-1][c] (0 outside the image) for
+ * the flattened rows g = n*H + y in [g0, g1). in: [N][H][W][C]; col: [(g1-g0)*W][9C]. */
+static void mn_cpu_im2col(const float *in, int h, int w, int c, size_t g0, size_t g1,
+                          float *col) {
+    const size_t cz = (size_t)c, wz = (size_t)w, c3 = 3 * cz, cols = 9 * cz;
+    for (size_t g = g0; g < g1; g++) {
+        const float *img = in + g / (size_t)h * (size_t)h * wz * cz;
+        const int y = (int)(g % (size_t)h);
+        float *dst = col + (g - g0) * wz * cols;
+        for (int ky = 0; ky < 3; ky++) {
+            int iy = y + ky - 1;
+            if (iy >= 0 && iy < h) {
+                mn_cpu_im2col_row(img + (size_t)iy * wz * cz, w, cz, dst + ky * c3, cols);
+                continue;
+            }
+            for (size_t x = 0; x < wz; x++) memset(dst + x * cols + ky * c3, 0, c3 * sizeof(float));
+        }
+    }
+}
+
+/* ---- forward gather (forward and backward_data) ---- */
+
+/* out[r][0..cout) = bias for r in [0, m). */
+static void mn_cpu_rows_fill(float *out, int m, int cout, const float *bias) {
+    for (size_t r = 0; r < (size_t)m; r++) memcpy(out + r * (size_t)cout, bias, (size_t)cout * sizeof(float));
+}
+
+/* out[n][y][x][o] = bias[o] + sum_{ky,kx,i} in[n][y+ky-1][x+kx-1][i] * wmat[o][(ky*3+kx)*cin + i]
+ * in: [N][H][W][cin], wmat: [cout][9 cin], bias: [cout] or NULL, out: [N][H][W][cout];
+ * ws holds p->slots im2col matrices of p->col_bytes. */
+static void mn_cpu_conv_gather(const mn_cpu_conv_plan *p, int h, int w, int cin, int cout,
+                               const float *in, const float *wmat, const float *bias,
+                               float *out, char *ws) {
+    const int kdim = (int)p->cols;
+#pragma omp parallel for num_threads(p->slots) schedule(static)
+    for (int sl = 0; sl < p->slots; sl++) {
+        mn_cpu_blas_serial();
+        float *col = (float *)(ws + (size_t)sl * p->col_bytes);
+        const size_t end = mn_cpu_slot_begin(p->total, p->slots, sl + 1);
+        for (size_t g0 = mn_cpu_slot_begin(p->total, p->slots, sl); g0 < end; g0 += p->rows) {
+            const size_t g1 = g0 + p->rows < end ? g0 + p->rows : end;
+            const int m = (int)((g1 - g0) * (size_t)w);
+            float *o = out + g0 * (size_t)w * (size_t)cout;
+            mn_cpu_im2col(in, h, w, cin, g0, g1, col);
+            if (bias) mn_cpu_rows_fill(o, m, cout, bias);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, m, cout, kdim, 1.0f, col,
+                        kdim, wmat, kdim, bias ? 1.0f : 0.0f, o, cout);
+        }
+    }
+}
+
+mn_status mn_cpu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x,
+                                 mn_view w, mn_view b, mn_view y, mn_view workspace) {
+    static const char op[] = "conv3x3_forward";
+    float *px, *pw, *pb, *py;
+    char *ws;
+    MN_CPU_TRY(mn_cpu_conv_check(op, be, s));
+    const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w;
+    MN_CPU_TRY(mn_cpu_fview(op, "x", x, pix * (size_t)s->c, &px));
+    MN_CPU_TRY(mn_cpu_fview(op, "w", w, 9 * (size_t)s->k * (size_t)s->c, &pw));
+    MN_CPU_TRY(mn_cpu_fview_opt(op, "b", b, (size_t)s->k, &pb));
+    MN_CPU_TRY(mn_cpu_fview(op, "y", y, pix * (size_t)s->k, &py));
+    MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_forward(be, s), &ws));
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c);
+    mn_cpu_conv_gather(&p, s->h, s->w, s->c, s->k, px, pw, pb, py, ws);
+    return MN_OK;
+}
+
+/* ---- backward_data ---- */
+
+/* wt[c][ky][kx][k] = w[k][2-ky][2-kx][c]: the kernel that maps dy back onto x.
+ * w: [K][3][3][C] (OHWI), wt: [C][3][3][K]. */
+static void mn_cpu_conv_flip(int k, int c, const float *w, float *wt) {
+    const size_t kz = (size_t)k, cz = (size_t)c;
+    for (size_t o = 0; o < kz; o++)
+        for (size_t t = 0; t < 9; t++) {
+            const float *src = w + (o * 9 + (8 - t)) * cz; /* (2-ky)*3 + (2-kx) = 8 - t */
+            for (size_t i = 0; i < cz; i++) wt[(i * 9 + t) * kz + o] = src[i];
+        }
+}
+
+mn_status mn_cpu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
+                                       mn_view w, mn_view dx, mn_view workspace) {
+    static const char op[] = "conv3x3_backward_data";
+    float *pdy, *pw, *pdx;
+    char *ws;
+    MN_CPU_TRY(mn_cpu_conv_check(op, be, s));
+    const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w;
+    MN_CPU_TRY(mn_cpu_fview(op, "dy", dy, pix * (size_t)s->k, &pdy));
+    MN_CPU_TRY(mn_cpu_fview(op, "w", w, 9 * (size_t)s->k * (size_t)s->c, &pw));
+    MN_CPU_TRY(mn_cpu_fview(op, "dx", dx, pix * (size_t)s->c, &pdx));
+    MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_data(be, s), &ws));
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k);
+    float *wt = (float *)(ws + (size_t)p.slots * p.col_bytes);
+    mn_cpu_conv_flip(s->k, s->c, pw, wt);
+    mn_cpu_conv_gather(&p, s->h, s->w, s->k, s->c, pdy, wt, NULL, pdx, ws);
+    return MN_OK;
+}
+
+/* ---- backward_weights ---- */
+
+/* acc[j] += sum_{r < m} dy[r][j], j < k. dy: [m][k]. */
+static void mn_cpu_colsum(const float *dy, size_t m, size_t k, double *acc) {
+    for (size_t r = 0; r < m; r++)
+        for (size_t j = 0; j < k; j++) acc[j] += dy[r * k + j];
+}
+
+/* Per-slot partials over the slot's rows: part[k][9C] = sum dy^T col(x), dbp[k] = sum dy.
+ * x: [N][H][W][C], dy: [N][H][W][K]; ws = [slots x col][slots x part][slots x dbp]. */
+static void mn_cpu_conv_dw_partials(const mn_cpu_conv_plan *p, const mn_conv_shape *s,
+                                    const float *x, const float *dy, char *ws, int want_db) {
+    const size_t part_bytes = mn_cpu_conv_kernel_bytes(s), db_bytes = mn_cpu_conv_db_bytes(s);
+    char *parts = ws + (size_t)p->slots * p->col_bytes;
+    char *dbs = parts + (size_t)p->slots * part_bytes;
+    const int kdim = (int)p->cols, k = s->k;
+#pragma omp parallel for num_threads(p->slots) schedule(static)
+    for (int sl = 0; sl < p->slots; sl++) {
+        mn_cpu_blas_serial();
+        float *col = (float *)(ws + (size_t)sl * p->col_bytes);
+        float *part = (float *)(parts + (size_t)sl * part_bytes);
+        double *dbp = (double *)(dbs + (size_t)sl * db_bytes);
+        const size_t end = mn_cpu_slot_begin(p->total, p->slots, sl + 1);
+        float beta = 0.0f; /* the first chunk overwrites the partial */
+        memset(dbp, 0, (size_t)k * sizeof(double));
+        for (size_t g0 = mn_cpu_slot_begin(p->total, p->slots, sl); g0 < end; g0 += p->rows) {
+            const size_t g1 = g0 + p->rows < end ? g0 + p->rows : end;
+            const int m = (int)((g1 - g0) * (size_t)s->w);
+            const float *dyc = dy + g0 * (size_t)s->w * (size_t)k;
+            mn_cpu_im2col(x, s->h, s->w, s->c, g0, g1, col);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, k, kdim, m, 1.0f, dyc, k,
+                        col, kdim, beta, part, kdim);
+            if (want_db) mn_cpu_colsum(dyc, (size_t)m, (size_t)k, dbp);
+            beta = 1.0f;
+        }
+    }
+}
+
+/* dw[i] = sum over slots, in slot order, of part_slot[i] (double sum). */
+static void mn_cpu_conv_dw_reduce(const mn_backend *be, const mn_cpu_conv_plan *p,
+                                  const mn_conv_shape *s, const char *ws, float *dw,
+                                  float *db) {
+    const size_t part_bytes = mn_cpu_conv_kernel_bytes(s), db_bytes = mn_cpu_conv_db_bytes(s);
+    const char *parts = ws + (size_t)p->slots * p->col_bytes;
+    const char *dbs = parts + (size_t)p->slots * part_bytes;
+    const size_t count = 9 * (size_t)s->k * (size_t)s->c;
+    const int threads = mn_cpu_slots(be, count, (size_t)p->slots);
+#pragma omp parallel for num_threads(threads) schedule(static)
+    for (size_t i = 0; i < count; i++) {
+        double acc = 0.0;
+        for (int sl = 0; sl < p->slots; sl++)
+            acc += ((const float *)(parts + (size_t)sl * part_bytes))[i];
+        dw[i] = (float)acc;
+    }
+    for (size_t j = 0; db && j < (size_t)s->k; j++) {
+        double acc = 0.0;
+        for (int sl = 0; sl < p->slots; sl++)
+            acc += ((const double *)(dbs + (size_t)sl * db_bytes))[j];
+        db[j] = (float)acc;
+    }
+}
+
+mn_status mn_cpu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
+                                          mn_view x, mn_view dy, mn_view dw, mn_view db,
+                                          mn_view workspace) {
+    static const char op[] = "conv3x3_backward_weights";
+    float *px, *pdy, *pdw, *pdb;
+    char *ws;
+    MN_CPU_TRY(mn_cpu_conv_check(op, be, s));
+    const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w;
+    MN_CPU_TRY(mn_cpu_fview(op, "x", x, pix * (size_t)s->c, &px));
+    MN_CPU_TRY(mn_cpu_fview(op, "dy", dy, pix * (size_t)s->k, &pdy));
+    MN_CPU_TRY(mn_cpu_fview(op, "dw", dw, 9 * (size_t)s->k * (size_t)s->c, &pdw));
+    MN_CPU_TRY(mn_cpu_fview_opt(op, "db", db, (size_t)s->k, &pdb));
+    MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_weights(be, s), &ws));
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c);
+    mn_cpu_conv_dw_partials(&p, s, px, pdy, ws, pdb != NULL);
+    mn_cpu_conv_dw_reduce(be, &p, s, ws, pdw, pdb);
+    return MN_OK;
+}

@@ -1,0 +1,129 @@
+/* Private declarations shared by the CPU backend's translation units.
+ * The CPU backend keeps tensors in 64-byte aligned host memory and runs its kernels with
+ * OpenMP (be->threads threads) and OpenBLAS's sgemm. Every parallel loop is statically
+ * partitioned into "slots" that depend only on the problem and be->threads, and every
+ * reduction combines per-slot partials in slot order, so results are bit-identical for
+ * the same inputs and thread count whatever the OpenMP runtime actually grants. */
+#ifndef MN_BACKEND_CPU_INTERNAL_H
+#define MN_BACKEND_CPU_INTERNAL_H
+
+#include "mcunas/backend.h"
+
+#include <stdatomic.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define MN_CPU_ALIGN 64
+
+/* A host allocation: `size` is what the caller asked for, `data` is 64-byte aligned and
+ * rounded up to a multiple of 64 bytes. */
+struct mn_buf {
+    size_t size;
+    void *data;
+};
+
+/* Backend-private state (be->impl). Counters are atomic so that allocations from several
+ * threads keep the books right. */
+typedef struct mn_cpu {
+    atomic_size_t allocated;
+    atomic_size_t peak;
+    size_t phys_bytes;
+} mn_cpu;
+
+/* Stops on the first failing check and hands its status up. */
+#define MN_CPU_TRY(expr)                                                                  \
+    do {                                                                                  \
+        mn_status mn_cpu_st_ = (expr);                                                    \
+        if (mn_cpu_st_ != MN_OK) return mn_cpu_st_;                                       \
+    } while (0)
+
+/* ---- argument checks (cpu.c) ---- */
+
+/* Resolves a required view of `bytes` bytes: fails with MN_ERR_INVALID_ARG naming `op`
+ * and `arg` when the view is absent, out of its buffer, or misaligned for `align`. */
+mn_status mn_cpu_view(const char *op, const char *arg, mn_view v, size_t bytes,
+                      size_t align, void **out);
+/* Same for an optional view: absent gives *out = NULL and MN_OK. */
+mn_status mn_cpu_view_opt(const char *op, const char *arg, mn_view v, size_t bytes,
+                          size_t align, void **out);
+/* Float/double/int32 tensors of `count` elements (overflow-checked). */
+mn_status mn_cpu_fview(const char *op, const char *arg, mn_view v, size_t count,
+                       float **out);
+mn_status mn_cpu_fview_opt(const char *op, const char *arg, mn_view v, size_t count,
+                           float **out);
+/* *out = product of the positive ints in `dims` (n of them); fails with a message when
+ * any is < 1 (or < 0 when allow_zero) or the product overflows size_t. */
+mn_status mn_cpu_dims(const char *op, const char *names, const int *dims, int n,
+                      int allow_zero, size_t *out);
+
+/* Makes OpenBLAS single-threaded for the calling OpenMP task only. Inside an active
+ * parallel region OpenBLAS already runs serially, but a region of one thread is
+ * inactive and OpenBLAS would then spawn its own threads; setting this task's
+ * nthreads-var to 1 prevents that without touching the program-wide setting. */
+void mn_cpu_blas_serial(void);
+
+/* [begin, end) of slot s when `total` items are split into `slots` contiguous blocks
+ * whose sizes differ by at most one. */
+static inline size_t mn_cpu_slot_begin(size_t total, int slots, int s) {
+    size_t q = total / (size_t)slots, r = total % (size_t)slots;
+    return q * (size_t)s + ((size_t)s < r ? (size_t)s : r);
+}
+
+/* How many slots a loop over `items` items of about `cost` flops each deserves: one per
+ * thread, but no more than the items and a single one for tiny jobs, where waking the
+ * team costs more than the work. */
+int mn_cpu_slots(const mn_backend *be, size_t items, size_t cost);
+
+/* ---- ops (one file per family) ---- */
+
+size_t mn_cpu_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
+mn_status mn_cpu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x,
+                                 mn_view w, mn_view b, mn_view y, mn_view workspace);
+mn_status mn_cpu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
+                                       mn_view w, mn_view dx, mn_view workspace);
+mn_status mn_cpu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
+                                          mn_view x, mn_view dy, mn_view dw, mn_view db,
+                                          mn_view workspace);
+
+mn_status mn_cpu_maxpool2_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
+                                  mn_view y);
+mn_status mn_cpu_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, mn_view x,
+                                   mn_view y, mn_view dy, mn_view dx);
+
+mn_status mn_cpu_batchnorm_train(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
+                                 mn_view beta, mn_view running_mean, mn_view running_var,
+                                 float momentum, float eps, mn_view y, mn_view save_mean,
+                                 mn_view save_invstd);
+mn_status mn_cpu_batchnorm_infer(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
+                                 mn_view beta, mn_view running_mean, mn_view running_var,
+                                 float eps, mn_view y);
+mn_status mn_cpu_batchnorm_backward(mn_backend *be, int m, int c, mn_view x, mn_view dy,
+                                    mn_view gamma, mn_view save_mean, mn_view save_invstd,
+                                    mn_view dx, mn_view dgamma, mn_view dbeta);
+
+mn_status mn_cpu_relu_forward(mn_backend *be, size_t count, mn_view x, mn_view y);
+mn_status mn_cpu_relu_backward(mn_backend *be, size_t count, mn_view y, mn_view dy,
+                               mn_view dx);
+mn_status mn_cpu_gap_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
+                             mn_view y);
+mn_status mn_cpu_gap_backward(mn_backend *be, int n, int h, int w, int c, mn_view dy,
+                              mn_view dx);
+mn_status mn_cpu_dropout_forward(mn_backend *be, size_t count, float rate, uint64_t seed,
+                                 mn_view x, mn_view mask, mn_view y);
+mn_status mn_cpu_dropout_backward(mn_backend *be, size_t count, mn_view mask, mn_view dy,
+                                  mn_view dx);
+mn_status mn_cpu_adam_step(mn_backend *be, size_t count, mn_view param, mn_view grad,
+                           mn_view m, mn_view v, float lr, float beta1, float beta2,
+                           float eps, int step);
+mn_status mn_cpu_scale_u8(mn_backend *be, size_t count, mn_view x_u8, float scale,
+                          mn_view y);
+
+mn_status mn_cpu_dense_forward(mn_backend *be, int n, int in, int out, mn_view x,
+                               mn_view w, mn_view b, mn_view y);
+mn_status mn_cpu_dense_backward(mn_backend *be, int n, int in, int out, mn_view x,
+                                mn_view w, mn_view dy, mn_view dx, mn_view dw, mn_view db);
+mn_status mn_cpu_softmax_xent(mn_backend *be, int n, int classes, mn_view logits,
+                              mn_view labels, float grad_scale, mn_view probs,
+                              mn_view loss, mn_view dlogits);
+
+#endif

@@ -1,0 +1,67 @@
+/* Shared pieces of the command-line tool: the only code that prints and picks exit codes. */
+#ifndef MN_CLI_H
+#define MN_CLI_H
+
+#include <stdio.h>
+
+#include "mcunas/status.h"
+#include "mcunas/train.h"
+
+/* Exit codes (documented in `mcunas --help` and the README). */
+enum {
+    MN_EXIT_OK = 0,
+    MN_EXIT_FAILURE = 1,     /* the work failed: I/O, bad data, backend error */
+    MN_EXIT_USAGE = 2,       /* bad command line */
+    MN_EXIT_INTERRUPTED = 130
+};
+
+typedef struct mn_cli_command {
+    const char *name;
+    const char *summary;
+    int (*run)(int argc, char **argv);
+} mn_cli_command;
+
+int mn_cmd_train(int argc, char **argv);
+int mn_cmd_import(int argc, char **argv);
+int mn_cmd_bench(int argc, char **argv);
+
+/* Prints "mcunas CMD: <message>" for a failed status; returns the matching exit code. */
+int mn_cli_fail(const char *cmd, mn_status st);
+/* Prints a usage error and a hint to run --help; returns MN_EXIT_USAGE. */
+int mn_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Strict number parsing: the whole string must be a number in range. */
+int mn_cli_parse_int(const char *s, long min, long max, long *out);
+int mn_cli_parse_double(const char *s, double min, double max, double *out);
+/* "28x28x1" */
+int mn_cli_parse_shape(const char *s, int *h, int *w, int *c);
+
+/* Ctrl-C sets this flag; long work polls it and stops cleanly. */
+extern volatile int mn_cli_stop_flag;
+void mn_cli_install_sigint(void);
+
+/* Training progress on stderr: a bar with rate and ETA on a terminal, plain lines every
+ * few seconds otherwise, nothing when quiet. */
+typedef struct mn_cli_progress {
+    int tty;
+    int quiet;
+    double last_plain;
+    int last_phase, last_epoch;
+} mn_cli_progress;
+
+void mn_cli_progress_init(mn_cli_progress *p, int quiet);
+void mn_cli_progress_train(void *user, const mn_train_progress *p);
+
+/* Minimal JSON output on stdout: {"a":1,"b":"x"} with escaping. */
+typedef struct mn_json {
+    FILE *f;
+    int first;
+} mn_json;
+void mn_json_begin(mn_json *j, FILE *f);
+void mn_json_int(mn_json *j, const char *key, long long v);
+void mn_json_num(mn_json *j, const char *key, double v);
+void mn_json_str(mn_json *j, const char *key, const char *v);
+void mn_json_raw(mn_json *j, const char *key, const char *raw);
+void mn_json_end(mn_json *j);
+
+#endif

@@ -1,0 +1,52 @@
+/* mcunas: the command-line entry point and subcommand dispatch. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mcunas/backend.h"
+
+static const mn_cli_command commands[] = {
+    {"import", "import images (IDX/MNIST format, Fashion-MNIST) into an HDF5 dataset cache",
+     mn_cmd_import},
+    {"train", "train one A(k,c) network on a dataset and report its accuracy", mn_cmd_train},
+    {"bench", "measure training throughput (images/s, GFLOP/s) on a backend", mn_cmd_bench},
+};
+#define N_COMMANDS (sizeof commands / sizeof commands[0])
+
+static void print_version(void) {
+    printf("mcunas %s\nbackends: %s\n", MN_VERSION, mn_backend_available());
+}
+
+static void print_help(void) {
+    printf("mcunas %s: hardware-aware neural architecture search for microcontrollers\n\n"
+           "Usage: mcunas <command> [options]\n       mcunas <command> --help\n\n"
+           "Commands:\n",
+           MN_VERSION);
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        printf("  %-8s %s\n", commands[i].name, commands[i].summary);
+    printf("\nOptions:\n  -h, --help     this help\n  -V, --version  version and built-in backends\n\n"
+           "Networks A(k,c): a 3x3 conv with k kernels and c cells (max pool, batch norm, 3x3 conv,\n"
+           "ReLU), layouts nanonas (default), colabnas and convbn. See README.md.\n\n"
+           "Exit codes: 0 success, 1 the work failed (message on stderr), 2 bad command line,\n"
+           "130 interrupted (Ctrl-C).\n");
+}
+
+int main(int argc, char **argv) {
+    if (argc < 2) {
+        print_help();
+        return MN_EXIT_USAGE;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "-h") || !strcmp(cmd, "--help") || !strcmp(cmd, "help")) {
+        print_help();
+        return MN_EXIT_OK;
+    }
+    if (!strcmp(cmd, "-V") || !strcmp(cmd, "--version") || !strcmp(cmd, "version")) {
+        print_version();
+        return MN_EXIT_OK;
+    }
+    for (size_t i = 0; i < N_COMMANDS; i++)
+        if (!strcmp(cmd, commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+    fprintf(stderr, "mcunas: unknown command '%s'. Try 'mcunas --help'.\n", cmd);
+    return MN_EXIT_USAGE;
+}

@@ -1,0 +1,210 @@
+#include "data/h5util.h"
+
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+void mn_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+
+/* Keeps the first (most specific, walking upward) description on the stack. HDF5's
+ * system-call failures read "file write failed: time = ..., filename = ..., errno = 28,
+ * error message = 'No space left on device', buf = ..."; those are reduced to
+ * "file write failed: No space left on device". */
+static herr_t mn_h5_first_error(unsigned n, const H5E_error2_t *err, void *data) {
+    char *buf = data;
+    if (n != 0 || !err || !err->desc) return 0;
+    const char *d = err->desc;
+    const char *colon = strchr(d, ':');
+    const char *sys = strstr(d, "error message = '");
+    if (colon && sys) {
+        sys += strlen("error message = '");
+        const char *end = strchr(sys, '\'');
+        int len = end ? (int)(end - sys) : (int)strlen(sys);
+        snprintf(buf, 256, "%.*s: %.*s", (int)(colon - d), d, len, sys);
+    } else {
+        snprintf(buf, 256, "%s", d);
+    }
+    return 0;
+}
+
+mn_status mn_h5_fail(mn_status status, const char *fmt, ...) {
+    char detail[256] = "";
+    char msg[768];
+    va_list ap;
+    /* Read HDF5's stack before anything else can clear it. */
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, mn_h5_first_error, detail);
+    va_start(ap, fmt);
+    vsnprintf(msg, sizeof msg, fmt, ap);
+    va_end(ap);
+    if (detail[0]) return mn_error_set(status, "%s (HDF5: %s)", msg, detail);
+    return mn_error_set(status, "%s", msg);
+}
+
+hid_t mn_h5_close(hid_t id) {
+    if (id < 0) return -1;
+    switch (H5Iget_type(id)) {
+    case H5I_FILE: H5Fclose(id); break;
+    case H5I_GROUP: H5Gclose(id); break;
+    case H5I_DATASET: H5Dclose(id); break;
+    case H5I_DATASPACE: H5Sclose(id); break;
+    case H5I_DATATYPE: H5Tclose(id); break;
+    case H5I_ATTR: H5Aclose(id); break;
+    case H5I_GENPROP_LST: H5Pclose(id); break;
+    default: break;
+    }
+    return -1;
+}
+
+mn_status mn_h5_write_str_attr(hid_t loc, const char *path, const char *name, const char *value) {
+    mn_status st = MN_OK;
+    hid_t type = -1, space = -1, attr = -1;
+    /* Fixed-length, NUL-terminated: readable by every HDF5 tool and by h5py as bytes. */
+    type = H5Tcopy(H5T_C_S1);
+    space = H5Screate(H5S_SCALAR);
+    if (type < 0 || space < 0 || H5Tset_size(type, strlen(value) + 1) < 0 ||
+        H5Tset_strpad(type, H5T_STR_NULLTERM) < 0) {
+        st = mn_h5_fail(MN_ERR_IO, "%s: cannot create the type of attribute '%s'", path, name);
+        goto done;
+    }
+    attr = H5Acreate2(loc, name, type, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr < 0 || H5Awrite(attr, type, value) < 0)
+        st = mn_h5_fail(MN_ERR_IO, "%s: cannot write attribute '%s'", path, name);
+done:
+    mn_h5_close(attr);
+    mn_h5_close(space);
+    mn_h5_close(type);
+    return st;
+}
+
+mn_status mn_h5_write_int_attr(hid_t loc, const char *path, const char *name, int value) {
+    mn_status st = MN_OK;
+    int32_t v = (int32_t)value;
+    hid_t space = H5Screate(H5S_SCALAR);
+    hid_t attr = space < 0 ? -1
+                           : H5Acreate2(loc, name, H5T_STD_I32LE, space, H5P_DEFAULT, H5P_DEFAULT);
+    if (attr < 0 || H5Awrite(attr, H5T_NATIVE_INT32, &v) < 0)
+        st = mn_h5_fail(MN_ERR_IO, "%s: cannot write attribute '%s'", path, name);
+    mn_h5_close(attr);
+    mn_h5_close(space);
+    return st;
+}
+
+/* Opens attribute `name` of `loc`, checking it exists and holds exactly one element. */
+static mn_status mn_h5_open_attr(hid_t loc, const char *path, const char *name, hid_t *out) {
+    *out = -1;
+    htri_t exists = H5Aexists(loc, name);
+    if (exists < 0) return mn_h5_fail(MN_ERR_IO, "%s: cannot look up attribute '%s'", path, name);
+    if (exists == 0) return mn_error_set(MN_ERR_FORMAT, "%s: missing attribute '%s'", path, name);
+    hid_t attr = H5Aopen(loc, name, H5P_DEFAULT);
+    if (attr < 0) return mn_h5_fail(MN_ERR_IO, "%s: cannot open attribute '%s'", path, name);
+    hid_t space = H5Aget_space(attr);
+    hssize_t n = space < 0 ? -1 : H5Sget_simple_extent_npoints(space);
+    mn_h5_close(space);
+    if (n != 1) {
+        H5Aclose(attr);
+        return mn_error_set(MN_ERR_FORMAT, "%s: attribute '%s' has %lld elements, expected 1",
+                            path, name, (long long)n);
+    }
+    *out = attr;
+    return MN_OK;
+}
+
+mn_status mn_h5_read_str_attr(hid_t loc, const char *path, const char *name, char **out) {
+    *out = NULL;
+    hid_t attr, ftype = -1, mtype = -1;
+    mn_status st = mn_h5_open_attr(loc, path, name, &attr);
+    if (st != MN_OK) return st;
+    ftype = H5Aget_type(attr);
+    if (ftype < 0 || H5Tget_class(ftype) != H5T_STRING) {
+        char tn[64];
+        mn_h5_type_name(ftype, tn, sizeof tn);
+        st = mn_error_set(MN_ERR_FORMAT, "%s: attribute '%s' has type %s, expected a string",
+                          path, name, tn);
+        goto done;
+    }
+    /* The memory type keeps the file's character set: HDF5 refuses ASCII<->UTF-8. */
+    mtype = H5Tcopy(H5T_C_S1);
+    if (mtype < 0 || H5Tset_cset(mtype, H5Tget_cset(ftype)) < 0) goto fail;
+    if (H5Tis_variable_str(ftype) > 0) {
+        char *s = NULL;
+        if (H5Tset_size(mtype, H5T_VARIABLE) < 0 || H5Aread(attr, mtype, &s) < 0) goto fail;
+        *out = strdup(s ? s : "");
+        H5free_memory(s);
+    } else {
+        size_t size = H5Tget_size(ftype);
+        /* One byte more than stored, NUL-terminated, so any padding converts safely. */
+        if (size == 0 || H5Tset_size(mtype, size + 1) < 0 ||
+            H5Tset_strpad(mtype, H5T_STR_NULLTERM) < 0)
+            goto fail;
+        char *s = calloc(1, size + 1);
+        if (!s) {
+            st = mn_error_set(MN_ERR_NOMEM, "%s: no memory for attribute '%s'", path, name);
+            goto done;
+        }
+        if (H5Aread(attr, mtype, s) < 0) {
+            free(s);
+            goto fail;
+        }
+        s[size] = '\0';
+        *out = s;
+    }
+    if (!*out) st = mn_error_set(MN_ERR_NOMEM, "%s: no memory for attribute '%s'", path, name);
+    goto done;
+fail:
+    st = mn_h5_fail(MN_ERR_FORMAT, "%s: cannot read string attribute '%s'", path, name);
+done:
+    mn_h5_close(mtype);
+    mn_h5_close(ftype);
+    mn_h5_close(attr);
+    return st;
+}
+
+mn_status mn_h5_read_int_attr(hid_t loc, const char *path, const char *name, int *out) {
+    hid_t attr, ftype;
+    long long v = 0;
+    mn_status st = mn_h5_open_attr(loc, path, name, &attr);
+    if (st != MN_OK) return st;
+    ftype = H5Aget_type(attr);
+    if (ftype < 0 || H5Tget_class(ftype) != H5T_INTEGER) {
+        char tn[64];
+        mn_h5_type_name(ftype, tn, sizeof tn);
+        st = mn_error_set(MN_ERR_FORMAT, "%s: attribute '%s' has type %s, expected an integer",
+                          path, name, tn);
+    } else if (H5Aread(attr, H5T_NATIVE_LLONG, &v) < 0) {
+        st = mn_h5_fail(MN_ERR_FORMAT, "%s: cannot read integer attribute '%s'", path, name);
+    } else if (v < INT_MIN || v > INT_MAX) {
+        /* HDF5 clips an out-of-range uint64 to LLONG_MAX, which lands here too. */
+        st = mn_error_set(MN_ERR_FORMAT, "%s: attribute '%s' = %lld is out of range", path,
+                          name, v);
+    } else {
+        *out = (int)v;
+    }
+    mn_h5_close(ftype);
+    mn_h5_close(attr);
+    return st;
+}
+
+void mn_h5_type_name(hid_t type, char *buf, size_t size) {
+    if (type < 0) {
+        snprintf(buf, size, "(unknown)");
+        return;
+    }
+    size_t bits = H5Tget_size(type) * 8;
+    switch (H5Tget_class(type)) {
+    case H5T_INTEGER:
+        snprintf(buf, size, "%s%zu", H5Tget_sign(type) == H5T_SGN_NONE ? "uint" : "int", bits);
+        break;
+    case H5T_FLOAT: snprintf(buf, size, "float%zu", bits); break;
+    case H5T_STRING: snprintf(buf, size, "string"); break;
+    case H5T_COMPOUND: snprintf(buf, size, "compound"); break;
+    case H5T_ENUM: snprintf(buf, size, "enum"); break;
+    case H5T_ARRAY: snprintf(buf, size, "array"); break;
+    case H5T_VLEN: snprintf(buf, size, "vlen"); break;
+    case H5T_BITFIELD: snprintf(buf, size, "bitfield%zu", bits); break;
+    case H5T_OPAQUE: snprintf(buf, size, "opaque"); break;
+    case H5T_REFERENCE: snprintf(buf, size, "reference"); break;
+    default: snprintf(buf, size, "(unknown)"); break;
+    }
+}

@@ -1,0 +1,44 @@
+/* Private HDF5 helpers shared by the dataset reader and writer (src/data only).
+ * They exist so that every HDF5 failure becomes an mn_status plus a message that names the
+ * file and the object, and so that both sides agree on how attributes are typed. */
+#ifndef MN_DATA_H5UTIL_H
+#define MN_DATA_H5UTIL_H
+
+#include <hdf5.h>
+
+#include "mcunas/status.h"
+
+/* Names shared by the reader, the writer and docs/dataset-format.md. */
+#define MN_H5_FORMAT_NAME "mcunas-dataset"
+#define MN_H5_CLASS_NAMES "/class_names"
+
+/* Turns off HDF5's automatic error printing: library code never prints, and failures are
+ * turned into messages instead. Called at every public entry point that touches HDF5,
+ * because the setting belongs to the (per-thread, in thread-safe builds) default stack. */
+void mn_h5_quiet(void);
+
+/* Like mn_error_set, but appends the most specific entry of HDF5's error stack (if any),
+ * e.g. "... (HDF5: unable to extend file properly)", so disk-full and permission problems
+ * are not reduced to "write failed". Call it right after the failing HDF5 call, before
+ * any other API call clears the stack. */
+mn_status mn_h5_fail(mn_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Closes an id of any kind if it is valid; returns -1 for resetting the variable. */
+hid_t mn_h5_close(hid_t id);
+
+/* Scalar attributes as the format defines them: fixed-length NUL-terminated ASCII strings
+ * and int32 little-endian integers. `path` only names the file in messages. */
+mn_status mn_h5_write_str_attr(hid_t loc, const char *path, const char *name, const char *value);
+mn_status mn_h5_write_int_attr(hid_t loc, const char *path, const char *name, int value);
+
+/* Reads a string attribute written either fixed-length (ours) or variable-length (h5py's
+ * default) into a malloc'd string. MN_ERR_FORMAT when absent or not a string. */
+mn_status mn_h5_read_str_attr(hid_t loc, const char *path, const char *name, char **out);
+/* Reads a scalar (or single-element) integer attribute of any width into an int.
+ * MN_ERR_FORMAT when absent, not an integer, not one element or out of int range. */
+mn_status mn_h5_read_int_attr(hid_t loc, const char *path, const char *name, int *out);
+
+/* "uint8", "int32", "float64", "string", ... for messages about the wrong dtype. */
+void mn_h5_type_name(hid_t type, char *buf, size_t size);
+
+#endif

@@ -1,0 +1,19 @@
+/* Small helpers shared by the cmocka suites. Each suite includes cmocka itself. */
+#ifndef MN_TESTUTIL_H
+#define MN_TESTUTIL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* A fresh directory for this test (under $MN_TEST_TMPDIR or /tmp); caller frees. */
+char *mn_test_tmpdir(const char *tag);
+/* dir + "/" + name; caller frees. */
+char *mn_test_path(const char *dir, const char *name);
+/* Deterministic uniform floats in [lo, hi) from a seed. */
+void mn_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
+/* max |a - b| / max(1, |b|) over n values. */
+double mn_test_max_rel_err(const float *a, const double *b, size_t n);
+/* Path of the built mcunas binary ($MN_BIN), or NULL. */
+const char *mn_test_bin(void);
+
+#endif

@@ -1,0 +1,358 @@
+/* The trainable network on every built-in backend: its memory plan equals what it
+ * allocates, its gradients match finite differences through the whole network for every
+ * layout, training is deterministic and learns, and weights round-trip through a file. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "mcunas/arch.h"
+#include "mcunas/backend.h"
+#include "mcunas/net.h"
+#include "mcunas/rng.h"
+#include "mcunas/train.h"
+#include "mcunas/weights.h"
+#include "testutil.h"
+
+/* Backends to test: every name in mn_backend_available(), one suite pass each. */
+static char backend_names[8][32];
+static int n_backends;
+
+static void list_backends(void) {
+    char buf[256];
+    snprintf(buf, sizeof buf, "%s", mn_backend_available());
+    n_backends = 0;
+    for (char *tok = strtok(buf, ","); tok && n_backends < 8; tok = strtok(NULL, ","))
+        snprintf(backend_names[n_backends++], sizeof backend_names[0], "%s", tok);
+}
+
+static mn_backend *make_backend(int i) {
+    mn_backend_options o = {2, 0};
+    mn_backend *be = NULL;
+    assert_int_equal(mn_backend_create(backend_names[i], &o, &be), MN_OK);
+    return be;
+}
+
+static void random_batch(uint8_t *images, int32_t *labels, size_t n, size_t image_bytes,
+                         int classes, uint64_t seed) {
+    mn_rng r;
+    mn_rng_seed(&r, seed);
+    for (size_t i = 0; i < n * image_bytes; i++) images[i] = (uint8_t)mn_rng_below(&r, 256);
+    for (size_t i = 0; i < n; i++) labels[i] = (int32_t)mn_rng_below(&r, (uint64_t)classes);
+}
+
+static void plan_equals_allocation(void **state) {
+    (void)state;
+    for (int b = 0; b < n_backends; b++) {
+        mn_backend *be = make_backend(b);
+        const int ks[] = {1, 3, 8};
+        for (int layout = 0; layout < 3; layout++)
+            for (int i = 0; i < 3; i++) {
+                mn_arch arch;
+                assert_int_equal(mn_arch_build(&arch, ks[i], i + 1, (mn_layout)layout,
+                                               (mn_shape){28, 28, 1}, 10), MN_OK);
+                mn_backend_mem before, after;
+                be->ops->mem_info(be, &before);
+                mn_net_options no;
+                mn_net_options_default(&no);
+                no.batch = 16;
+                mn_net *net;
+                mn_net_plan plan;
+                assert_int_equal(mn_net_plan_compute(&arch, be, 16, &plan), MN_OK);
+                assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+                be->ops->mem_info(be, &after);
+                /* Every byte the net allocates is in the plan, and nothing else. */
+                assert_int_equal(after.allocated_bytes - before.allocated_bytes, plan.device_bytes);
+                assert_int_equal(mn_net_get_plan(net)->device_bytes, plan.device_bytes);
+                assert_int_equal(plan.trainable, mn_arch_trainable_params(&arch));
+                assert_int_equal(plan.state, mn_arch_state_params(&arch));
+                /* A training step allocates nothing more. */
+                uint8_t images[16 * 784];
+                int32_t labels[16];
+                random_batch(images, labels, 16, 784, 10, 3);
+                mn_adam adam = {1e-3f, 0.9f, 0.999f, 1e-7f};
+                double loss;
+                int correct;
+                assert_int_equal(mn_net_init(net, 1), MN_OK);
+                assert_int_equal(mn_net_train_step(net, images, labels, 16, &adam, 1, &loss, &correct),
+                                 MN_OK);
+                be->ops->mem_info(be, &after);
+                assert_int_equal(after.allocated_bytes - before.allocated_bytes, plan.device_bytes);
+                mn_net_destroy(net);
+                be->ops->mem_info(be, &after);
+                assert_int_equal(after.allocated_bytes, before.allocated_bytes);
+            }
+        mn_backend_destroy(be);
+    }
+}
+
+/* Loss of the whole batch (training mode, fixed dropout seed) at the given parameters. */
+static double loss_at(mn_net *net, const float *params, const float *bn_state,
+                      const uint8_t *images, const int32_t *labels, int n) {
+    double loss = 0;
+    assert_int_equal(mn_net_set_params(net, params, bn_state), MN_OK);
+    assert_int_equal(mn_net_forward_backward(net, images, labels, n, 99, &loss), MN_OK);
+    return loss / n;
+}
+
+/* Central differences of the mean loss against the analytic gradient, for every parameter
+ * of a tiny A(2,2). float32 forward passes limit FD precision to ~1e-4, and a coordinate
+ * can straddle a ReLU or max-pool kink, so each layout must have >= 95% of coordinates
+ * within tolerance and a median error far below it. */
+static void whole_network_gradient_check(void **state) {
+    (void)state;
+    for (int b = 0; b < n_backends; b++) {
+        mn_backend *be = make_backend(b);
+        for (int layout = 0; layout < 3; layout++) {
+            mn_arch arch;
+            const mn_shape in = {10, 9, 2};
+            assert_int_equal(mn_arch_build(&arch, 2, 2, (mn_layout)layout, in, 3), MN_OK);
+            mn_net_options no;
+            mn_net_options_default(&no);
+            no.batch = 6;
+            mn_net *net;
+            assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+            assert_int_equal(mn_net_init(net, 5), MN_OK);
+            const int n = 6;
+            uint8_t images[6 * 10 * 9 * 2];
+            int32_t labels[6];
+            random_batch(images, labels, (size_t)n, mn_shape_count(in), 3, 17);
+            size_t p = mn_net_get_plan(net)->trainable, s = mn_net_get_plan(net)->state;
+            float *params = malloc(p * sizeof(float)), *grads = malloc(p * sizeof(float));
+            float *bn = malloc((s + 1) * sizeof(float));
+            assert_int_equal(mn_net_get_params(net, params, bn), MN_OK);
+            /* Perturb BN gammas/betas and biases away from their init so every gradient
+             * is exercised in general position. */
+            mn_rng r;
+            mn_rng_seed(&r, 23);
+            for (size_t i = 0; i < p; i++) params[i] += (float)(0.1 * (mn_rng_uniform(&r) - 0.5));
+            loss_at(net, params, bn, images, labels, n);
+            assert_int_equal(mn_net_get_grads(net, grads), MN_OK);
+            int ok = 0, total = 0;
+            double *errs = malloc(p * sizeof(double));
+            const float eps = 2e-3f;
+            for (size_t i = 0; i < p; i++) {
+                float orig = params[i];
+                params[i] = orig + eps;
+                double lp = loss_at(net, params, bn, images, labels, n);
+                params[i] = orig - eps;
+                double lm = loss_at(net, params, bn, images, labels, n);
+                params[i] = orig;
+                double fd = (lp - lm) / (2.0 * eps);
+                double err = fabs(fd - grads[i]) / fmax(1e-2, fabs(fd) + fabs(grads[i]));
+                errs[total++] = err;
+                ok += err < 3e-2;
+            }
+            /* median */
+            for (int i = 0; i < total; i++)
+                for (int j = i + 1; j < total; j++)
+                    if (errs[j] < errs[i]) {
+                        double t = errs[i];
+                        errs[i] = errs[j];
+                        errs[j] = t;
+                    }
+            double median = errs[total / 2];
+            if (ok < total * 95 / 100 || median > 5e-3)
+                fail_msg("%s layout %s: %d of %d gradients within tolerance, median rel err %g",
+                         backend_names[b], mn_layout_name((mn_layout)layout), ok, total, median);
+            free(errs);
+            free(params);
+            free(grads);
+            free(bn);
+            mn_net_destroy(net);
+        }
+        mn_backend_destroy(be);
+    }
+}
+
+static void train_losses(int b, double *losses, int steps) {
+    mn_backend *be = make_backend(b);
+    mn_arch arch;
+    assert_int_equal(mn_arch_build(&arch, 4, 2, MN_LAYOUT_NANONAS, (mn_shape){16, 16, 3}, 4), MN_OK);
+    mn_net_options no;
+    mn_net_options_default(&no);
+    no.batch = 8;
+    mn_net *net;
+    assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+    assert_int_equal(mn_net_init(net, 77), MN_OK);
+    uint8_t images[8 * 16 * 16 * 3];
+    int32_t labels[8];
+    mn_adam adam = {1e-2f, 0.9f, 0.999f, 1e-7f};
+    for (int i = 0; i < steps; i++) {
+        int correct;
+        random_batch(images, labels, 8, 16 * 16 * 3, 4, (uint64_t)i);
+        assert_int_equal(mn_net_train_step(net, images, labels, 8, &adam, (uint64_t)i, &losses[i], &correct),
+                         MN_OK);
+    }
+    mn_net_destroy(net);
+    mn_backend_destroy(be);
+}
+
+static void same_seed_same_bits(void **state) {
+    (void)state;
+    for (int b = 0; b < n_backends; b++) {
+        double a[6], c[6];
+        train_losses(b, a, 6);
+        train_losses(b, c, 6);
+        assert_memory_equal(a, c, sizeof a);
+        assert_true(a[5] != a[0]); /* the parameters did move */
+    }
+}
+
+/* Four classes: mean brightness levels under per-pixel noise, so that the class survives
+ * global average pooling and a correct trainer separates them within a few epochs. */
+static void make_textures(uint8_t *images, int32_t *labels, size_t n, uint64_t seed) {
+    mn_rng r;
+    mn_rng_seed(&r, seed);
+    for (size_t i = 0; i < n; i++) {
+        int cls = (int)mn_rng_below(&r, 4);
+        int phase = (int)mn_rng_below(&r, 2);
+        labels[i] = cls;
+        for (int y = 0; y < 12; y++)
+            for (int x = 0; x < 12; x++) {
+                int v = 30 + 50 * cls + (int)mn_rng_below(&r, 40) + 8 * ((x + y + phase) % 2);
+                images[i * 144 + (size_t)y * 12 + x] = (uint8_t)v;
+            }
+    }
+}
+
+static void training_learns_and_weights_round_trip(void **state) {
+    (void)state;
+    for (int b = 0; b < n_backends; b++) {
+        mn_backend *be = make_backend(b);
+        const size_t n_train = 2000, n_test = 200;
+        uint8_t *images = malloc((n_train + n_test) * 144);
+        int32_t *labels = malloc((n_train + n_test) * sizeof(int32_t));
+        make_textures(images, labels, n_train + n_test, 3);
+        mn_samples train = {images, labels, n_train};
+        mn_samples test = {images + n_train * 144, labels + n_train, n_test};
+        mn_arch arch;
+        assert_int_equal(mn_arch_build(&arch, 4, 1, MN_LAYOUT_NANONAS, (mn_shape){12, 12, 1}, 4), MN_OK);
+        mn_net_options no;
+        mn_net_options_default(&no);
+        /* batch 8: ~700 steps, enough for BN's 0.99-momentum moving statistics to settle */
+        no.batch = 8;
+        mn_net *net;
+        assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+        assert_int_equal(mn_net_init(net, 1), MN_OK);
+        mn_train_options to;
+        mn_train_options_default(&to);
+        to.epochs = 4;
+        to.adam.lr = 1e-2f;
+        mn_train_result res;
+        assert_int_equal(mn_train_run(net, &train, &test, &to, &res), MN_OK);
+        assert_int_equal(res.val_count, 600);
+        assert_int_equal(res.train_count, 1400);
+        assert_int_equal(res.epochs_run, 4);
+        if (!(res.best_val_acc > 0.9 && res.test_acc > 0.9))
+            fail_msg("%s: val acc %.3f, test acc %.3f after 4 epochs", backend_names[b],
+                     res.best_val_acc, res.test_acc);
+        assert_true(res.best_val_acc >= res.val_acc[res.best_epoch - 1]);
+
+        /* Save, load into a fresh net: identical predictions, bit for bit. */
+        char *dir = mn_test_tmpdir("net");
+        char *path = mn_test_path(dir, "w.h5");
+        assert_int_equal(mn_weights_save(path, net), MN_OK);
+        mn_arch read;
+        assert_int_equal(mn_weights_read_arch(path, &read), MN_OK);
+        assert_int_equal(read.k, 4);
+        assert_int_equal(read.cells, 1);
+        assert_int_equal(read.classes, 4);
+        mn_net *net2;
+        assert_int_equal(mn_net_create(&read, be, &no, &net2), MN_OK);
+        assert_int_equal(mn_net_init(net2, 999), MN_OK);
+        assert_int_equal(mn_weights_load(path, net2), MN_OK);
+        float p1[8 * 4], p2[8 * 4];
+        assert_int_equal(mn_net_evaluate(net, test.images, NULL, 7, NULL, NULL, p1), MN_OK);
+        assert_int_equal(mn_net_evaluate(net2, test.images, NULL, 7, NULL, NULL, p2), MN_OK);
+        assert_memory_equal(p1, p2, 7 * 4 * sizeof(float));
+        /* The saved test accuracy is reproduced by evaluation. */
+        double acc;
+        assert_int_equal(mn_train_evaluate(net2, &test, NULL, n_test, NULL, NULL, MN_PHASE_TEST, &acc, NULL),
+                         MN_OK);
+        assert_true(fabs(acc - res.test_acc) < 1e-12);
+
+        /* A different architecture is refused with both descriptions in the message. */
+        mn_arch other;
+        assert_int_equal(mn_arch_build(&other, 5, 1, MN_LAYOUT_NANONAS, (mn_shape){12, 12, 1}, 4), MN_OK);
+        mn_net *net3;
+        assert_int_equal(mn_net_create(&other, be, &no, &net3), MN_OK);
+        assert_int_equal(mn_weights_load(path, net3), MN_ERR_INVALID_ARG);
+        assert_non_null(strstr(mn_error_message(), "A(4,1)"));
+        assert_non_null(strstr(mn_error_message(), "A(5,1)"));
+        mn_net_destroy(net3);
+
+        /* Not a weight file, and a missing one: clear errors naming the file. */
+        char *junk = mn_test_path(dir, "junk.h5");
+        FILE *f = fopen(junk, "w");
+        fputs("not hdf5", f);
+        fclose(f);
+        assert_int_equal(mn_weights_load(junk, net2), MN_ERR_FORMAT);
+        assert_non_null(strstr(mn_error_message(), junk));
+        assert_int_equal(mn_weights_read_arch("/nonexistent/w.h5", &read), MN_ERR_IO);
+        assert_non_null(strstr(mn_error_message(), "/nonexistent/w.h5"));
+        /* No temporary file is left behind by a successful save. */
+        char *tmp = mn_test_path(dir, "w.h5.tmp");
+        assert_int_not_equal(access(tmp, F_OK), 0);
+        /* A save into a missing directory fails and leaves nothing. */
+        assert_int_equal(mn_weights_save("/nonexistent/dir/w.h5", net), MN_ERR_IO);
+
+        unlink(junk);
+        unlink(path);
+        rmdir(dir);
+        free(tmp);
+        free(junk);
+        free(path);
+        free(dir);
+        mn_net_destroy(net2);
+        mn_net_destroy(net);
+        free(images);
+        free(labels);
+        mn_backend_destroy(be);
+    }
+}
+
+static void bad_batches_are_refused(void **state) {
+    (void)state;
+    mn_backend *be = make_backend(0);
+    mn_arch arch;
+    assert_int_equal(mn_arch_build(&arch, 2, 1, MN_LAYOUT_NANONAS, (mn_shape){8, 8, 1}, 3), MN_OK);
+    mn_net_options no;
+    mn_net_options_default(&no);
+    no.batch = 4;
+    mn_net *net;
+    assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+    assert_int_equal(mn_net_init(net, 1), MN_OK);
+    uint8_t images[5 * 64] = {0};
+    int32_t labels[5] = {0, 1, 2, 3, 0};
+    double loss;
+    int correct;
+    mn_adam adam = {1e-3f, 0.9f, 0.999f, 1e-7f};
+    assert_int_equal(mn_net_train_step(net, images, labels, 5, &adam, 1, &loss, &correct),
+                     MN_ERR_INVALID_ARG);
+    assert_non_null(strstr(mn_error_message(), "planned for 4"));
+    /* label 3 with 3 classes */
+    assert_int_equal(mn_net_train_step(net, images, labels + 1, 4, &adam, 1, &loss, &correct),
+                     MN_ERR_INVALID_ARG);
+    assert_non_null(strstr(mn_error_message(), "sample 2"));
+    mn_net_destroy(net);
+    mn_backend_destroy(be);
+}
+
+int main(void) {
+    list_backends();
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(plan_equals_allocation),
+        cmocka_unit_test(whole_network_gradient_check),
+        cmocka_unit_test(same_seed_same_bits),
+        cmocka_unit_test(training_learns_and_weights_round_trip),
+        cmocka_unit_test(bad_batches_are_refused),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
