@@ -14,7 +14,8 @@
 mn_status mn_cpu_view(const char *op, const char *arg, mn_view v, size_t bytes,
                       size_t align, void **out) {
     *out = NULL;
-    if (!v.buf) return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument '%s' is absent", op, arg);
+    if (!v.buf)
+        return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument '%s' is absent", op, arg);
     if (v.offset > v.buf->size || bytes > v.buf->size - v.offset)
         return mn_error_set(MN_ERR_INVALID_ARG,
                             "%s: argument '%s' needs %zu bytes at offset %zu but its buffer "
@@ -70,8 +71,9 @@ mn_status mn_cpu_dims(const char *op, const char *names, const int *dims, int n,
     size_t p = 1;
     for (int i = 0; i < n; i++) {
         if (dims[i] < (allow_zero ? 0 : 1))
-            return mn_error_set(MN_ERR_INVALID_ARG, "%s: dimension %d of (%s) is %d, must be %s",
-                                op, i, names, dims[i], allow_zero ? ">= 0" : ">= 1");
+            return mn_error_set(MN_ERR_INVALID_ARG,
+                                "%s: dimension %d of (%s) is %d, must be %s", op, i, names,
+                                dims[i], allow_zero ? ">= 0" : ">= 1");
         if (__builtin_mul_overflow(p, (size_t)dims[i], &p))
             return mn_error_set(MN_ERR_INVALID_ARG, "%s: the size of (%s) overflows", op,
                                 names);
@@ -131,7 +133,8 @@ static void mn_cpu_buf_free(mn_backend *be, mn_buf *buf) {
 static mn_status mn_cpu_upload(mn_backend *be, mn_view dst, const void *src, size_t bytes) {
     void *p;
     MN_CPU_TRY(mn_cpu_view("upload", "dst", dst, bytes, 1, &p));
-    if (bytes && !src) return mn_error_set(MN_ERR_INVALID_ARG, "upload: argument 'src' is NULL");
+    if (bytes && !src)
+        return mn_error_set(MN_ERR_INVALID_ARG, "upload: argument 'src' is NULL");
     if (bytes) memcpy(p, src, bytes);
     return MN_OK;
 }
@@ -217,7 +220,8 @@ mn_status mn_backend_cpu_create(const mn_backend_options *opts, mn_backend **out
     int threads = opts ? opts->threads : 0;
     *out = NULL;
     if (threads < 0)
-        return mn_error_set(MN_ERR_INVALID_ARG, "cpu: threads must be >= 0 (got %d)", threads);
+        return mn_error_set(MN_ERR_INVALID_ARG, "cpu: threads must be >= 0 (got %d)",
+                            threads);
     if (threads == 0) threads = omp_get_max_threads();
     if (threads < 1) threads = 1;
     mn_backend *be = calloc(1, sizeof *be);

@@ -27,7 +27,8 @@ static void mn_cpu_dense_rows(const mn_backend *be, int n, int in, int out, cons
         float *yr = y + r0 * (size_t)out;
         mn_cpu_blas_serial();
         if (r1 == r0) continue;
-        for (size_t r = 0; b && r < r1 - r0; r++) memcpy(yr + r * (size_t)out, b, (size_t)out * sizeof(float));
+        for (size_t r = 0; b && r < r1 - r0; r++)
+            memcpy(yr + r * (size_t)out, b, (size_t)out * sizeof(float));
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), out, in, 1.0f,
                     x + r0 * (size_t)in, in, w, in, b ? 1.0f : 0.0f, yr, out);
     }
@@ -129,7 +130,8 @@ mn_status mn_cpu_softmax_xent(mn_backend *be, int n, int classes, mn_view logits
     size_t nc;
     MN_CPU_TRY(mn_cpu_dims(op, "n, classes", dims, 2, 0, &nc));
     MN_CPU_TRY(mn_cpu_fview(op, "logits", logits, nc, &pl));
-    MN_CPU_TRY(mn_cpu_view(op, "labels", labels, (size_t)n * sizeof(int32_t), sizeof(int32_t), &lab));
+    MN_CPU_TRY(mn_cpu_view(op, "labels", labels, (size_t)n * sizeof(int32_t),
+                           sizeof(int32_t), &lab));
     MN_CPU_TRY(mn_cpu_fview(op, "probs", probs, nc, &pp));
     MN_CPU_TRY(mn_cpu_fview(op, "loss", loss, (size_t)n, &ploss));
     MN_CPU_TRY(mn_cpu_fview_opt(op, "dlogits", dlogits, nc, &pdl));

@@ -95,8 +95,10 @@ mn_status mn_cpu_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, m
         return MN_OK;
     }
     const size_t rows = (size_t)n * ho;
-#pragma omp parallel for num_threads(mn_cpu_slots(be, rows, 8 * (size_t)w * cz)) schedule(static)
-    for (size_t r = 0; r < rows; r++) mn_cpu_pool_back_row(r / ho, r % ho, h, w, cz, px, py, pdy, pdx);
+    const int slots = mn_cpu_slots(be, rows, 8 * (size_t)w * cz);
+#pragma omp parallel for num_threads(slots) schedule(static)
+    for (size_t r = 0; r < rows; r++)
+        mn_cpu_pool_back_row(r / ho, r % ho, h, w, cz, px, py, pdy, pdx);
     return MN_OK;
 }
 
@@ -151,7 +153,8 @@ mn_status mn_cpu_gap_forward(mn_backend *be, int n, int h, int w, int c, mn_view
     const size_t cz = (size_t)c, hw = (size_t)h * (size_t)w;
     const size_t blocks = (cz + MN_CPU_GAP_BLOCK - 1) / MN_CPU_GAP_BLOCK;
     const size_t items = (size_t)n * blocks;
-#pragma omp parallel for num_threads(mn_cpu_slots(be, items, hw * MN_CPU_GAP_BLOCK)) schedule(static)
+    const int slots = mn_cpu_slots(be, items, hw * MN_CPU_GAP_BLOCK);
+#pragma omp parallel for num_threads(slots) schedule(static)
     for (size_t it = 0; it < items; it++) {
         const size_t c0 = it % blocks * MN_CPU_GAP_BLOCK;
         const size_t cb = cz - c0 < MN_CPU_GAP_BLOCK ? cz - c0 : MN_CPU_GAP_BLOCK;
