@@ -13,11 +13,12 @@
 
 #include "data/h5util.h"
 
-/* Chunk cache per image dataset. HDF5's default (1 MiB) holds only a few chunks of 32x32x3
- * images (786 KiB each at 256 per chunk); reads of ranges that straddle chunk boundaries,
- * and any compressed file, would then decode the same chunk again on every call. */
-#define MN_READ_CACHE_BYTES ((size_t)32 << 20)
-#define MN_READ_CACHE_SLOTS 12421 /* prime, ~100x the chunks that fit, as HDF5 advises */
+/* Chunk cache of an image dataset: four chunks, at least 8 MiB, at most 256 MiB. HDF5's
+ * default (1 MiB) holds one chunk of 256 images of 32x32x3 (786 KiB): a batch that
+ * straddles a chunk boundary, or any read of a compressed file, would then fetch (and
+ * inflate) the same chunk again on every call. */
+#define MN_READ_CACHE_MIN ((size_t)8 << 20)
+#define MN_READ_CACHE_MAX ((size_t)256 << 20)
 
 typedef struct mn_split_handles {
     hid_t images, labels; /* -1 when the split is absent */
@@ -91,6 +92,41 @@ done:
     return st;
 }
 
+/* The smallest prime >= n: HDF5 advises a prime number of hash slots. */
+static size_t mn_next_prime(size_t n) {
+    if (n < 3) return 3;
+    for (n |= 1;; n += 2) {
+        int prime = 1;
+        for (size_t d = 3; d * d <= n && prime; d += 2) prime = n % d != 0;
+        if (prime) return n;
+    }
+}
+
+/* Chunk cache for an image dataset: 4 chunks within [MIN, MAX] bytes, and about 100 hash
+ * slots per chunk that fits (HDF5's advice against collisions). */
+static void mn_image_cache(hid_t file, const char *obj, size_t *bytes, size_t *slots) {
+    double chunk = 0;
+    hid_t dset = H5Dopen2(file, obj, H5P_DEFAULT);
+    hid_t dcpl = dset < 0 ? -1 : H5Dget_create_plist(dset);
+    hid_t type = dset < 0 ? -1 : H5Dget_type(dset);
+    hsize_t dims[H5S_MAX_RANK];
+    int rank = dcpl < 0 || H5Pget_layout(dcpl) != H5D_CHUNKED
+                   ? -1
+                   : H5Pget_chunk(dcpl, H5S_MAX_RANK, dims);
+    if (rank > 0 && type >= 0) {
+        chunk = (double)H5Tget_size(type);
+        for (int i = 0; i < rank; i++) chunk *= (double)dims[i];
+    }
+    mn_h5_close(type);
+    mn_h5_close(dcpl);
+    mn_h5_close(dset);
+    *bytes = MN_READ_CACHE_MIN;
+    if (4 * chunk > (double)MN_READ_CACHE_MAX) *bytes = MN_READ_CACHE_MAX;
+    else if (4 * chunk > (double)*bytes) *bytes = (size_t)(4 * chunk);
+    size_t fit = chunk >= 1 ? (size_t)((double)*bytes / chunk) : 64; /* contiguous: unused */
+    *slots = mn_next_prime(100 * (fit ? fit : 1));
+}
+
 static mn_status mn_open_split(mn_dataset *ds, mn_split split, int required) {
     const char *name = mn_split_name(split);
     const char *path = ds->path;
@@ -111,19 +147,26 @@ static mn_status mn_open_split(mn_dataset *ds, mn_split split, int required) {
         if (has <= 0) return mn_error_set(MN_ERR_FORMAT, "%s: missing dataset %s", path, objs[i]);
     }
 
+    /* The cache is sized from the chunk, known only once the dataset is open, and set
+     * only when opening: so open, look, and open again with the cache. */
+    size_t cache_bytes, cache_slots;
+    mn_image_cache(ds->file, img_obj, &cache_bytes, &cache_slots);
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
-    if (dapl < 0 ||
-        H5Pset_chunk_cache(dapl, MN_READ_CACHE_SLOTS, MN_READ_CACHE_BYTES, 0.75) < 0) {
+    if (dapl < 0 || H5Pset_chunk_cache(dapl, cache_slots, cache_bytes, 0.75) < 0) {
+        mn_status st = mn_h5_fail(MN_ERR_IO, "%s: cannot set up the chunk cache for %s", path,
+                                  img_obj);
         mn_h5_close(dapl);
-        return mn_h5_fail(MN_ERR_IO, "%s: cannot set up the chunk cache for %s", path, img_obj);
+        return st;
     }
     ds->split[split].images = H5Dopen2(ds->file, img_obj, dapl);
     mn_status st = MN_OK;
-    if (ds->split[split].images < 0) st = mn_h5_fail(MN_ERR_FORMAT, "%s: cannot open %s", path, img_obj);
+    if (ds->split[split].images < 0)
+        st = mn_h5_fail(MN_ERR_FORMAT, "%s: cannot open %s", path, img_obj);
     H5Pclose(dapl);
     if (st != MN_OK) return st;
     ds->split[split].labels = H5Dopen2(ds->file, lab_obj, H5P_DEFAULT);
-    if (ds->split[split].labels < 0) return mn_h5_fail(MN_ERR_FORMAT, "%s: cannot open %s", path, lab_obj);
+    if (ds->split[split].labels < 0)
+        return mn_h5_fail(MN_ERR_FORMAT, "%s: cannot open %s", path, lab_obj);
 
     const mn_shape s = ds->info.shape;
     const hsize_t hwc[3] = {(hsize_t)s.h, (hsize_t)s.w, (hsize_t)s.c};

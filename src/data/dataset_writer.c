@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 #include "data/h5util.h"
@@ -33,31 +34,59 @@ struct mn_dataset_writer {
     mn_writer_split split[2];
 };
 
-/* Closes every handle and removes the temporary file; w stays allocated (and marked
- * failed) until the caller's abort or commit frees it. Called on any failure, so that even
- * a caller that forgets to abort leaves no .tmp behind. */
-static void mn_writer_discard(mn_dataset_writer *w) {
+/* Closes every HDF5 handle of the writer, the file last. */
+static void mn_writer_close_all(mn_dataset_writer *w) {
     for (int i = 0; i < 2; i++) {
         w->split[i].images = mn_h5_close(w->split[i].images);
         w->split[i].labels = mn_h5_close(w->split[i].labels);
         w->split[i].group = mn_h5_close(w->split[i].group);
     }
-    w->file = mn_h5_close(w->file); /* close first: the name can then be removed cleanly */
+    w->file = mn_h5_close(w->file);
+}
+
+/* HDF5 1.10 does not survive a failing H5Fclose: the file's id stays registered over freed
+ * memory and the library crashes in its exit handler (HDFGroup/hdf5#2257; fixed in 1.14).
+ * After a write has failed (disk full, I/O error), closing would write the remaining dirty
+ * metadata and chunks, fail again, and bring the process down at exit. So the sec2
+ * driver's descriptor is re-pointed at an anonymous in-memory file: those last writes, of a
+ * file that is being discarded anyway, succeed and vanish, and the close completes. (The
+ * close reads nothing back in practice: a cache's metadata, chunk index included, is a few
+ * hundred KiB even for a million images and stays in HDF5's metadata cache.) */
+static void mn_writer_divert(mn_dataset_writer *w) {
+    void *handle = NULL;
+    if (w->file < 0 || H5Fget_vfd_handle(w->file, H5P_DEFAULT, &handle) < 0 || !handle) return;
+    int fd = *(int *)handle;
+    int sink = memfd_create("mcunas-discard", MFD_CLOEXEC);
+    if (sink < 0) return;
+    if (fd >= 0) dup2(sink, fd);
+    close(sink);
+}
+
+/* On a failure: diverts further writes, removes the temporary file's name and marks the
+ * writer failed. The handles stay open until the caller's abort or commit frees w, but no
+ * .tmp is left behind even by a caller that forgets to. */
+static void mn_writer_discard(mn_dataset_writer *w) {
+    if (!w->failed) mn_writer_divert(w);
+    w->failed = 1;
     if (w->tmp) remove(w->tmp);
     free(w->tmp);
     w->tmp = NULL;
-    w->failed = 1;
 }
 
 void mn_dataset_writer_abort(mn_dataset_writer *w) {
     if (!w) return;
-    mn_writer_discard(w);
+    mn_writer_close_all(w); /* close first: the name can then be removed cleanly */
+    if (w->tmp) remove(w->tmp);
+    free(w->tmp);
     free(w->path);
     free(w);
 }
 
-/* Fails the writer: removes the temporary file and frees w, keeping the current message. */
+/* Ends the writer on a failure: closes, removes the temporary file and frees w, keeping
+ * the current message. An I/O failure may recur on the close, so writes are diverted
+ * first (mn_writer_divert). */
 static mn_status mn_writer_fail(mn_dataset_writer *w, mn_status st) {
+    if (st == MN_ERR_IO) mn_writer_discard(w);
     mn_dataset_writer_abort(w);
     return st;
 }
@@ -143,7 +172,10 @@ mn_status mn_dataset_writer_create(const char *path, const mn_dataset_writer_opt
      * never renames a file whose data HDF5 has not yet flushed. A stale .tmp from a crashed
      * run is simply truncated. */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    if (fapl >= 0 && H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0)
+    /* sec2 (HDF5's default POSIX driver) named explicitly: mn_writer_divert relies on its
+     * handle being the file descriptor. */
+    if (fapl >= 0 && H5Pset_fapl_sec2(fapl) >= 0 &&
+        H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0)
         w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
     if (w->file < 0) st = mn_h5_fail(MN_ERR_IO, "%s: cannot create %s", path, w->tmp);
     mn_h5_close(fapl);
@@ -201,7 +233,8 @@ static mn_status mn_writer_open_split(mn_dataset_writer *w, mn_split split) {
     char obj[32];
     mn_status st;
     s->group = H5Gcreate2(w->file, name, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
-    if (s->group < 0) return mn_h5_fail(MN_ERR_IO, "%s: cannot create /%s in %s", w->path, name, w->tmp);
+    if (s->group < 0)
+        return mn_h5_fail(MN_ERR_IO, "%s: cannot create /%s in %s", w->path, name, w->tmp);
     snprintf(obj, sizeof obj, "/%s/images", name);
     st = mn_create_rows(w, s->group, obj, H5T_STD_U8LE, 4, hwc, mn_shape_count(w->shape),
                         &s->images);
@@ -291,13 +324,19 @@ mn_status mn_dataset_writer_commit(mn_dataset_writer *w) {
                                               "%s: not committed: no training images were "
                                               "appended",
                                               w->path));
+    /* Flushing with everything still open is where the cached chunks and the metadata
+     * reach the disk; a failure here (e.g. a full disk) is survivable, see
+     * mn_writer_divert. The close that follows has little left to write. */
+    if (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0) {
+        mn_status st = mn_h5_fail(MN_ERR_IO, "%s: cannot finish writing %s", w->path, w->tmp);
+        mn_writer_discard(w);
+        return mn_writer_fail(w, st);
+    }
     for (int i = 0; i < 2; i++) {
         w->split[i].images = mn_h5_close(w->split[i].images);
         w->split[i].labels = mn_h5_close(w->split[i].labels);
         w->split[i].group = mn_h5_close(w->split[i].group);
     }
-    /* H5Fclose is where HDF5 writes its metadata and cached chunks: its failure (e.g. a
-     * full disk) means the file is incomplete. */
     herr_t rc = H5Fclose(w->file);
     w->file = -1;
     if (rc < 0)

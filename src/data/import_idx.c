@@ -165,8 +165,9 @@ static mn_status mn_idx_expect_end(mn_idx_file *f) {
     return MN_OK;
 }
 
-/* Pass 1 over a label file: checks it is complete and that every label is below `bound`
- * (the number of class names given, or no bound); returns the largest label. */
+/* Pass 1 over a label file, through a handle of its own: checks it is complete and that
+ * every label is below `bound` (the number of class names given, or no bound); raises
+ * *max_label to the largest label. */
 static mn_status mn_idx_scan_labels(const char *path, int bound, int *max_label) {
     mn_idx_file f;
     unsigned char buf[65536];
@@ -225,7 +226,8 @@ static mn_status mn_idx_stream(mn_idx_file *img, mn_idx_file *lab, size_t n,
 static mn_status mn_check_import_options(const mn_import_idx_options *o) {
     if (!o) return mn_error_set(MN_ERR_INVALID_ARG, "mn_import_idx: NULL options");
     if (!o->train_images || !o->train_labels)
-        return mn_error_set(MN_ERR_INVALID_ARG, "mn_import_idx: train images and labels are required");
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "mn_import_idx: train images and labels are required");
     if (!o->output) return mn_error_set(MN_ERR_INVALID_ARG, "mn_import_idx: no output path");
     if (!o->test_images != !o->test_labels)
         return mn_error_set(MN_ERR_INVALID_ARG,
@@ -300,15 +302,8 @@ mn_status mn_import_idx(const mn_import_idx_options *o) {
     };
     if ((st = mn_dataset_writer_create(o->output, &wo, &w)) != MN_OK) goto done;
     for (int s = 0; s < 1 + has_test; s++) {
-        /* The label files were read to the end by the scan: reopen for the second pass. */
-        const char *lpath = lab[s].path;
-        uint32_t n_lab = lab[s].n;
-        mn_idx_close(&lab[s]);
-        if ((st = mn_idx_open(&lab[s], lpath, 0)) != MN_OK) goto done;
-        if (lab[s].n != n_lab) {
-            st = mn_error_set(MN_ERR_IO, "%s: changed while being imported", lpath);
-            goto done;
-        }
+        /* lab[s] is still just past its header: the scan read the file through a handle
+         * of its own. */
         const size_t n = s == 0 ? n_train : img[s].n;
         if ((st = mn_idx_stream(&img[s], &lab[s], n, w, (mn_split)s, o)) != MN_OK) goto done;
         /* Test files are read whole; check they end where their headers say. A limited
