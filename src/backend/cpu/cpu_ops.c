@@ -59,24 +59,59 @@ static int mn_cpu_pool_pick(const float v[4], float y) {
     return best;
 }
 
-/* One output row i of image img: zero dx rows 2i, 2i+1 (and the dropped row 2i+2 when it
- * is the last of an odd height), then route dy to each window's pick.
+/* One output row i of image img: route dy to each window's first maximum (row-major) and
+ * write 0 to the other three; zero what the floor dropped (last column of an odd width,
+ * row 2i+2 when it is the last of an odd height). Branch-free so it vectorises over
+ * channels: a data-dependent branch per element cost a misprediction each.
  * x, dx: [N][H][W][C]; y, dy: [N][H/2][W/2][C]. */
 static void mn_cpu_pool_back_row(size_t img, size_t i, int h, int w, size_t cz,
                                  const float *x, const float *y, const float *dy, float *dx) {
     const size_t ho = (size_t)(h / 2), wo = (size_t)(w / 2), wz = (size_t)w;
     const size_t base = (img * (size_t)h + 2 * i) * wz * cz, orow = (img * ho + i) * wo * cz;
-    const size_t zrows = (i + 1 == ho && h % 2) ? 3 : 2;
-    memset(dx + base, 0, zrows * wz * cz * sizeof(float));
     const float *x0 = x + base, *x1 = x0 + wz * cz;
     float *d0 = dx + base, *d1 = d0 + wz * cz;
-    for (size_t j = 0; j < wo; j++)
+    int nan_seen = 0;
+    for (size_t j = 0; j < wo; j++) {
+        const float *a0 = x0 + 2 * j * cz, *b0 = a0 + cz, *a1 = x1 + 2 * j * cz, *b1 = a1 + cz;
+        const float *yj = y + orow + j * cz, *gj = dy + orow + j * cz;
+        float *da0 = d0 + 2 * j * cz, *db0 = da0 + cz, *da1 = d1 + 2 * j * cz, *db1 = da1 + cz;
+        int miss = 0;
+        /* The gradient walks the window in row-major order and stops at the first value
+         * equal to the max: a chain of compare+blend, no branch, no integer logic. */
+#pragma omp simd simdlen(8) reduction(| : miss)
         for (size_t ch = 0; ch < cz; ch++) {
-            const size_t a = 2 * j * cz + ch, b = a + cz;
-            const float v[4] = {x0[a], x0[b], x1[a], x1[b]};
-            float *dst[4] = {d0 + a, d0 + b, d1 + a, d1 + b};
-            *dst[mn_cpu_pool_pick(v, y[orow + j * cz + ch])] = dy[orow + j * cz + ch];
+            const float m = yj[ch], g0 = gj[ch];
+            const int e0 = a0[ch] == m;
+            const float g1 = e0 ? 0.0f : g0;
+            const int e1 = b0[ch] == m;
+            const float g2 = e1 ? 0.0f : g1;
+            const int e2 = a1[ch] == m;
+            const float g3 = e2 ? 0.0f : g2;
+            const int e3 = b1[ch] == m;
+            da0[ch] = e0 ? g0 : 0.0f;
+            db0[ch] = e1 ? g1 : 0.0f;
+            da1[ch] = e2 ? g2 : 0.0f;
+            db1[ch] = e3 ? g3 : 0.0f;
+            miss |= !(e0 | e1 | e2 | e3); /* only a NaN window matches nothing */
         }
+        nan_seen |= miss;
+    }
+    if (nan_seen) { /* a NaN window: fall back to the forward pass's strict-max pick */
+        for (size_t j = 0; j < wo; j++)
+            for (size_t ch = 0; ch < cz; ch++) {
+                const size_t a = 2 * j * cz + ch, b = a + cz;
+                const float v[4] = {x0[a], x0[b], x1[a], x1[b]};
+                float *dst[4] = {d0 + a, d0 + b, d1 + a, d1 + b};
+                const size_t o = orow + j * cz + ch;
+                for (int t = 0; t < 4; t++) *dst[t] = 0.0f;
+                *dst[mn_cpu_pool_pick(v, y[o])] = dy[o];
+            }
+    }
+    if (wz % 2) { /* the dropped last column of both rows */
+        memset(d0 + 2 * wo * cz, 0, cz * sizeof(float));
+        memset(d1 + 2 * wo * cz, 0, cz * sizeof(float));
+    }
+    if (i + 1 == ho && h % 2) memset(d1 + wz * cz, 0, wz * cz * sizeof(float));
 }
 
 mn_status mn_cpu_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, mn_view x,
@@ -122,7 +157,12 @@ mn_status mn_cpu_relu_backward(mn_backend *be, size_t count, mn_view y, mn_view 
     MN_CPU_TRY(mn_cpu_fview(op, "dy", dy, count, &pdy));
     MN_CPU_TRY(mn_cpu_fview(op, "dx", dx, count, &pdx));
 #pragma omp parallel for num_threads(mn_cpu_slots(be, count, 1)) schedule(static)
-    for (size_t i = 0; i < count; i++) pdx[i] = py[i] > 0.0f ? pdy[i] : 0.0f;
+    for (size_t i = 0; i < count; i++) {
+        /* Both loads unconditional, so this compiles to a vector blend instead of a
+         * branch that mispredicts on ReLU's random sign pattern. */
+        const float g = pdy[i];
+        pdx[i] = py[i] > 0.0f ? g : 0.0f;
+    }
     return MN_OK;
 }
 
