@@ -1,0 +1,61 @@
+/* Search strategies as ask/tell state machines: a strategy proposes the next point A(k, c)
+ * and learns its outcome. Resuming a search is replaying its journal into tell; a new
+ * strategy is a new state machine, nothing else changes. */
+#ifndef MCUNAS_STRATEGY_H
+#define MCUNAS_STRATEGY_H
+
+#include "mcunas/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mn_point {
+    int k, cells;
+} mn_point;
+
+typedef enum mn_outcome {
+    MN_OUTCOME_SCORED = 0,  /* trained; score is the validation accuracy */
+    MN_OUTCOME_INFEASIBLE,  /* violates the target (RAM, flash, MACC, latency, depth) */
+    MN_OUTCOME_PRUNED,      /* would not fit the memory of the machine running the search */
+    MN_OUTCOME_FAILED       /* training failed; treated like an infeasible point */
+} mn_outcome;
+
+const char *mn_outcome_name(mn_outcome outcome);
+mn_status mn_outcome_parse(const char *name, mn_outcome *out);
+
+typedef enum mn_strategy_kind {
+    MN_STRATEGY_NANONAS = 0, /* k = 1, 2, 3, ... while best(k) > best(k-1) */
+    MN_STRATEGY_COLABNAS,    /* k = 4, 8, then doubling (+0.005) or halving */
+    MN_STRATEGY_GRID         /* every point of [k_min, k_max] x [0, max_cells] */
+} mn_strategy_kind;
+
+const char *mn_strategy_kind_name(mn_strategy_kind kind);
+mn_status mn_strategy_kind_parse(const char *name, mn_strategy_kind *out);
+
+typedef struct mn_strategy_options {
+    mn_strategy_kind kind;
+    int max_cells;     /* deepest cell count the input allows (mn_arch_max_cells) */
+    int k_min, k_max;  /* grid bounds; nanonas/colabnas stop by their rules or at k_max */
+} mn_strategy_options;
+
+typedef struct mn_strategy mn_strategy;
+
+mn_status mn_strategy_create(const mn_strategy_options *opts, mn_strategy **out);
+void mn_strategy_destroy(mn_strategy *s);
+
+/* The next point to evaluate; returns 0 when the search is over (then *out is untouched). */
+int mn_strategy_ask(mn_strategy *s, mn_point *out);
+
+/* The outcome of the point last asked. Scores are compared as the seeds compare them:
+ * rounded to 3 decimals. Telling a point other than the one asked is an error. */
+mn_status mn_strategy_tell(mn_strategy *s, mn_point p, mn_outcome outcome, double score);
+
+/* The answer so far: the simplest architecture the rules keep. Returns 0 when no point has
+ * been scored. */
+int mn_strategy_best(const mn_strategy *s, mn_point *out, double *score);
+
+#ifdef __cplusplus
+}
+#endif
+#endif
