@@ -24,6 +24,12 @@ typedef struct mn_cli_command {
 int mn_cmd_train(int argc, char **argv);
 int mn_cmd_import(int argc, char **argv);
 int mn_cmd_bench(int argc, char **argv);
+int mn_cmd_search(int argc, char **argv);
+int mn_cmd_devices(int argc, char **argv);
+int mn_cmd_targets(int argc, char **argv);
+int mn_cmd_estimate(int argc, char **argv);
+int mn_cmd_export(int argc, char **argv);
+int mn_cmd_info(int argc, char **argv);
 
 /* Prints "mcunas CMD: <message>" for a failed status; returns the matching exit code. */
 int mn_cli_fail(const char *cmd, mn_status st);

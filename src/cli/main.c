@@ -6,15 +6,24 @@
 #include "mcunas/backend.h"
 
 static const mn_cli_command commands[] = {
-    {"import", "import images (IDX/MNIST format, Fashion-MNIST) into an HDF5 dataset cache",
+    {"import", "import images (IDX, Fashion-MNIST, CIFAR, image folders) into an HDF5 dataset cache",
      mn_cmd_import},
     {"train", "train one A(k,c) network on a dataset and report its accuracy", mn_cmd_train},
+    {"info", "show a dataset cache: shapes, counts per class and split, a preview sheet",
+     mn_cmd_info},
+    {"search", "search for the most accurate network that fits a target MCU", mn_cmd_search},
     {"bench", "measure training throughput (images/s, GFLOP/s) on a backend", mn_cmd_bench},
+    {"devices", "list OpenCL platforms and devices (memory, compute units) for --device", mn_cmd_devices},
+    {"targets", "list the MCU targets (built-in and --target-file)", mn_cmd_targets},
+    {"estimate", "MACC, flash, RAM, latency and feasibility of A(k,c) on a target", mn_cmd_estimate},
+    {"export", "int8-quantize trained weights into a .tflite (and C array)", mn_cmd_export},
 };
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void print_version(void) {
     printf("mcunas %s\nbackends: %s\n", MN_VERSION, mn_backend_available());
+    if (!strstr(mn_backend_available(), "opencl"))
+        printf("opencl: not built (OpenCL/CLBlast not found)\n");
 }
 
 static void print_help(void) {

@@ -1,0 +1,75 @@
+/* The search: a strategy asks for points, the evaluator checks each against the target MCU
+ * (cost model) and against the memory of the machine running the search (training plan),
+ * trains what passes, and the journal records every outcome as it happens. */
+#ifndef MCUNAS_SEARCH_H
+#define MCUNAS_SEARCH_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "mcunas/arch.h"
+#include "mcunas/cost.h"
+#include "mcunas/journal.h"
+#include "mcunas/samples.h"
+#include "mcunas/strategy.h"
+#include "mcunas/target.h"
+#include "mcunas/train.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct mn_search_config {
+    mn_strategy_kind strategy;
+    mn_layout layout;
+    int k_max;                     /* upper bound on k for every strategy */
+    const mn_target *target;
+    const mn_latency_model *latency; /* NULL: the built-in constants */
+    double max_latency_ms;         /* 0: no latency bound */
+    int io_int8;                   /* model input/output int8 instead of uint8 */
+    /* training of each candidate */
+    int epochs, batch;
+    mn_adam adam;
+    double val_split;
+    uint64_t split_seed, seed;
+    /* the machine running the search */
+    const char *backend;
+    int threads, device;
+    size_t host_mem;               /* bytes the search may use on the host */
+    size_t device_mem;             /* bytes on a device that does not share host memory */
+    const char *journal_path;
+    int resume;
+    const char *settings_json;     /* written as the journal's first line */
+    /* reporting */
+    void (*on_candidate)(void *user, const mn_journal_entry *e, int replayed);
+    mn_train_progress_fn on_train_progress;
+    void *user;
+    volatile int *stop;
+} mn_search_config;
+
+typedef struct mn_search_result {
+    int have_winner;
+    mn_point winner;
+    double winner_val_acc;
+    size_t evaluated;    /* candidates in the journal, replayed ones included */
+    size_t trained;      /* trained in this run */
+    size_t replayed;     /* taken from the journal without training */
+    double seconds;      /* wall time of this run's candidate phase */
+    uint64_t peak_host_bytes; /* largest measured peak RSS of a candidate */
+} mn_search_result;
+
+/* Runs the candidate phase to the end of the strategy (or until *stop). */
+mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
+                        mn_search_result *out);
+
+/* Host memory: what /proc says now (0 when unknown). */
+size_t mn_host_available_bytes(void);
+size_t mn_host_rss_bytes(void);
+/* Resets the peak RSS the kernel keeps for this process; returns 0 when it cannot. */
+int mn_host_peak_reset(void);
+size_t mn_host_peak_bytes(void);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,451 @@
+/* mcunas search: from a dataset and a target MCU to the best network that fits. */
+#include <errno.h>
+#include <getopt.h>
+#include <ini.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "mcunas/backend.h"
+#include "mcunas/report.h"
+#include "mcunas/samples.h"
+#include "mcunas/search.h"
+#include "mcunas/target.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: mcunas search --data D.h5 --target T --out DIR [options]\n\n"
+            "Searches the A(k,c) space for the most accurate network that fits the target MCU\n"
+            "(RAM, flash, MACC bound, optional latency) and the memory of this machine, then\n"
+            "retrains the winner, quantizes it to int8 and writes DIR/model.tflite,\n"
+            "DIR/model_data.c/.h, DIR/weights.h5, DIR/report.json, DIR/candidates.csv and\n"
+            "DIR/plot.svg. Every candidate is appended to DIR/journal.jsonl as it is\n"
+            "evaluated; a killed search continues with --resume.\n\n"
+            "Options:\n"
+            "  --data PATH          dataset cache (see 'mcunas import') [required]\n"
+            "  --target T           target MCU (see 'mcunas targets') [required]\n"
+            "  --target-file F      more targets from a file (docs/cost-model.md)\n"
+            "  --out DIR            output folder (created) [required]\n"
+            "  --strategy S         nanonas (default) | colabnas | grid\n"
+            "  --layout L           nanonas (default) | colabnas | convbn\n"
+            "  --k-max K            largest k any strategy may try (default 256; grid: 16)\n"
+            "  --max-latency-ms X   also require the estimated latency below X\n"
+            "  --io uint8|int8      model input/output type (default uint8, as the seeds)\n"
+            "  --epochs N           epochs per candidate (default 3)\n"
+            "  --batch N            batch size (default 16)\n"
+            "  --lr X               Adam learning rate (default 1e-3)\n"
+            "  --val-split F        validation fraction of the training set (default 0.3)\n"
+            "  --seed S             seed of initialisation, shuffling, dropout (default 1)\n"
+            "  --final-epochs N     epochs to retrain the winner (default %d)\n"
+            "  --calib N            calibration images for int8 quantization (default %d)\n"
+            "  --limit N            use only the first N training images\n"
+            "  --host-mem SIZE      host memory the search may use, e.g. 512M (default: the\n"
+            "                       machine's available RAM)\n"
+            "  --device-mem SIZE    device memory for a GPU backend (default: the device's)\n"
+            "  --backend B          compute backend (default cpu; built in: %s)\n"
+            "  --threads N          worker threads (default: all cores)\n"
+            "  --device N           device index for the OpenCL backend\n"
+            "  --resume             continue the search whose journal is in DIR\n"
+            "  --config FILE        read options from an INI file: keys are these long option\n"
+            "                       names in a [search] section; the command line wins\n"
+            "  --json               one JSON event per line on stdout (candidate, winner, done)\n"
+            "  --quiet              no progress output\n"
+            "  -h, --help           this help\n\n"
+            "Exit codes: 0 a model was delivered, 1 an error (message on stderr), 2 bad\n"
+            "command line, 3 no candidate fits the target, 130 interrupted (the journal is\n"
+            "intact; rerun with --resume).\n",
+            MN_FINAL_EPOCHS_DEFAULT, MN_CALIB_IMAGES_DEFAULT, mn_backend_available());
+}
+
+enum {
+    OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_OUT, OPT_STRATEGY, OPT_LAYOUT, OPT_KMAX,
+    OPT_MAXLAT, OPT_IO, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
+    OPT_LIMIT, OPT_HOSTMEM, OPT_DEVMEM, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_RESUME,
+    OPT_CONFIG, OPT_JSON, OPT_QUIET
+};
+
+static const struct option longopts[] = {
+    {"data", required_argument, 0, OPT_DATA},         {"target", required_argument, 0, OPT_TARGET},
+    {"target-file", required_argument, 0, OPT_TARGET_FILE},
+    {"out", required_argument, 0, OPT_OUT},           {"strategy", required_argument, 0, OPT_STRATEGY},
+    {"layout", required_argument, 0, OPT_LAYOUT},     {"k-max", required_argument, 0, OPT_KMAX},
+    {"max-latency-ms", required_argument, 0, OPT_MAXLAT},
+    {"io", required_argument, 0, OPT_IO},             {"epochs", required_argument, 0, OPT_EPOCHS},
+    {"batch", required_argument, 0, OPT_BATCH},       {"lr", required_argument, 0, OPT_LR},
+    {"val-split", required_argument, 0, OPT_VAL},     {"seed", required_argument, 0, OPT_SEED},
+    {"final-epochs", required_argument, 0, OPT_FINAL}, {"calib", required_argument, 0, OPT_CALIB},
+    {"limit", required_argument, 0, OPT_LIMIT},       {"host-mem", required_argument, 0, OPT_HOSTMEM},
+    {"device-mem", required_argument, 0, OPT_DEVMEM}, {"backend", required_argument, 0, OPT_BACKEND},
+    {"threads", required_argument, 0, OPT_THREADS},   {"device", required_argument, 0, OPT_DEVICE},
+    {"resume", no_argument, 0, OPT_RESUME},           {"config", required_argument, 0, OPT_CONFIG},
+    {"json", no_argument, 0, OPT_JSON},               {"quiet", no_argument, 0, OPT_QUIET},
+    {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+
+/* "512M", "2G", "1048576", "64k" -> bytes. */
+static int parse_size(const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) return 0;
+    double mult = 1;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': mult = 1024.0; break;
+        case 'm': case 'M': mult = 1024.0 * 1024; break;
+        case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
+        default: return 0;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I') end++;
+        if (*end == 'b' || *end == 'B') end++;
+        if (*end) return 0;
+    }
+    *out = (size_t)(v * mult);
+    return 1;
+}
+
+typedef struct opts {
+    const char *data, *target, *target_file, *out, *backend;
+    mn_strategy_kind strategy;
+    mn_layout layout;
+    long k_max, epochs, batch, seed, final_epochs, calib, limit, threads, device;
+    double lr, val, max_latency;
+    int io_int8, resume, json, quiet;
+    size_t host_mem, device_mem;
+} opts;
+
+/* Applies one option; returns MN_EXIT_OK or a usage error. `where` names its origin. */
+static int apply(opts *o, int c, const char *arg, const char *where) {
+    const char *cmd = "search";
+#define BAD(...) return mn_cli_usage_error(cmd, __VA_ARGS__)
+    switch (c) {
+    case OPT_DATA: o->data = arg; break;
+    case OPT_TARGET: o->target = arg; break;
+    case OPT_TARGET_FILE: o->target_file = arg; break;
+    case OPT_OUT: o->out = arg; break;
+    case OPT_STRATEGY:
+        if (mn_strategy_kind_parse(arg, &o->strategy)) BAD("%s%s", where, mn_error_message());
+        break;
+    case OPT_LAYOUT:
+        if (mn_layout_parse(arg, &o->layout)) BAD("%s%s", where, mn_error_message());
+        break;
+    case OPT_KMAX:
+        if (!mn_cli_parse_int(arg, 1, 4096, &o->k_max)) BAD("%s--k-max must be in [1, 4096], got '%s'", where, arg);
+        break;
+    case OPT_MAXLAT:
+        if (!mn_cli_parse_double(arg, 1e-6, 1e9, &o->max_latency)) BAD("%s--max-latency-ms must be > 0, got '%s'", where, arg);
+        break;
+    case OPT_IO:
+        if (!strcmp(arg, "int8")) o->io_int8 = 1;
+        else if (!strcmp(arg, "uint8")) o->io_int8 = 0;
+        else BAD("%s--io must be uint8 or int8, got '%s'", where, arg);
+        break;
+    case OPT_EPOCHS:
+        if (!mn_cli_parse_int(arg, 1, MN_TRAIN_MAX_EPOCHS, &o->epochs)) BAD("%s--epochs must be in [1, %d], got '%s'", where, MN_TRAIN_MAX_EPOCHS, arg);
+        break;
+    case OPT_BATCH:
+        if (!mn_cli_parse_int(arg, 1, 65536, &o->batch)) BAD("%s--batch must be in [1, 65536], got '%s'", where, arg);
+        break;
+    case OPT_LR:
+        if (!mn_cli_parse_double(arg, 1e-12, 10, &o->lr)) BAD("%s--lr must be in (0, 10], got '%s'", where, arg);
+        break;
+    case OPT_VAL:
+        if (!mn_cli_parse_double(arg, 0.01, 0.99, &o->val)) BAD("%s--val-split must be in [0.01, 0.99], got '%s'", where, arg);
+        break;
+    case OPT_SEED:
+        if (!mn_cli_parse_int(arg, 0, 0x7fffffffL, &o->seed)) BAD("%s--seed must be a non-negative integer, got '%s'", where, arg);
+        break;
+    case OPT_FINAL:
+        if (!mn_cli_parse_int(arg, 1, MN_TRAIN_MAX_EPOCHS, &o->final_epochs)) BAD("%s--final-epochs must be in [1, %d], got '%s'", where, MN_TRAIN_MAX_EPOCHS, arg);
+        break;
+    case OPT_CALIB:
+        if (!mn_cli_parse_int(arg, 1, 100000, &o->calib)) BAD("%s--calib must be in [1, 100000], got '%s'", where, arg);
+        break;
+    case OPT_LIMIT:
+        if (!mn_cli_parse_int(arg, 1, 0x7fffffffL, &o->limit)) BAD("%s--limit must be a positive integer, got '%s'", where, arg);
+        break;
+    case OPT_HOSTMEM:
+        if (!parse_size(arg, &o->host_mem)) BAD("%s--host-mem must be a size like 512M, got '%s'", where, arg);
+        break;
+    case OPT_DEVMEM:
+        if (!parse_size(arg, &o->device_mem)) BAD("%s--device-mem must be a size like 2G, got '%s'", where, arg);
+        break;
+    case OPT_BACKEND: o->backend = arg; break;
+    case OPT_THREADS:
+        if (!mn_cli_parse_int(arg, 0, 1024, &o->threads)) BAD("%s--threads must be in [0, 1024], got '%s'", where, arg);
+        break;
+    case OPT_DEVICE:
+        if (!mn_cli_parse_int(arg, 0, 1024, &o->device)) BAD("%s--device must be in [0, 1024], got '%s'", where, arg);
+        break;
+    case OPT_RESUME: o->resume = 1; break;
+    case OPT_JSON: o->json = 1; break;
+    case OPT_QUIET: o->quiet = 1; break;
+    default: BAD("%sunknown or incomplete option", where);
+    }
+#undef BAD
+    return MN_EXIT_OK;
+}
+
+/* ---- --config FILE (inih) ---- */
+
+typedef struct config_ctx {
+    opts *o;
+    const char *path;
+    int rc;
+    char *strings[64]; /* values kept alive for the options that point at them */
+    int n_strings;
+} config_ctx;
+
+static int on_ini(void *user, const char *section, const char *name, const char *value) {
+    config_ctx *ctx = user;
+    char where[600];
+    snprintf(where, sizeof where, "%s: [%s] %s: ", ctx->path, section, name);
+    if (strcmp(section, "search") != 0) {
+        ctx->rc = mn_cli_usage_error("search", "%sunknown section [%s] (expected [search])", where, section);
+        return 0;
+    }
+    for (const struct option *lo = longopts; lo->name; lo++) {
+        if (strcmp(lo->name, name) != 0 || lo->val == OPT_CONFIG || lo->val == 'h') continue;
+        if (lo->has_arg == no_argument) {
+            if (strcmp(value, "true") && strcmp(value, "yes") && strcmp(value, "1")) {
+                if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) return 1;
+                ctx->rc = mn_cli_usage_error("search", "%s%s takes true or false, got '%s'", where, name, value);
+                return 0;
+            }
+        }
+        if (ctx->n_strings == 64) {
+            ctx->rc = mn_cli_usage_error("search", "%stoo many keys", where);
+            return 0;
+        }
+        char *copy = strdup(value);
+        ctx->strings[ctx->n_strings++] = copy;
+        ctx->rc = apply(ctx->o, lo->val, copy, where);
+        return ctx->rc == MN_EXIT_OK;
+    }
+    ctx->rc = mn_cli_usage_error("search", "%sunknown key '%s'", where, name);
+    return 0;
+}
+
+/* ---- progress and events ---- */
+
+typedef struct run_ctx {
+    opts *o;
+    mn_cli_progress prog;
+    size_t n;
+} run_ctx;
+
+static void on_candidate(void *user, const mn_journal_entry *e, int replayed) {
+    run_ctx *r = user;
+    r->n++;
+    if (r->o->json) {
+        char line[2048];
+        mn_journal_format(e, line, sizeof line);
+        /* the journal line with "candidate" as the event and a replay flag */
+        size_t len = strlen(line);
+        if (len > 1) {
+            line[len - 1] = '\0';
+            printf("%s,\"replayed\":%s}\n", line, replayed ? "true" : "false");
+            fflush(stdout);
+        }
+    }
+    if (r->o->quiet) return;
+    if (e->outcome == MN_OUTCOME_SCORED)
+        fprintf(stderr, "[%3zu] A(%d,%d) val %.4f  RAM %.1f KiB  flash %.1f KiB  MACC %.3f M  %.1f s%s\n",
+                r->n, e->point.k, e->point.cells, e->val_acc, e->ram_bytes / 1024.0,
+                e->flash_bytes / 1024.0, e->macc / 1e6, e->seconds, replayed ? "  (journal)" : "");
+    else
+        fprintf(stderr, "[%3zu] A(%d,%d) %s: %s%s\n", r->n, e->point.k, e->point.cells,
+                mn_outcome_name(e->outcome), e->reason, replayed ? "  (journal)" : "");
+}
+
+static void on_progress(void *user, const mn_train_progress *p) {
+    run_ctx *r = user;
+    mn_cli_progress_train(&r->prog, p);
+}
+
+static int make_dir(const char *dir) {
+    if (mkdir(dir, 0755) == 0 || errno == EEXIST) {
+        struct stat sb;
+        return stat(dir, &sb) == 0 && S_ISDIR(sb.st_mode);
+    }
+    return 0;
+}
+
+int mn_cmd_search(int argc, char **argv) {
+    const char *cmd = "search";
+    opts o;
+    memset(&o, 0, sizeof o);
+    o.backend = "cpu";
+    o.strategy = MN_STRATEGY_NANONAS;
+    o.layout = MN_LAYOUT_NANONAS;
+    o.epochs = 3;
+    o.batch = 16;
+    o.seed = 1;
+    o.final_epochs = MN_FINAL_EPOCHS_DEFAULT;
+    o.calib = MN_CALIB_IMAGES_DEFAULT;
+    o.lr = 1e-3;
+    o.val = 0.3;
+
+    /* The config file first, so that the command line overrides it. */
+    config_ctx cfgctx = {&o, NULL, MN_EXIT_OK, {0}, 0};
+    for (int i = 1; i < argc; i++) {
+        const char *path = NULL;
+        if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[i + 1];
+        else if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
+        if (!path) continue;
+        cfgctx.path = path;
+        int r = ini_parse(path, on_ini, &cfgctx);
+        if (r < 0) return mn_cli_usage_error(cmd, "cannot read config file %s", path);
+        if (cfgctx.rc != MN_EXIT_OK) return cfgctx.rc;
+        if (r > 0) return mn_cli_usage_error(cmd, "%s:%d: syntax error", path, r);
+    }
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return MN_EXIT_OK;
+        }
+        if (c == OPT_CONFIG) continue;
+        int rc = apply(&o, c, optarg ? optarg : "", "");
+        if (rc != MN_EXIT_OK) return rc;
+    }
+    if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o.data) return mn_cli_usage_error(cmd, "--data is required");
+    if (!o.target) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
+    if (!o.out) return mn_cli_usage_error(cmd, "--out DIR is required");
+
+    mn_target_list targets;
+    mn_status st = mn_target_list_init(&targets);
+    if (!st && o.target_file) st = mn_target_list_load(&targets, o.target_file);
+    if (st) return mn_cli_fail(cmd, st);
+    const mn_target *target = mn_target_find(&targets, o.target);
+    if (!target) {
+        mn_target_list_free(&targets);
+        return mn_cli_usage_error(cmd, "unknown target '%s' (see 'mcunas targets')", o.target);
+    }
+    if (!make_dir(o.out)) {
+        mn_target_list_free(&targets);
+        fprintf(stderr, "mcunas search: error: cannot create output folder %s\n", o.out);
+        return MN_EXIT_FAILURE;
+    }
+
+    double t_start = mn_time_now();
+    mn_loaded_data data;
+    st = mn_loaded_data_read(o.data, (size_t)o.limit, &data);
+    if (st) {
+        mn_target_list_free(&targets);
+        return mn_cli_fail(cmd, st);
+    }
+    /* The settings a resumed search must share (the journal's first line). */
+    char settings[1024];
+    snprintf(settings, sizeof settings,
+             "{\"event\":\"search\",\"version\":%d,\"data\":\"%s\",\"limit\":%ld,\"target\":\"%s\","
+             "\"strategy\":\"%s\",\"layout\":\"%s\",\"k_max\":%ld,\"io\":\"%s\",\"max_latency_ms\":%g,"
+             "\"epochs\":%ld,\"batch\":%ld,\"lr\":%g,\"val_split\":%g,\"seed\":%ld,\"backend\":\"%s\","
+             "\"threads\":%ld}",
+             MN_JOURNAL_VERSION, o.data, o.limit, target->name, mn_strategy_kind_name(o.strategy),
+             mn_layout_name(o.layout), o.k_max ? o.k_max : (o.strategy == MN_STRATEGY_GRID ? 16L : 256L),
+             o.io_int8 ? "int8" : "uint8", o.max_latency,
+             o.epochs, o.batch, o.lr, o.val, o.seed, o.backend, o.threads);
+    char journal_path[4096];
+    snprintf(journal_path, sizeof journal_path, "%s/journal.jsonl", o.out);
+
+    run_ctx rc;
+    memset(&rc, 0, sizeof rc);
+    rc.o = &o;
+    mn_cli_progress_init(&rc.prog, o.quiet || o.json);
+    mn_search_config sc;
+    memset(&sc, 0, sizeof sc);
+    sc.strategy = o.strategy;
+    sc.layout = o.layout;
+    sc.k_max = (int)(o.k_max ? o.k_max : (o.strategy == MN_STRATEGY_GRID ? 16 : 256));
+    sc.target = target;
+    sc.max_latency_ms = o.max_latency;
+    sc.io_int8 = o.io_int8;
+    sc.epochs = (int)o.epochs;
+    sc.batch = (int)o.batch;
+    sc.adam = (mn_adam){(float)o.lr, 0.9f, 0.999f, 1e-7f};
+    sc.val_split = o.val;
+    sc.split_seed = 11;
+    sc.seed = (uint64_t)o.seed;
+    sc.backend = o.backend;
+    sc.threads = (int)o.threads;
+    sc.device = (int)o.device;
+    sc.host_mem = o.host_mem ? o.host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
+    sc.device_mem = o.device_mem;
+    sc.journal_path = journal_path;
+    sc.resume = o.resume;
+    sc.settings_json = settings;
+    sc.on_candidate = on_candidate;
+    sc.on_train_progress = on_progress;
+    sc.user = &rc;
+    sc.stop = &mn_cli_stop_flag;
+    mn_cli_install_sigint();
+
+    if (!o.quiet && !o.json)
+        fprintf(stderr, "search: %s on %s (%zu train+val images), target %s: RAM %zu KiB, flash %zu KiB, "
+                        "MACC bound %.2f M; host budget %.0f MiB\n",
+                mn_strategy_kind_name(o.strategy), o.data, data.train.count, target->name,
+                target->ram_bytes / 1024, target->flash_bytes / 1024, target->macc_bound / 1e6,
+                sc.host_mem / 1048576.0);
+    mn_search_result res;
+    st = mn_search_run(&sc, &data, &res);
+    int exit_code = MN_EXIT_OK;
+    mn_final_result fin;
+    int have_final = 0;
+    if (!st && res.have_winner) {
+        if (!o.quiet && !o.json)
+            fprintf(stderr, "winner A(%d,%d) (val %.3f); retraining for %ld epochs\n", res.winner.k,
+                    res.winner.cells, res.winner_val_acc, o.final_epochs);
+        st = mn_search_finalize(&sc, &data, res.winner, (int)o.final_epochs, (int)o.calib, o.out, &fin);
+        have_final = st == MN_OK;
+    }
+    double total = mn_time_now() - t_start;
+    if (!st) st = mn_search_write_report(&sc, o.out, &res, have_final ? &fin : NULL, total);
+    if (st) {
+        exit_code = mn_cli_fail(cmd, st);
+    } else if (!have_final) {
+        fprintf(stderr, "mcunas search: no candidate fits %s; see %s/candidates.csv\n", target->name, o.out);
+        exit_code = 3;
+    }
+    if (!st && o.json) {
+        mn_json j;
+        mn_json_begin(&j, stdout);
+        mn_json_str(&j, "event", "done");
+        mn_json_int(&j, "candidates", (long long)res.evaluated);
+        mn_json_int(&j, "trained", (long long)res.trained);
+        mn_json_num(&j, "search_seconds", res.seconds);
+        mn_json_num(&j, "total_seconds", total);
+        if (have_final) {
+            mn_json_int(&j, "k", fin.arch.k);
+            mn_json_int(&j, "cells", fin.arch.cells);
+            mn_json_str(&j, "layout", mn_layout_name(fin.arch.layout));
+            mn_json_num(&j, "float_test_acc", fin.float_test_acc);
+            mn_json_num(&j, "int8_test_acc", fin.int8_test_acc);
+            mn_json_int(&j, "ram_bytes", (long long)fin.est.ram_bytes);
+            mn_json_int(&j, "flash_bytes", (long long)fin.flash_bytes);
+            mn_json_int(&j, "macc", (long long)fin.est.macc);
+            mn_json_num(&j, "latency_ms", fin.est.latency_ms);
+        }
+        mn_json_str(&j, "out", o.out);
+        mn_json_end(&j);
+    } else if (!st && have_final && !o.quiet) {
+        printf("\nwinner    A(%d,%d) %s (%zu candidates, %zu trained in this run)\n", fin.arch.k,
+               fin.arch.cells, mn_layout_name(fin.arch.layout), res.evaluated, res.trained);
+        printf("accuracy  float %.4f, int8 %.4f (test split)\n", fin.float_test_acc, fin.int8_test_acc);
+        printf("RAM       %.1f KiB of %zu KiB\n", fin.est.ram_bytes / 1024.0, target->ram_bytes / 1024);
+        printf("flash     %.1f KiB of %zu KiB\n", fin.flash_bytes / 1024.0, target->flash_bytes / 1024);
+        printf("MACC      %llu (bound %llu)\n", (unsigned long long)fin.est.macc,
+               (unsigned long long)target->macc_bound);
+        printf("latency   %.1f ms on %s (estimated)\n", fin.est.latency_ms, target->name);
+        printf("time      search %.1f s, total %.1f s\n", res.seconds, total);
+        printf("files     %s/model.tflite, model_data.c/.h, report.json, candidates.csv, plot.svg\n", o.out);
+    }
+    for (int i = 0; i < cfgctx.n_strings; i++) free(cfgctx.strings[i]);
+    mn_loaded_data_free(&data);
+    mn_target_list_free(&targets);
+    return exit_code;
+}

@@ -1,0 +1,257 @@
+/* report.json, candidates.csv and plot.svg of a search. */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcunas/report.h"
+
+/* A growing text buffer, written to "<path>.tmp" then renamed. */
+typedef struct mn_text {
+    char *s;
+    size_t len, cap;
+    int oom;
+} mn_text;
+
+static void tx(mn_text *t, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void tx(mn_text *t, const char *fmt, ...) {
+    if (t->oom) return;
+    for (;;) {
+        va_list ap;
+        va_start(ap, fmt);
+        int n = vsnprintf(t->s ? t->s + t->len : NULL, t->s ? t->cap - t->len : 0, fmt, ap);
+        va_end(ap);
+        if (n < 0) {
+            t->oom = 1;
+            return;
+        }
+        if (t->s && t->len + (size_t)n < t->cap) {
+            t->len += (size_t)n;
+            return;
+        }
+        size_t cap = (t->cap ? t->cap * 2 : 4096) + (size_t)n;
+        char *s = realloc(t->s, cap);
+        if (!s) {
+            t->oom = 1;
+            return;
+        }
+        t->s = s;
+        t->cap = cap;
+    }
+}
+
+static mn_status text_commit(mn_text *t, const char *dir, const char *name) {
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    mn_status st = MN_OK;
+    if (t->oom) st = mn_error_set(MN_ERR_NOMEM, "no memory for %s", path);
+    FILE *f = st ? NULL : fopen(tmp, "wb");
+    if (!st && !f) st = mn_error_set(MN_ERR_IO, "cannot create %s", tmp);
+    if (f) {
+        int ok = fwrite(t->s ? t->s : "", 1, t->len, f) == t->len;
+        ok = fclose(f) == 0 && ok;
+        if (!ok) st = mn_error_set(MN_ERR_IO, "cannot write %s", tmp);
+        else if (rename(tmp, path) != 0) st = mn_error_set(MN_ERR_IO, "cannot rename %s", tmp);
+        if (st) remove(tmp);
+    }
+    free(t->s);
+    memset(t, 0, sizeof *t);
+    return st;
+}
+
+static void csv_quoted(mn_text *t, const char *s) {
+    tx(t, "\"");
+    for (; *s; s++) tx(t, *s == '"' ? "\"\"" : "%c", *s);
+    tx(t, "\"");
+}
+
+static void json_str(mn_text *t, const char *s) {
+    tx(t, "\"");
+    for (; *s; s++) {
+        unsigned char c = (unsigned char)*s;
+        if (c == '"' || c == '\\') tx(t, "\\%c", c);
+        else if (c < 0x20) tx(t, "\\u%04x", c);
+        else tx(t, "%c", c);
+    }
+    tx(t, "\"");
+}
+
+static void xml_str(mn_text *t, const char *s) {
+    for (; *s; s++) {
+        switch (*s) {
+        case '<': tx(t, "&lt;"); break;
+        case '>': tx(t, "&gt;"); break;
+        case '&': tx(t, "&amp;"); break;
+        case '"': tx(t, "&quot;"); break;
+        default: tx(t, "%c", *s);
+        }
+    }
+}
+
+/* ---- the plot: validation accuracy against RAM and against MACC ---- */
+
+typedef struct panel {
+    double x0, y0, w, h; /* pixel box */
+    double xmax;         /* data range [0, xmax] */
+} panel;
+
+static double px(const panel *p, double x) { return p->x0 + p->w * (x / p->xmax); }
+static double py(const panel *p, double acc, double lo) {
+    return p->y0 + p->h * (1.0 - (acc - lo) / (1.0 - lo));
+}
+
+static void draw_panel(mn_text *t, const panel *p, const mn_journal *j, int use_ram, double limit,
+                       const char *xlabel, double unit, const char *limit_label, double lo,
+                       const mn_final_result *final) {
+    tx(t, "<rect x='%.1f' y='%.1f' width='%.1f' height='%.1f' fill='none' stroke='#444'/>\n", p->x0,
+       p->y0, p->w, p->h);
+    for (int i = 0; i <= 4; i++) { /* ticks */
+        double xv = p->xmax * i / 4, yv = lo + (1.0 - lo) * i / 4;
+        tx(t, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='middle'>%.3g</text>\n", px(p, xv),
+           p->y0 + p->h + 15, xv / unit);
+        tx(t, "<text x='%.1f' y='%.1f' font-size='11' text-anchor='end'>%.2f</text>\n", p->x0 - 5,
+           py(p, yv, lo) + 4, yv);
+    }
+    tx(t, "<text x='%.1f' y='%.1f' font-size='13' text-anchor='middle'>%s</text>\n", p->x0 + p->w / 2,
+       p->y0 + p->h + 33, xlabel);
+    if (limit > 0 && limit <= p->xmax) {
+        tx(t, "<line x1='%.1f' y1='%.1f' x2='%.1f' y2='%.1f' stroke='#c00' stroke-dasharray='6 4'/>\n",
+           px(p, limit), p->y0, px(p, limit), p->y0 + p->h);
+        tx(t, "<text x='%.1f' y='%.1f' font-size='11' fill='#c00' text-anchor='end'>",
+           px(p, limit) - 4, p->y0 + 14);
+        xml_str(t, limit_label);
+        tx(t, "</text>\n");
+    }
+    for (size_t i = 0; i < mn_journal_count(j); i++) {
+        const mn_journal_entry *e = mn_journal_get(j, i);
+        double x = use_ram ? (double)e->ram_bytes : (double)e->macc;
+        if (x <= 0 || x > p->xmax) continue;
+        if (e->outcome == MN_OUTCOME_SCORED) {
+            tx(t, "<circle cx='%.1f' cy='%.1f' r='4' fill='#2a6ebb' fill-opacity='0.75'>"
+                  "<title>A(%d,%d) val %.3f</title></circle>\n",
+               px(p, x), py(p, e->val_acc < lo ? lo : e->val_acc, lo), e->point.k, e->point.cells,
+               e->val_acc);
+        } else { /* not trained: a cross on the axis at its cost */
+            double cx = px(p, x), cy = p->y0 + p->h;
+            tx(t, "<path d='M%.1f %.1f l6 -6 m-6 0 l6 6' stroke='#999' transform='translate(-3 -3)'>"
+                  "<title>A(%d,%d) %s</title></path>\n",
+               cx, cy, e->point.k, e->point.cells, mn_outcome_name(e->outcome));
+        }
+    }
+    if (final) {
+        double x = use_ram ? (double)final->est.ram_bytes : (double)final->est.macc;
+        double y = final->val_acc;
+        for (size_t i = 0; i < mn_journal_count(j); i++) { /* mark the searched score */
+            const mn_journal_entry *e = mn_journal_get(j, i);
+            if (e->point.k == final->arch.k && e->point.cells == final->arch.cells &&
+                e->outcome == MN_OUTCOME_SCORED)
+                y = e->val_acc;
+        }
+        if (y < lo) y = lo;
+        tx(t, "<circle cx='%.1f' cy='%.1f' r='8' fill='none' stroke='#e07000' stroke-width='2.5'/>\n",
+           px(p, x), py(p, y, lo));
+        tx(t, "<text x='%.1f' y='%.1f' font-size='12' fill='#e07000'>winner A(%d,%d)</text>\n",
+           px(p, x) + 10, py(p, y, lo) - 8, final->arch.k, final->arch.cells);
+    }
+}
+
+static mn_status write_plot(const mn_search_config *cfg, const char *dir, const mn_journal *j,
+                            const mn_final_result *final) {
+    double ram_max = (double)cfg->target->ram_bytes * 1.2, macc_max = (double)cfg->target->macc_bound * 1.2;
+    double lo = 1.0;
+    for (size_t i = 0; i < mn_journal_count(j); i++) {
+        const mn_journal_entry *e = mn_journal_get(j, i);
+        if ((double)e->ram_bytes > ram_max) ram_max = (double)e->ram_bytes * 1.05;
+        if ((double)e->macc > macc_max) macc_max = (double)e->macc * 1.05;
+        if (e->outcome == MN_OUTCOME_SCORED && e->val_acc < lo) lo = e->val_acc;
+    }
+    lo = floor((lo - 0.02) * 20) / 20;
+    if (lo < 0) lo = 0;
+    if (lo > 0.9) lo = 0.9;
+    mn_text t = {0};
+    tx(&t, "<?xml version='1.0' encoding='UTF-8'?>\n"
+           "<svg xmlns='http://www.w3.org/2000/svg' width='960' height='420' font-family='sans-serif'>\n"
+           "<rect width='960' height='420' fill='white'/>\n");
+    tx(&t, "<text x='480' y='22' font-size='15' text-anchor='middle'>Validation accuracy of every "
+           "candidate on ");
+    xml_str(&t, cfg->target->name);
+    tx(&t, " (crosses: not trained: infeasible or pruned)</text>\n");
+    tx(&t, "<text x='16' y='210' font-size='13' transform='rotate(-90 16 210)' text-anchor='middle'>"
+           "validation accuracy</text>\n");
+    char ram_label[64], macc_label[64];
+    snprintf(ram_label, sizeof ram_label, "RAM %zu KiB", cfg->target->ram_bytes / 1024);
+    snprintf(macc_label, sizeof macc_label, "MACC bound %.2f M", (double)cfg->target->macc_bound / 1e6);
+    panel a = {70, 45, 380, 310, ram_max}, b = {550, 45, 380, 310, macc_max};
+    draw_panel(&t, &a, j, 1, (double)cfg->target->ram_bytes, "peak RAM (KiB)", 1024.0, ram_label, lo, final);
+    draw_panel(&t, &b, j, 0, (double)cfg->target->macc_bound, "MACC (millions)", 1e6, macc_label, lo, final);
+    tx(&t, "</svg>\n");
+    return text_commit(&t, dir, "plot.svg");
+}
+
+static mn_status write_csv(const char *dir, const mn_journal *j) {
+    mn_text t = {0};
+    tx(&t, "k,cells,outcome,val_acc,macc,params,flash_bytes,ram_bytes,latency_ms,"
+           "host_planned_bytes,host_measured_bytes,device_planned_bytes,device_measured_bytes,"
+           "seconds,reason\n");
+    for (size_t i = 0; i < mn_journal_count(j); i++) {
+        const mn_journal_entry *e = mn_journal_get(j, i);
+        tx(&t, "%d,%d,%s,", e->point.k, e->point.cells, mn_outcome_name(e->outcome));
+        if (e->outcome == MN_OUTCOME_SCORED) tx(&t, "%.4f", e->val_acc);
+        tx(&t, ",%llu,%llu,%llu,%llu,%.3f,%llu,%llu,%llu,%llu,%.2f,", (unsigned long long)e->macc,
+           (unsigned long long)e->params, (unsigned long long)e->flash_bytes,
+           (unsigned long long)e->ram_bytes, e->latency_ms, (unsigned long long)e->host_planned_bytes,
+           (unsigned long long)e->host_measured_bytes, (unsigned long long)e->device_planned_bytes,
+           (unsigned long long)e->device_measured_bytes, e->seconds);
+        csv_quoted(&t, e->reason);
+        tx(&t, "\n");
+    }
+    return text_commit(&t, dir, "candidates.csv");
+}
+
+static mn_status write_json(const mn_search_config *cfg, const char *dir, const mn_journal *j,
+                            const mn_search_result *s, const mn_final_result *f, double total) {
+    size_t n[4] = {0};
+    for (size_t i = 0; i < mn_journal_count(j); i++) n[mn_journal_get(j, i)->outcome]++;
+    mn_text t = {0};
+    tx(&t, "{\n  \"settings\": %s,\n  \"target\": {\"name\": ", cfg->settings_json);
+    json_str(&t, cfg->target->name);
+    tx(&t, ", \"ram_bytes\": %zu, \"flash_bytes\": %zu, \"macc_bound\": %llu, \"clock_mhz\": %g},\n",
+       cfg->target->ram_bytes, cfg->target->flash_bytes, (unsigned long long)cfg->target->macc_bound,
+       cfg->target->clock_mhz);
+    tx(&t, "  \"candidates\": {\"total\": %zu, \"scored\": %zu, \"infeasible\": %zu, \"pruned\": %zu, "
+           "\"failed\": %zu, \"trained_this_run\": %zu, \"replayed\": %zu},\n",
+       mn_journal_count(j), n[MN_OUTCOME_SCORED], n[MN_OUTCOME_INFEASIBLE], n[MN_OUTCOME_PRUNED],
+       n[MN_OUTCOME_FAILED], s->trained, s->replayed);
+    tx(&t, "  \"search_seconds\": %.1f,\n  \"total_seconds\": %.1f,\n  \"peak_host_bytes\": %llu,\n",
+       s->seconds, total, (unsigned long long)s->peak_host_bytes);
+    if (f) {
+        tx(&t, "  \"winner\": {\"k\": %d, \"cells\": %d, \"layout\": \"%s\", \"val_acc\": %.4f, "
+               "\"search_val_acc\": %.4f, \"float_test_acc\": %.4f, \"int8_test_acc\": %.4f, "
+               "\"ram_bytes\": %zu, \"ram_head_bytes\": %zu, \"ram_x86_64_bytes\": %zu, "
+               "\"flash_bytes\": %zu, \"macc\": %llu, \"params\": %zu, \"latency_ms\": %.3f, "
+               "\"final_train_seconds\": %.1f, \"files\": [\"model.tflite\", \"model_data.c\", "
+               "\"model_data.h\", \"weights.h5\"]}\n",
+           f->arch.k, f->arch.cells, mn_layout_name(f->arch.layout), f->val_acc, s->winner_val_acc,
+           f->float_test_acc, f->int8_test_acc, f->est.ram_bytes, f->est.ram_head_bytes,
+           f->est.ram_x86_64_bytes, f->flash_bytes, (unsigned long long)f->est.macc, f->est.params,
+           f->est.latency_ms, f->train_seconds);
+    } else {
+        tx(&t, "  \"winner\": null\n");
+    }
+    tx(&t, "}\n");
+    return text_commit(&t, dir, "report.json");
+}
+
+mn_status mn_search_write_report(const mn_search_config *cfg, const char *dir,
+                                 const mn_search_result *search, const mn_final_result *final,
+                                 double total_seconds) {
+    mn_journal *j = NULL;
+    mn_status st = mn_journal_open(cfg->journal_path, cfg->settings_json, 1, &j);
+    if (!st) st = write_csv(dir, j);
+    if (!st) st = write_plot(cfg, dir, j, final);
+    if (!st) st = write_json(cfg, dir, j, search, final, total_seconds);
+    mn_journal_close(j);
+    return st;
+}
