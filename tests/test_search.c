@@ -1,0 +1,291 @@
+/* The search end to end on a small generated dataset: the evaluator's order (target, then
+ * memory budget, then training), an honest memory budget, resume after an interruption and
+ * after kill -9 reaching the same answer, and the files a search delivers. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "mcunas/dataset.h"
+#include "mcunas/report.h"
+#include "mcunas/rng.h"
+#include "mcunas/search.h"
+#include "mcunas/target.h"
+#include "testutil.h"
+
+static char *tmpdir, *data_path;
+static mn_target_list targets;
+static mn_loaded_data data;
+
+/* 16x16x1 images, 4 classes of mean brightness under noise. */
+static int make_dataset(void **state) {
+    (void)state;
+    tmpdir = mn_test_tmpdir("search");
+    data_path = mn_test_path(tmpdir, "data.h5");
+    mn_dataset_writer_options o = {{16, 16, 1}, 4, NULL, "test_search", 0, 0};
+    mn_dataset_writer *w;
+    assert_int_equal(mn_dataset_writer_create(data_path, &o, &w), MN_OK);
+    mn_rng r;
+    mn_rng_seed(&r, 5);
+    uint8_t img[256];
+    for (int split = 0; split < 2; split++)
+        for (int i = 0; i < (split ? 200 : 900); i++) {
+            int32_t cls = (int32_t)mn_rng_below(&r, 4);
+            for (int p = 0; p < 256; p++) img[p] = (uint8_t)(30 + 50 * cls + (int)mn_rng_below(&r, 40));
+            assert_int_equal(mn_dataset_writer_append(w, split ? MN_SPLIT_TEST : MN_SPLIT_TRAIN, img, &cls, 1),
+                             MN_OK);
+        }
+    assert_int_equal(mn_dataset_writer_commit(w), MN_OK);
+    assert_int_equal(mn_loaded_data_read(data_path, 0, &data), MN_OK);
+    assert_int_equal(mn_target_list_init(&targets), MN_OK);
+    /* A board small enough that deep or wide candidates are infeasible. */
+    assert_int_equal(mn_target_list_parse(&targets,
+                                          "[tiny]\ncore = cortex-m4\nclock_mhz = 64\nram_kib = 8\n"
+                                          "flash_kib = 64\ncoremark = 200\nmacc_bound = 10000\n",
+                                          "tiny.ini"),
+                     MN_OK);
+    return 0;
+}
+
+static int cleanup(void **state) {
+    (void)state;
+    mn_loaded_data_free(&data);
+    mn_target_list_free(&targets);
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
+    if (system(cmd) != 0) return 1;
+    free(data_path);
+    free(tmpdir);
+    return 0;
+}
+
+typedef struct recorder {
+    mn_journal_entry entries[64];
+    int n, replayed;
+    int stop_after; /* set *stop after this many fresh candidates (0: never) */
+    volatile int stop;
+} recorder;
+
+static void on_candidate(void *user, const mn_journal_entry *e, int replayed) {
+    recorder *r = user;
+    if (r->n < 64) r->entries[r->n++] = *e;
+    r->replayed += replayed;
+    if (r->stop_after && r->n - r->replayed >= r->stop_after) r->stop = 1;
+}
+
+static void config(mn_search_config *c, recorder *r, const char *journal, const char *target) {
+    memset(c, 0, sizeof *c);
+    c->strategy = MN_STRATEGY_NANONAS;
+    c->layout = MN_LAYOUT_NANONAS;
+    c->k_max = 64;
+    c->target = mn_target_find(&targets, target);
+    assert_non_null(c->target);
+    c->epochs = 2;
+    c->batch = 8;
+    c->adam = (mn_adam){3e-3f, 0.9f, 0.999f, 1e-7f};
+    c->val_split = 0.3;
+    c->split_seed = 11;
+    c->seed = 3;
+    c->backend = "cpu";
+    c->threads = 2;
+    c->journal_path = journal;
+    c->settings_json = "{\"event\":\"search\",\"test\":1}";
+    c->on_candidate = on_candidate;
+    c->user = r;
+    c->stop = &r->stop;
+}
+
+static void infeasible_never_trained_and_budget_honest(void **state) {
+    (void)state;
+    char *journal = mn_test_path(tmpdir, "j1.jsonl");
+    recorder r;
+    memset(&r, 0, sizeof r);
+    mn_search_config c;
+    config(&c, &r, journal, "tiny");
+    c.strategy = MN_STRATEGY_GRID; /* visits every k up to 5: A(5,0) exceeds 10,000 MACC */
+    c.k_max = 5;
+    mn_search_result res;
+    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    assert_true(res.have_winner);
+    assert_true(r.n >= 3);
+    int infeasible = 0, scored = 0;
+    for (int i = 0; i < r.n; i++) {
+        const mn_journal_entry *e = &r.entries[i];
+        if (e->outcome == MN_OUTCOME_INFEASIBLE) {
+            infeasible++;
+            /* never trained: nothing measured, a reason given */
+            assert_int_equal(e->host_measured_bytes, 0);
+            assert_true(strlen(e->reason) > 0);
+            assert_true(e->ram_bytes > c.target->ram_bytes || e->macc > c.target->macc_bound ||
+                        e->flash_bytes > c.target->flash_bytes);
+        } else if (e->outcome == MN_OUTCOME_SCORED) {
+            scored++;
+            assert_true(e->ram_bytes <= c.target->ram_bytes);
+            assert_true(e->macc <= c.target->macc_bound);
+            /* the honest budget: measured within [70%, 100%] of planned */
+            if (!(e->host_measured_bytes <= e->host_planned_bytes &&
+                  e->host_measured_bytes >= e->host_planned_bytes * 7 / 10))
+                fail_msg("A(%d,%d): host measured %llu, planned %llu", e->point.k, e->point.cells,
+                         (unsigned long long)e->host_measured_bytes,
+                         (unsigned long long)e->host_planned_bytes);
+            if (!(e->device_measured_bytes <= e->device_planned_bytes &&
+                  e->device_measured_bytes >= e->device_planned_bytes * 7 / 10))
+                fail_msg("A(%d,%d): device measured %llu, planned %llu", e->point.k, e->point.cells,
+                         (unsigned long long)e->device_measured_bytes,
+                         (unsigned long long)e->device_planned_bytes);
+        }
+    }
+    assert_true(infeasible >= 1);
+    assert_true(scored >= 2);
+    free(journal);
+}
+
+static void host_budget_prunes_before_training(void **state) {
+    (void)state;
+    char *journal = mn_test_path(tmpdir, "j2.jsonl");
+    recorder r;
+    memset(&r, 0, sizeof r);
+    mn_search_config c;
+    config(&c, &r, journal, "stm32l412kbu3");
+    c.host_mem = mn_host_rss_bytes(); /* already used up: every candidate is pruned */
+    mn_search_result res;
+    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    assert_false(res.have_winner);
+    assert_int_equal(r.n, 1); /* A(1,0) pruned ends k=1, and nothing beat "nothing" */
+    assert_int_equal(r.entries[0].outcome, MN_OUTCOME_PRUNED);
+    assert_int_equal(r.entries[0].host_measured_bytes, 0);
+    assert_non_null(strstr(r.entries[0].reason, "host memory"));
+    assert_non_null(strstr(r.entries[0].reason, "budget"));
+    free(journal);
+}
+
+static void interrupted_search_resumes_to_the_same_answer(void **state) {
+    (void)state;
+    char *j_full = mn_test_path(tmpdir, "full.jsonl"), *j_cut = mn_test_path(tmpdir, "cut.jsonl");
+    recorder full, cut, rest;
+    memset(&full, 0, sizeof full);
+    memset(&cut, 0, sizeof cut);
+    memset(&rest, 0, sizeof rest);
+    mn_search_config c;
+    mn_search_result a, b, d;
+    config(&c, &full, j_full, "stm32l412kbu3");
+    c.k_max = 3;
+    assert_int_equal(mn_search_run(&c, &data, &a), MN_OK);
+    assert_true(full.n >= 4);
+
+    config(&c, &cut, j_cut, "stm32l412kbu3");
+    c.k_max = 3;
+    cut.stop_after = 2;
+    assert_int_equal(mn_search_run(&c, &data, &b), MN_ERR_INTERRUPTED);
+    assert_int_equal(cut.n, 2);
+
+    config(&c, &rest, j_cut, "stm32l412kbu3");
+    c.k_max = 3;
+    c.resume = 1;
+    assert_int_equal(mn_search_run(&c, &data, &d), MN_OK);
+    assert_int_equal(d.replayed, 2);            /* nothing finished was retrained */
+    assert_int_equal(d.evaluated, a.evaluated);
+    assert_int_equal(d.winner.k, a.winner.k);   /* same seed, same answer */
+    assert_int_equal(d.winner.cells, a.winner.cells);
+    assert_float_equal(d.winner_val_acc, a.winner_val_acc, 1e-9);
+    for (int i = 0; i < full.n; i++) {
+        assert_int_equal(rest.entries[i].point.k, full.entries[i].point.k);
+        assert_int_equal(rest.entries[i].point.cells, full.entries[i].point.cells);
+        assert_float_equal(rest.entries[i].val_acc, full.entries[i].val_acc, 1e-6);
+    }
+    free(j_full);
+    free(j_cut);
+}
+
+/* The CLI killed with SIGKILL while candidates train, then --resume: same winner as an
+ * uninterrupted run, and the delivered files exist. */
+static int run_cli(const char *out, int resume, int kill_after_lines) {
+    const char *bin = mn_test_bin();
+    pid_t pid = fork();
+    if (pid == 0) {
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(devnull, 2);
+        const char *argv[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3",
+                              "--out", out, "--k-max", "3", "--epochs", "2", "--batch", "8",
+                              "--lr", "3e-3", "--seed", "3", "--threads", "2", "--final-epochs", "2",
+                              "--quiet", resume ? "--resume" : NULL, NULL};
+        execv(bin, (char *const *)argv);
+        _exit(127);
+    }
+    if (kill_after_lines) {
+        char journal[4200];
+        snprintf(journal, sizeof journal, "%s/journal.jsonl", out);
+        for (int tries = 0; tries < 6000; tries++) { /* up to 60 s */
+            FILE *f = fopen(journal, "r");
+            int lines = 0, ch;
+            if (f) {
+                while ((ch = fgetc(f)) != EOF) lines += ch == '\n';
+                fclose(f);
+            }
+            if (lines >= 1 + kill_after_lines) break;
+            usleep(10000);
+        }
+        kill(pid, SIGKILL);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
+    return WEXITSTATUS(status);
+}
+
+static int winner_of(const char *out, int *k, int *cells) {
+    char path[4200], buf[8192];
+    snprintf(path, sizeof path, "%s/report.json", out);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *w = strstr(buf, "\"winner\": {");
+    return w && sscanf(w, "\"winner\": {\"k\": %d, \"cells\": %d", k, cells) == 2;
+}
+
+static void cli_kill_9_and_resume(void **state) {
+    (void)state;
+    if (!mn_test_bin()) skip();
+    char *a = mn_test_path(tmpdir, "cli-full"), *b = mn_test_path(tmpdir, "cli-killed");
+    assert_int_equal(run_cli(a, 0, 0), 0);
+    assert_int_equal(run_cli(b, 0, 2), 128 + SIGKILL);
+    assert_int_equal(run_cli(b, 0, 0), 1); /* without --resume: refused, nothing overwritten */
+    assert_int_equal(run_cli(b, 1, 0), 0);
+    int ka, ca, kb, cb;
+    assert_true(winner_of(a, &ka, &ca));
+    assert_true(winner_of(b, &kb, &cb));
+    assert_int_equal(ka, kb);
+    assert_int_equal(ca, cb);
+    static const char *const files[] = {"model.tflite", "model_data.c", "model_data.h",
+                                        "candidates.csv", "plot.svg", "weights.h5"};
+    for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
+        char p[4200];
+        struct stat sb;
+        snprintf(p, sizeof p, "%s/%s", b, files[i]);
+        if (stat(p, &sb) != 0 || sb.st_size == 0) fail_msg("missing or empty %s", p);
+    }
+    free(a);
+    free(b);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(infeasible_never_trained_and_budget_honest),
+        cmocka_unit_test(host_budget_prunes_before_training),
+        cmocka_unit_test(interrupted_search_resumes_to_the_same_answer),
+        cmocka_unit_test(cli_kill_9_and_resume),
+    };
+    return cmocka_run_group_tests(tests, make_dataset, cleanup);
+}
