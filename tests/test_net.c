@@ -318,6 +318,134 @@ static void training_learns_and_weights_round_trip(void **state) {
     }
 }
 
+/* A backend whose device is tiny: the real backend's ops with a mem_info that reports
+ * 8 MiB of device memory, 0.5 MiB of it in use, and (second case) a 1 MiB largest
+ * allocation on an unknown capacity. */
+static int g_tiny_case;
+static void tiny_mem_info(mn_backend *be, mn_backend_mem *out) {
+    (void)be;
+    memset(out, 0, sizeof *out);
+    if (g_tiny_case == 0) {
+        out->device_total_bytes = 8u << 20;
+        out->allocated_bytes = 512u << 10;
+    } else {
+        out->max_alloc_bytes = 1u << 20;
+    }
+}
+
+static void budget_is_refused_before_allocating(void **state) {
+    (void)state;
+    for (int b = 0; b < n_backends; b++) {
+        mn_backend *be = make_backend(b);
+        mn_backend_ops fake_ops = *be->ops;
+        fake_ops.mem_info = tiny_mem_info;
+        mn_backend fake = *be;
+        fake.ops = &fake_ops;
+        mn_arch arch;
+        assert_int_equal(mn_arch_build(&arch, 8, 3, MN_LAYOUT_NANONAS, (mn_shape){28, 28, 1}, 10),
+                         MN_OK);
+        mn_net_options no;
+        mn_net_options_default(&no);
+        no.batch = 64;
+        mn_net_plan plan;
+        assert_int_equal(mn_net_plan_compute(&arch, be, no.batch, &plan), MN_OK);
+        size_t largest = 0;
+        const size_t parts[] = {plan.train_bytes, plan.state_bytes, plan.act_bytes,
+                                plan.grad_bytes,  plan.io_bytes,    plan.workspace_bytes};
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            if (parts[i] > largest) largest = parts[i];
+        assert_true(plan.device_bytes > (8u << 20) && largest > (1u << 20));
+        mn_backend_mem before, after;
+        be->ops->mem_info(be, &before);
+        for (g_tiny_case = 0; g_tiny_case < 2; g_tiny_case++) {
+            mn_net *net = (mn_net *)&no; /* must be reset to NULL */
+            mn_error_clear();
+            assert_int_equal(mn_net_create(&arch, &fake, &no, &net), MN_ERR_BUDGET);
+            assert_null(net);
+            const char *msg = mn_error_message();
+            char need[64];
+            snprintf(need, sizeof need, "%.1f MiB",
+                     (double)(g_tiny_case ? largest : plan.device_bytes) / (1024.0 * 1024.0));
+            const char *have = g_tiny_case ? "1.0 MiB" : "8.0 MiB (0.5 MiB in use)";
+            if (!strstr(msg, need) || !strstr(msg, have) || !strstr(msg, "A(8,3)") ||
+                !strstr(msg, "batch 64"))
+                fail_msg("%s: budget message '%s' lacks '%s' or '%s'", backend_names[b], msg,
+                         need, have);
+        }
+        /* nothing was allocated on the real backend */
+        be->ops->mem_info(be, &after);
+        assert_int_equal(after.allocated_bytes, before.allocated_bytes);
+        mn_backend_destroy(be);
+    }
+}
+
+
+/* backend.h: a conv workspace planned for a full batch serves every smaller batch. */
+static void workspace_never_grows_as_the_batch_shrinks(void **state) {
+    (void)state;
+    static const mn_conv_shape shapes[] = {{64, 28, 28, 1, 3},  {64, 14, 14, 3, 6},
+                                           {128, 32, 32, 3, 8}, {128, 16, 16, 8, 16},
+                                           {64, 50, 50, 3, 8},  {40, 7, 7, 24, 30}};
+    for (int b = 0; b < n_backends; b++)
+        for (int threads = 1; threads <= 3; threads++) {
+            mn_backend_options o = {threads, 0};
+            mn_backend *be = NULL;
+            assert_int_equal(mn_backend_create(backend_names[b], &o, &be), MN_OK);
+            for (size_t i = 0; i < sizeof shapes / sizeof shapes[0]; i++) {
+                mn_conv_shape full = shapes[i];
+                size_t planned = be->ops->conv3x3_workspace_bytes(be, &full);
+                for (int n = 1; n < full.n; n++) {
+                    mn_conv_shape part = full;
+                    part.n = n;
+                    size_t need = be->ops->conv3x3_workspace_bytes(be, &part);
+                    if (need > planned)
+                        fail_msg("%s, %d threads, h=w=%d c=%d k=%d: batch %d needs %zu bytes, "
+                                 "batch %d planned %zu", backend_names[b], threads, full.h, full.c,
+                                 full.k, n, need, full.n, planned);
+                }
+            }
+            mn_backend_destroy(be);
+        }
+}
+
+/* Every partial batch trains through a net planned for the full batch (the case that
+ * failed: A(3,3) on 28x28x1, one thread, a last batch of 12 of 16). */
+static void partial_batches_train(void **state) {
+    (void)state;
+    static const struct { int k, cells; mn_shape in; int batch; } cases[] = {
+        {3, 3, {28, 28, 1}, 16}, {8, 2, {32, 32, 3}, 24}};
+    for (int b = 0; b < n_backends; b++)
+        for (int threads = 1; threads <= 3; threads++) {
+            mn_backend_options o = {threads, 0};
+            mn_backend *be = NULL;
+            assert_int_equal(mn_backend_create(backend_names[b], &o, &be), MN_OK);
+            for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+                mn_arch arch;
+                assert_int_equal(mn_arch_build(&arch, cases[i].k, cases[i].cells, MN_LAYOUT_NANONAS,
+                                               cases[i].in, 10), MN_OK);
+                mn_net_options no;
+                mn_net_options_default(&no);
+                no.batch = cases[i].batch;
+                mn_net *net;
+                assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+                assert_int_equal(mn_net_init(net, 1), MN_OK);
+                size_t image = mn_shape_count(cases[i].in);
+                uint8_t *images = malloc((size_t)no.batch * image);
+                int32_t labels[64];
+                random_batch(images, labels, (size_t)no.batch, image, 10, 9);
+                for (int n = 1; n <= no.batch; n++) {
+                    double loss;
+                    if (mn_net_forward_backward(net, images, labels, n, 1, &loss) != MN_OK)
+                        fail_msg("%s, %d threads, A(%d,%d), batch %d of %d: %s", backend_names[b],
+                                 threads, cases[i].k, cases[i].cells, n, no.batch, mn_error_message());
+                }
+                free(images);
+                mn_net_destroy(net);
+            }
+            mn_backend_destroy(be);
+        }
+}
+
 static void bad_batches_are_refused(void **state) {
     (void)state;
     mn_backend *be = make_backend(0);
@@ -352,7 +480,10 @@ int main(void) {
         cmocka_unit_test(whole_network_gradient_check),
         cmocka_unit_test(same_seed_same_bits),
         cmocka_unit_test(training_learns_and_weights_round_trip),
+        cmocka_unit_test(workspace_never_grows_as_the_batch_shrinks),
+        cmocka_unit_test(partial_batches_train),
         cmocka_unit_test(bad_batches_are_refused),
+        cmocka_unit_test(budget_is_refused_before_allocating),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -20,7 +20,7 @@
  * Each sgemm runs inside an OpenMP region and so single-threaded (mn_cpu_blas_serial).
  *
  * Workspace, in bytes; T = slots = min(be->threads, N*H); r64(x) rounds x up to 64;
- * rows(cc) = ceil(B / ceil(B / max(1, MN_CPU_COL_BYTES / (W*9*cc*4)))), B = ceil(N*H/T);
+ * rows(cc) = min(B, max(1, MN_CPU_COL_BYTES / (W*9*cc*4))), B = ceil(N*H/T);
  * col(cc) = r64(rows(cc) * W * 9*cc * 4):
  *   forward          = T * col(C)
  *   backward_data    = T * col(K) + r64(9*K*C*4)                       (flipped kernel)
@@ -64,8 +64,10 @@ static mn_cpu_conv_plan mn_cpu_conv_plan_for(const mn_backend *be, const mn_conv
     size_t row_bytes = (size_t)s->w * p.cols * sizeof(float);
     size_t fit = MN_CPU_COL_BYTES / row_bytes;
     if (fit < 1) fit = 1;
-    size_t chunks = mn_cpu_ceil_div(per_slot, fit);
-    p.rows = mn_cpu_ceil_div(per_slot, chunks);
+    /* min(per_slot, fit) never grows when N shrinks (balancing the chunks would: 13 rows
+     * split as 7+6 but 12 rows as one chunk of 12), so the workspace planned for a full
+     * batch serves every partial batch, as backend.h requires. */
+    p.rows = per_slot < fit ? per_slot : fit;
     p.col_bytes = mn_cpu_r64(p.rows * row_bytes);
     return p;
 }
