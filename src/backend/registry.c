@@ -3,6 +3,10 @@
 
 #include <string.h>
 
+#ifdef MN_HAVE_OPENCL
+#include "backend/opencl/opencl.h"
+#endif
+
 static const char *const mn_op_names[MN_OP_COUNT] = {
     [MN_OP_CONV3X3_FORWARD] = "conv3x3_forward",
     [MN_OP_CONV3X3_BACKWARD_DATA] = "conv3x3_backward_data",
@@ -36,10 +40,19 @@ typedef struct mn_backend_entry {
 
 static const mn_backend_entry mn_backends[] = {
     {"cpu", mn_backend_cpu_create},
+#ifdef MN_HAVE_OPENCL
+    {"opencl", mn_backend_opencl_create},
+#endif
 };
 #define MN_N_BACKENDS (sizeof mn_backends / sizeof mn_backends[0])
 
-const char *mn_backend_available(void) { return "cpu"; }
+const char *mn_backend_available(void) {
+#ifdef MN_HAVE_OPENCL
+    return "cpu,opencl";
+#else
+    return "cpu";
+#endif
+}
 
 mn_status mn_backend_create(const char *name, const mn_backend_options *opts,
                             mn_backend **out) {

@@ -16,6 +16,7 @@ static void usage(FILE *f) {
             "Options:\n"
             "  --backend B     compute backend (default cpu; built in: %s)\n"
             "  --threads N     worker threads (default: all cores)\n"
+            "  --device N      OpenCL device index (default 0; see mcunas devices)\n"
             "  --batch N       batch size (default 16)\n"
             "  --k K --cells C one candidate instead of the reference set\n"
             "  --layout L      nanonas (default) | colabnas | convbn\n"
@@ -30,7 +31,7 @@ static void usage(FILE *f) {
             mn_backend_available());
 }
 
-enum { OPT_BACKEND = 256, OPT_THREADS, OPT_BATCH, OPT_K, OPT_CELLS, OPT_LAYOUT, OPT_INPUT,
+enum { OPT_BACKEND = 256, OPT_THREADS, OPT_DEVICE, OPT_BATCH, OPT_K, OPT_CELLS, OPT_LAYOUT, OPT_INPUT,
        OPT_CLASSES, OPT_SECONDS, OPT_WARMUP, OPT_SGEMM, OPT_JSON };
 
 static int run_one(const char *backend, mn_backend *be, const mn_arch *arch, int batch,
@@ -71,6 +72,7 @@ static int run_one(const char *backend, mn_backend *be, const mn_arch *arch, int
 int mn_cmd_bench(int argc, char **argv) {
     static const struct option longopts[] = {
         {"backend", required_argument, 0, OPT_BACKEND}, {"threads", required_argument, 0, OPT_THREADS},
+        {"device", required_argument, 0, OPT_DEVICE},
         {"batch", required_argument, 0, OPT_BATCH},     {"k", required_argument, 0, OPT_K},
         {"cells", required_argument, 0, OPT_CELLS},     {"layout", required_argument, 0, OPT_LAYOUT},
         {"input", required_argument, 0, OPT_INPUT},     {"classes", required_argument, 0, OPT_CLASSES},
@@ -78,7 +80,7 @@ int mn_cmd_bench(int argc, char **argv) {
         {"sgemm", no_argument, 0, OPT_SGEMM},           {"json", no_argument, 0, OPT_JSON},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     const char *cmd = "bench", *backend = "cpu";
-    long threads = 0, batch = 16, k = -1, cells = -1, classes = 2, warmup = 5;
+    long threads = 0, device = 0, batch = 16, k = -1, cells = -1, classes = 2, warmup = 5;
     double seconds = 3;
     int h = 50, w = 50, ch = 3, json = 0, sgemm = 0;
     mn_layout layout = MN_LAYOUT_NANONAS;
@@ -87,6 +89,10 @@ int mn_cmd_bench(int argc, char **argv) {
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
         case OPT_BACKEND: backend = optarg; break;
+        case OPT_DEVICE:
+            if (!mn_cli_parse_int(optarg, 0, 1024, &device))
+                return mn_cli_usage_error(cmd, "--device must be in [0, 1024], got '%s'", optarg);
+            break;
         case OPT_THREADS:
             if (!mn_cli_parse_int(optarg, 0, 1024, &threads))
                 return mn_cli_usage_error(cmd, "--threads must be in [0, 1024], got '%s'", optarg);
@@ -149,7 +155,7 @@ int mn_cmd_bench(int argc, char **argv) {
         return MN_EXIT_OK;
     }
 
-    mn_backend_options bo = {(int)threads, 0};
+    mn_backend_options bo = {(int)threads, (int)device};
     mn_backend *be = NULL;
     mn_status st = mn_backend_create(backend, &bo, &be);
     if (st) return mn_cli_fail(cmd, st);

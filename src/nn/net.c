@@ -36,6 +36,7 @@ struct mn_net {
     mn_net_layout lay;
     mn_buf *train, *state, *acts, *grads, *io, *work;
     int adam_step;
+    int last_mode, last_n; /* of the last mn_net_forward_mode (-1: none) */
     float *host_loss, *host_probs; /* downloads of one batch */
 };
 
@@ -148,6 +149,43 @@ void mn_net_destroy(mn_net *net) {
     free(net);
 }
 
+/* Refuses a plan the device cannot hold, before anything is allocated: its total beyond
+ * the device's free memory (capacity less what the backend has allocated), or its largest
+ * buffer beyond the device's largest allocation (each check only where the backend knows
+ * the number). */
+static mn_status budget_check(const mn_arch *arch, mn_backend *be, const mn_net_plan *p) {
+    mn_backend_mem mem;
+    memset(&mem, 0, sizeof mem);
+    if (!be->ops->mem_info) return MN_OK;
+    be->ops->mem_info(be, &mem);
+    const double mib = 1024.0 * 1024.0;
+    if (mem.device_total_bytes) {
+        size_t used = mem.allocated_bytes;
+        size_t avail = mem.device_total_bytes > used ? mem.device_total_bytes - used : 0;
+        if (p->device_bytes > avail)
+            return mn_error_set(MN_ERR_BUDGET,
+                                "A(%d,%d) needs %.1f MiB of device memory for batch %d but the "
+                                "device of backend '%s' has %.1f MiB (%.1f MiB in use)",
+                                arch->k, arch->cells, (double)p->device_bytes / mib, p->batch,
+                                be->ops->name, (double)mem.device_total_bytes / mib,
+                                (double)used / mib);
+    }
+    if (mem.max_alloc_bytes) {
+        const size_t parts[] = {p->train_bytes, p->state_bytes, p->act_bytes,
+                                p->grad_bytes,  p->io_bytes,    p->workspace_bytes};
+        size_t largest = 0;
+        for (size_t i = 0; i < sizeof parts / sizeof parts[0]; i++)
+            if (parts[i] > largest) largest = parts[i];
+        if (largest > mem.max_alloc_bytes)
+            return mn_error_set(MN_ERR_BUDGET,
+                                "A(%d,%d) needs a single buffer of %.1f MiB for batch %d but the "
+                                "device of backend '%s' allocates at most %.1f MiB at once",
+                                arch->k, arch->cells, (double)largest / mib, p->batch,
+                                be->ops->name, (double)mem.max_alloc_bytes / mib);
+    }
+    return MN_OK;
+}
+
 mn_status mn_net_create(const mn_arch *arch, mn_backend *be, const mn_net_options *opts,
                         mn_net **out) {
     *out = NULL;
@@ -163,9 +201,14 @@ mn_status mn_net_create(const mn_arch *arch, mn_backend *be, const mn_net_option
     net->arch = *arch;
     net->be = be;
     net->opts = *opts;
+    net->last_mode = -1;
     layout_compute(arch, be, opts->batch, &net->lay, &net->plan);
     const mn_net_plan *p = &net->plan;
     mn_status st;
+    if ((st = budget_check(arch, be, p)) != MN_OK) {
+        free(net);
+        return st;
+    }
     if ((st = mn_buf_alloc(be, p->train_bytes, &net->train)) ||
         (st = mn_buf_alloc(be, p->state_bytes, &net->state)) ||
         (st = mn_buf_alloc(be, p->act_bytes, &net->acts)) ||
@@ -273,8 +316,29 @@ mn_status mn_net_get_grads(mn_net *net, float *grads) {
 
 static mn_view act(mn_net *net, size_t off) { return mn_view_at(net->acts, off); }
 
-/* Runs layers [0, n_layers - 1) (everything before softmax) on the uploaded batch. */
+/* Runs layers [0, n_layers - 1) (everything before softmax) on the uploaded batch.
+ * training: 0 inference, 1 training; mode_ex (mn_net_forward_mode only): 1 training without
+ * dropout, 2 BN as identity without dropout. */
+static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_seed,
+                            int mode_ex);
 static mn_status forward(mn_net *net, int n, int training, uint64_t dropout_seed) {
+    net->last_mode = -1; /* these activations are not for mn_net_backward_from_logits */
+    return forward_ex(net, n, training, dropout_seed, 0);
+}
+
+/* y = x for a BN layer in MN_NET_MODE_NO_BN: the table has no copy op, and this mode runs
+ * on one or a few samples (synflow), so the copy goes through the host. */
+static mn_status copy_through_host(mn_net *net, mn_view x, mn_view y, size_t count) {
+    float *tmp = malloc((count ? count : 1) * sizeof(float));
+    if (!tmp) return mn_error_set(MN_ERR_NOMEM, "no memory to copy %zu floats", count);
+    mn_status st = mn_download(net->be, x, tmp, count * sizeof(float));
+    if (!st) st = mn_upload(net->be, y, tmp, count * sizeof(float));
+    free(tmp);
+    return st;
+}
+
+static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_seed,
+                            int mode_ex) {
     mn_backend *be = net->be;
     const float eps = net->opts.bn_eps;
     mn_status st = MN_OK;
@@ -295,7 +359,9 @@ static mn_status forward(mn_net *net, int n, int training, uint64_t dropout_seed
             mn_view beta = param_view(net, 0, nl->param_off + (size_t)c);
             mn_view rmean = mn_view_at(net->state, nl->state_off * sizeof(float));
             mn_view rvar = mn_view_at(net->state, (nl->state_off + (size_t)c) * sizeof(float));
-            if (training)
+            if (mode_ex == 2)
+                st = copy_through_host(net, x, y, count);
+            else if (training)
                 st = MN_CALL(be, batchnorm_train, MN_OP_BATCHNORM_TRAIN, m, c, x, p0, beta, rmean,
                              rvar, net->opts.bn_momentum, eps, y, act(net, nl->save_off),
                              act(net, nl->save_off + (size_t)c * sizeof(float)));
@@ -321,7 +387,7 @@ static mn_status forward(mn_net *net, int n, int training, uint64_t dropout_seed
             st = MN_CALL(be, gap_forward, MN_OP_GAP_FORWARD, n, l->in.h, l->in.w, c, x, y);
             break;
         case MN_LAYER_DROPOUT:
-            if (training)
+            if (training && !mode_ex)
                 st = MN_CALL(be, dropout_forward, MN_OP_DROPOUT_FORWARD, count, l->rate,
                              dropout_seed, x, act(net, nl->save_off), y);
             break; /* inference: identity, and the layer is in place */
@@ -346,8 +412,11 @@ static mn_status loss_and_grad(mn_net *net, int n, int want_grad) {
                    mn_view_at(net->io, net->lay.io_loss_off), dlogits);
 }
 
-/* Back-propagates from dlogits in grads[0]; leaves every parameter gradient in region 1. */
-static mn_status backward(mn_net *net, int n) {
+/* Back-propagates from dlogits in grads[0]; leaves every parameter gradient in region 1.
+ * mode_ex as in forward_ex: dropout (1, 2) and BN (2) were the identity. */
+static mn_status backward_ex(mn_net *net, int n, int mode_ex);
+static mn_status backward(mn_net *net, int n) { return backward_ex(net, n, 0); }
+static mn_status backward_ex(mn_net *net, int n, int mode_ex) {
     mn_backend *be = net->be;
     const size_t half = net->plan.grad_bytes / 2;
     int cur = 0; /* which ping-pong half holds dL/d(output of the layer being processed) */
@@ -364,6 +433,11 @@ static mn_status backward(mn_net *net, int n) {
         int swaps = 1;
         switch (l->kind) {
         case MN_LAYER_BATCHNORM:
+            if (mode_ex == 2) { /* identity: dx = dy in place, no parameter gradient */
+                st = be->ops->fill(be, g0, 0.0f, 2 * (size_t)c);
+                swaps = 0;
+                break;
+            }
             st = MN_CALL(be, batchnorm_backward, MN_OP_BATCHNORM_BACKWARD, m, c, x, dy, p0,
                          act(net, nl->save_off), act(net, nl->save_off + (size_t)c * sizeof(float)),
                          dx, g0, param_view(net, 1, nl->param_off + (size_t)c));
@@ -390,6 +464,10 @@ static mn_status backward(mn_net *net, int n) {
             st = MN_CALL(be, gap_backward, MN_OP_GAP_BACKWARD, n, l->in.h, l->in.w, c, dy, dx);
             break;
         case MN_LAYER_DROPOUT:
+            if (mode_ex) { /* no dropout was applied */
+                swaps = 0;
+                break;
+            }
             st = MN_CALL(be, dropout_backward, MN_OP_DROPOUT_BACKWARD, count,
                          act(net, nl->save_off), dy, dy);
             swaps = 0;
@@ -504,4 +582,52 @@ mn_status mn_net_evaluate(mn_net *net, const uint8_t *images, const int32_t *lab
     if (!st) st = loss_and_grad(net, n, 0);
     if (!st) st = collect(net, labels, n, loss_sum, correct, probs);
     return st;
+}
+
+/* ---- lower-level passes for the zero-cost proxies ---- */
+
+mn_status mn_net_forward_mode(mn_net *net, const uint8_t *images, int n, mn_net_mode mode) {
+    if (mode != MN_NET_MODE_TRAIN && mode != MN_NET_MODE_INFER && mode != MN_NET_MODE_NO_BN)
+        return mn_error_set(MN_ERR_INVALID_ARG, "unknown net mode %d", (int)mode);
+    net->last_mode = -1;
+    mn_status st = upload_batch(net, images, NULL, n);
+    if (st) return st;
+    if (mode == MN_NET_MODE_TRAIN) st = forward_ex(net, n, 1, 0, 1);
+    else if (mode == MN_NET_MODE_INFER) st = forward_ex(net, n, 0, 0, 0);
+    else st = forward_ex(net, n, 1, 0, 2);
+    if (!st) {
+        net->last_mode = (int)mode;
+        net->last_n = n;
+    }
+    return st;
+}
+
+mn_status mn_net_backward_from_logits(mn_net *net, const float *dlogits, int n) {
+    if (net->last_mode < 0 || n != net->last_n)
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "backward of %d samples needs a forward of the same samples first "
+                            "(last forward: %d)", n, net->last_mode < 0 ? 0 : net->last_n);
+    if (net->last_mode == MN_NET_MODE_INFER)
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "backward after an inference-mode forward is not supported");
+    mn_status st = mn_upload(net->be, mn_view_at(net->grads, 0), dlogits,
+                             (size_t)n * net->arch.classes * sizeof(float));
+    if (!st) st = backward_ex(net, n, net->last_mode == MN_NET_MODE_NO_BN ? 2 : 1);
+    return st;
+}
+
+mn_status mn_net_layer_output(mn_net *net, int layer, int n, float *host) {
+    if (layer < 0 || layer >= net->arch.n_layers)
+        return mn_error_set(MN_ERR_INVALID_ARG, "layer %d outside [0, %d)", layer,
+                            net->arch.n_layers);
+    if (net->last_mode < 0 || n < 1 || n > net->last_n)
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "layer output of %d samples but the last forward ran %d", n,
+                            net->last_mode < 0 ? 0 : net->last_n);
+    const mn_layer *l = &net->arch.layers[layer];
+    if (l->kind == MN_LAYER_SOFTMAX)
+        return mn_error_set(MN_ERR_INVALID_ARG, "layer %d is the softmax, fused with the loss: "
+                            "read the logits (layer %d) instead", layer, layer - 1);
+    return mn_download(net->be, act(net, net->lay.layers[layer].out_off), host,
+                       (size_t)n * mn_shape_count(l->out) * sizeof(float));
 }

@@ -1,0 +1,19 @@
+# Embeds OpenCL kernel sources into a C file (run with cmake -P):
+#   cmake -DOUT=file.c "-DSOURCES=a.cl;b.cl" -P embed.cmake
+# Every source becomes one NUL-terminated char array (bytes in hex, so no escaping can go
+# wrong), concatenated in `mn_ocl_kernel_source` order of SOURCES, with its length.
+set(body "/* Generated from the kernels directory by kernels/embed.cmake; do not edit. */\n#include <stddef.h>\n\n")
+set(all "")
+foreach(src ${SOURCES})
+  file(READ ${src} hex HEX)
+  string(APPEND all "${hex}")
+endforeach()
+string(LENGTH "${all}" n)
+math(EXPR bytes "${n} / 2")
+string(REGEX REPLACE "([0-9a-f][0-9a-f])" "0x\\1," arr "${all}")
+# 16 bytes per line keeps the file readable for tools.
+string(REGEX REPLACE "((0x[0-9a-f][0-9a-f],){16})" "\\1\n" arr "${arr}")
+string(APPEND body "const char mn_ocl_kernel_source[] = {\n${arr}0x00};\n")
+string(APPEND body "const size_t mn_ocl_kernel_source_len = ${bytes};\n")
+file(WRITE ${OUT}.tmp "${body}")
+file(RENAME ${OUT}.tmp ${OUT})

@@ -1,0 +1,219 @@
+/* Private declarations shared by the OpenCL backend's translation units.
+ *
+ * One device, one context, one in-order command queue: ops enqueue kernels and return;
+ * `sync` (and every download) waits. GEMMs go through CLBlast; everything else runs the
+ * kernels of kernels/mcunas.cl, embedded at build time and compiled once per device into
+ * a program cached on disk (ocl_program.c). Buffers are plain cl_mems; a view's byte
+ * offset becomes an element offset kernel argument. Memory is counted here: every buffer
+ * the backend creates, the caller's and its own transient ones (a CLBlast temp buffer
+ * for dense GEMMs), so mem_info's peak is honest. */
+#ifndef MN_BACKEND_OPENCL_INTERNAL_H
+#define MN_BACKEND_OPENCL_INTERNAL_H
+
+#include "ocl_api.h" /* CL/cl.h, clblast_c.h, and the dlopen'ed functions */
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "backend/opencl/opencl.h"
+#include "mcunas/backend.h"
+
+struct mn_buf {
+    cl_mem mem;
+    size_t size; /* what the caller asked for (the cl_mem may be a little larger) */
+};
+
+/* The kernels of kernels/mcunas.cl, in this order (names in ocl_program.c). */
+typedef enum mn_ocl_kernel {
+    MN_OCL_IM2COL,
+    MN_OCL_CONV_FLIP,
+    MN_OCL_BIAS_ROWS,
+    MN_OCL_COLSUM,
+    MN_OCL_MAXPOOL2_FWD,
+    MN_OCL_MAXPOOL2_BWD,
+    MN_OCL_BN_STATS,
+    MN_OCL_BN_APPLY,
+    MN_OCL_BN_INFER,
+    MN_OCL_BN_BWD_SUMS,
+    MN_OCL_BN_BWD_APPLY,
+    MN_OCL_RELU_FWD,
+    MN_OCL_RELU_BWD,
+    MN_OCL_GAP_FWD,
+    MN_OCL_GAP_BWD,
+    MN_OCL_DROPOUT_FWD,
+    MN_OCL_DROPOUT_BWD,
+    MN_OCL_ADAM,
+    MN_OCL_SCALE_U8,
+    MN_OCL_SOFTMAX_XENT,
+    MN_OCL_KERNEL_COUNT
+} mn_ocl_kernel;
+
+/* A memo of CLBlast temp-buffer sizes (asking CLBlast costs a routine set-up per call). */
+#define MN_OCL_TEMP_MEMO 64
+typedef struct mn_ocl_temp_memo {
+    size_t key[11];
+    size_t bytes;
+    int used;
+} mn_ocl_temp_memo;
+
+typedef struct mn_ocl {
+    cl_platform_id platform;
+    cl_device_id device;
+    cl_context context;
+    cl_command_queue queue;
+    cl_program program;
+    cl_kernel kernels[MN_OCL_KERNEL_COUNT];
+    mn_ocl_device_info info;
+    size_t wg;        /* work-group size of elementwise kernels */
+    size_t red_wg;    /* work-group size of reduction kernels (power of two) */
+    size_t sub_align; /* sub-buffer origin alignment in bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN) */
+    size_t allocated, peak;
+    int program_from_cache; /* 1 when the program came from the disk cache */
+    mn_ocl_temp_memo memo[MN_OCL_TEMP_MEMO];
+    int memo_next;
+} mn_ocl;
+
+static inline mn_ocl *mn_ocl_impl(mn_backend *be) { return (mn_ocl *)be->impl; }
+
+#define MN_OCL_TRY(expr)                                                                  \
+    do {                                                                                  \
+        mn_status mn_ocl_st_ = (expr);                                                    \
+        if (mn_ocl_st_ != MN_OK) return mn_ocl_st_;                                       \
+    } while (0)
+
+/* The device of flat index `want` (ocl_device.c), described; MN_ERR_UNSUPPORTED when the
+ * machine has no OpenCL device at all, MN_ERR_INVALID_ARG when the index is out of range. */
+mn_status mn_ocl_find_device(int want, cl_platform_id *p, cl_device_id *d,
+                             mn_ocl_device_info *info);
+
+/* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"). */
+const char *mn_ocl_error_name(cl_int err);
+/* MN_ERR_BACKEND with "opencl: <what> failed: <CL error> (<code>)". */
+mn_status mn_ocl_fail(cl_int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Memory accounting of buffers the backend creates for itself. */
+void mn_ocl_count_alloc(mn_ocl *o, size_t bytes);
+void mn_ocl_count_free(mn_ocl *o, size_t bytes);
+
+/* ---- argument checks (ocl.c); as the CPU backend's, naming op and argument ---- */
+
+/* A resolved view: the buffer and the offset in elements of `elem` bytes. */
+typedef struct mn_ocl_arg_view {
+    cl_mem mem;
+    cl_ulong off;
+} mn_ocl_arg_view;
+
+/* `count` elements of `elem` bytes at the view; the offset must be a multiple of elem, and
+ * count below 2^32 (kernels index in 32 bits). */
+mn_status mn_ocl_view(const char *op, const char *arg, mn_view v, size_t count, size_t elem,
+                      mn_ocl_arg_view *out);
+/* Same, absent allowed: out->mem = NULL. */
+mn_status mn_ocl_view_opt(const char *op, const char *arg, mn_view v, size_t count,
+                          size_t elem, mn_ocl_arg_view *out);
+/* Product of dims (each >= 1, or >= 0 with allow_zero), overflow-checked. */
+mn_status mn_ocl_dims(const char *op, const char *names, const int *dims, int n,
+                      int allow_zero, size_t *out);
+
+/* ---- kernel launches (ocl.c) ---- */
+
+typedef struct mn_ocl_karg {
+    size_t size;
+    const void *ptr;
+} mn_ocl_karg;
+
+#define MN_KMEM(m) ((mn_ocl_karg){sizeof(cl_mem), &(cl_mem){(m)}})
+#define MN_KU64(v) ((mn_ocl_karg){sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)}})
+#define MN_KU32(v) ((mn_ocl_karg){sizeof(cl_uint), &(cl_uint){(cl_uint)(v)}})
+#define MN_KF32(v) ((mn_ocl_karg){sizeof(cl_float), &(cl_float){(cl_float)(v)}})
+#define MN_KI32(v) ((mn_ocl_karg){sizeof(cl_int), &(cl_int){(cl_int)(v)}})
+#define MN_KVIEW(av) MN_KMEM((av).mem), MN_KU64((av).off)
+
+/* One work-item per item (`items` of them, the global size rounded up to the
+ * work-group); nothing is enqueued when items is 0. */
+mn_status mn_ocl_run(mn_ocl *o, mn_ocl_kernel k, size_t items, size_t nargs,
+                     const mn_ocl_karg *args);
+/* `groups` work-groups of o->red_wg work-items (reduction kernels). */
+mn_status mn_ocl_run_groups(mn_ocl *o, mn_ocl_kernel k, size_t groups, size_t nargs,
+                            const mn_ocl_karg *args);
+#define MN_OCL_ARGS(...) sizeof((mn_ocl_karg[]){__VA_ARGS__}) / sizeof(mn_ocl_karg), \
+                         (mn_ocl_karg[]){__VA_ARGS__}
+
+/* ---- program (ocl_program.c) ---- */
+
+/* Builds (or loads from the disk cache) the program and creates every kernel. */
+mn_status mn_ocl_program_load(mn_ocl *o);
+
+/* ---- GEMM through CLBlast (ocl_gemm.c) ---- */
+
+/* A temp buffer for CLBlast: a region of a workspace (mem + byte origin + bytes), or
+ * none (mem NULL). */
+typedef struct mn_ocl_temp {
+    cl_mem mem;
+    size_t origin, bytes;
+} mn_ocl_temp;
+
+/* Applies CLBlast overrides asked for in the environment (MN_OCL_GEMM_INDIRECT=1). */
+void mn_ocl_gemm_configure(mn_ocl *o);
+
+/* Bytes of temp buffer CLBlast may need for this row-major GEMM at any offsets (so an
+ * upper bound for the workspace); 0 when CLBlast needs none. */
+size_t mn_ocl_gemm_temp_bound(mn_ocl *o, int ta, int tb, size_t m, size_t n, size_t k);
+
+/* C[m][n] = A * B (+ beta C), row-major, offsets in elements; ta/tb transpose A/B.
+ * The temp buffer CLBlast needs comes from `temp` (a workspace region, which must be
+ * large enough) or, when temp is NULL, is created for this call, counted, and released
+ * after the GEMM has finished. */
+mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_t n,
+                      size_t k, mn_ocl_arg_view a, size_t lda, mn_ocl_arg_view b, size_t ldb,
+                      float beta, mn_ocl_arg_view c, size_t ldc, const mn_ocl_temp *temp);
+
+/* ---- ops ---- */
+
+size_t mn_ocl_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
+mn_status mn_ocl_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x,
+                                 mn_view w, mn_view b, mn_view y, mn_view workspace);
+mn_status mn_ocl_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
+                                       mn_view w, mn_view dx, mn_view workspace);
+mn_status mn_ocl_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
+                                          mn_view x, mn_view dy, mn_view dw, mn_view db,
+                                          mn_view workspace);
+
+mn_status mn_ocl_maxpool2_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
+                                  mn_view y);
+mn_status mn_ocl_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, mn_view x,
+                                   mn_view y, mn_view dy, mn_view dx);
+mn_status mn_ocl_batchnorm_train(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
+                                 mn_view beta, mn_view running_mean, mn_view running_var,
+                                 float momentum, float eps, mn_view y, mn_view save_mean,
+                                 mn_view save_invstd);
+mn_status mn_ocl_batchnorm_infer(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
+                                 mn_view beta, mn_view running_mean, mn_view running_var,
+                                 float eps, mn_view y);
+mn_status mn_ocl_batchnorm_backward(mn_backend *be, int m, int c, mn_view x, mn_view dy,
+                                    mn_view gamma, mn_view save_mean, mn_view save_invstd,
+                                    mn_view dx, mn_view dgamma, mn_view dbeta);
+mn_status mn_ocl_relu_forward(mn_backend *be, size_t count, mn_view x, mn_view y);
+mn_status mn_ocl_relu_backward(mn_backend *be, size_t count, mn_view y, mn_view dy,
+                               mn_view dx);
+mn_status mn_ocl_gap_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
+                             mn_view y);
+mn_status mn_ocl_gap_backward(mn_backend *be, int n, int h, int w, int c, mn_view dy,
+                              mn_view dx);
+mn_status mn_ocl_dropout_forward(mn_backend *be, size_t count, float rate, uint64_t seed,
+                                 mn_view x, mn_view mask, mn_view y);
+mn_status mn_ocl_dropout_backward(mn_backend *be, size_t count, mn_view mask, mn_view dy,
+                                  mn_view dx);
+mn_status mn_ocl_adam_step(mn_backend *be, size_t count, mn_view param, mn_view grad,
+                           mn_view m, mn_view v, float lr, float beta1, float beta2,
+                           float eps, int step);
+mn_status mn_ocl_scale_u8(mn_backend *be, size_t count, mn_view x_u8, float scale,
+                          mn_view y);
+mn_status mn_ocl_dense_forward(mn_backend *be, int n, int in, int out, mn_view x,
+                               mn_view w, mn_view b, mn_view y);
+mn_status mn_ocl_dense_backward(mn_backend *be, int n, int in, int out, mn_view x,
+                                mn_view w, mn_view dy, mn_view dx, mn_view dw, mn_view db);
+mn_status mn_ocl_softmax_xent(mn_backend *be, int n, int classes, mn_view logits,
+                              mn_view labels, float grad_scale, mn_view probs,
+                              mn_view loss, mn_view dlogits);
+
+#endif
