@@ -1,5 +1,6 @@
-/* A dataset cache's splits read whole into memory, as mn_samples for training. (The
- * streaming reader with a memory budget replaces this for datasets larger than RAM.) */
+/* A dataset cache's train and test splits read whole into memory, as mn_samples. Training
+ * reads through mcunas/stream.h instead, which keeps to a memory budget (and streams
+ * datasets larger than it); this stays for callers that want plain arrays. */
 #ifndef MCUNAS_SAMPLES_H
 #define MCUNAS_SAMPLES_H
 

@@ -46,6 +46,7 @@ typedef struct mn_train_options {
     mn_train_progress_fn progress;
     void *progress_user;
     volatile int *stop;      /* when non-NULL and set, training stops with MN_ERR_INTERRUPTED */
+    int augment;             /* MN_AUGMENT_* flags (mcunas/stream.h) on training batches: 0 */
 } mn_train_options;
 
 void mn_train_options_default(mn_train_options *o);
@@ -67,6 +68,14 @@ typedef struct mn_train_result {
  * on `test` when it has samples. */
 mn_status mn_train_run(mn_net *net, const mn_samples *train, const mn_samples *test,
                        const mn_train_options *opts, mn_train_result *out);
+
+/* The same over a data stream (mcunas/stream.h): the stream's train split (with its limit)
+ * is split by val_split, or, when the cache has a /val split, all of it trains and /val
+ * validates (val_split and split_seed then do not apply); its test split is evaluated at
+ * the end when it has images. The stream's batch must be the net's. */
+typedef struct mn_stream mn_stream;
+mn_status mn_train_run_stream(mn_net *net, mn_stream *data, const mn_train_options *opts,
+                              mn_train_result *out);
 
 /* Accuracy and mean loss of `net` in inference mode over the samples `idx` (all when NULL). */
 mn_status mn_train_evaluate(mn_net *net, const mn_samples *data, const uint32_t *idx,

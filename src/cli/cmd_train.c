@@ -1,4 +1,5 @@
 /* mcunas train: one candidate, trained and scored as the search scores it. */
+#include <errno.h>
 #include <getopt.h>
 #include <stdlib.h>
 #include <string.h>
@@ -7,7 +8,7 @@
 #include "mcunas/arch.h"
 #include "mcunas/backend.h"
 #include "mcunas/net.h"
-#include "mcunas/samples.h"
+#include "mcunas/stream.h"
 #include "mcunas/train.h"
 #include "mcunas/weights.h"
 
@@ -28,12 +29,20 @@ static void usage(FILE *f) {
             "  --lr X             Adam learning rate (default 1e-3)\n"
             "  --beta1 X          Adam beta1 (default 0.9)\n"
             "  --beta2 X          Adam beta2 (default 0.999)\n"
-            "  --val-split F      fraction of training images held out (default 0.3)\n"
+            "  --val-split F      fraction of training images held out (default 0.3; a cache\n"
+            "                     with a /val split validates on it instead)\n"
             "  --split-seed S     seed of the validation split (default 11)\n"
             "  --seed S           seed of initialisation, shuffling and dropout (default 1)\n"
             "  --limit N          use only the first N training images (default all)\n"
+            "  --data-mem SIZE    memory budget of the data stream, e.g. 64M, 1G (default 256M):\n"
+            "                     data that fits is read once and kept in RAM, larger data is\n"
+            "                     streamed from the file by a prefetch thread\n"
+            "  --augment LIST     on-the-fly augmentation of training batches: flip, rotate or\n"
+            "                     flip,rotate (Keras RandomFlip('horizontal') and\n"
+            "                     RandomRotation(0.2), 'reflect' fill; default none)\n"
             "  --backend B        compute backend (default cpu; built in: %s)\n"
             "  --threads N        worker threads (default: all cores)\n"
+            "  --device N         OpenCL device index (default 0; see mcunas devices)\n"
             "  --load PATH        start from saved weights instead of a fresh initialisation\n"
             "  --save PATH        save the trained weights (HDF5, docs/weights-format.md)\n"
             "  --json             print one JSON object with the results on stdout\n"
@@ -42,15 +51,53 @@ static void usage(FILE *f) {
             "JSON keys: arch, k, cells, layout, val_acc, best_epoch, val_acc_per_epoch,\n"
             "test_acc, test_loss, train_loss, train_acc, macc, params, trainable_params,\n"
             "train_images, val_images, test_images, seconds, train_seconds,\n"
-            "images_per_second, device_bytes.\n",
+            "images_per_second, device_bytes, data_bytes, data_resident.\n",
             mn_backend_available());
 }
 
 enum {
     OPT_DATA = 256, OPT_K, OPT_CELLS, OPT_LAYOUT, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_BETA1,
-    OPT_BETA2, OPT_VAL, OPT_SPLIT_SEED, OPT_SEED, OPT_LIMIT, OPT_BACKEND, OPT_THREADS, OPT_LOAD,
-    OPT_SAVE, OPT_JSON, OPT_QUIET
+    OPT_BETA2, OPT_VAL, OPT_SPLIT_SEED, OPT_SEED, OPT_LIMIT, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_LOAD,
+    OPT_SAVE, OPT_JSON, OPT_QUIET, OPT_DATA_MEM, OPT_AUGMENT
 };
+
+/* "64M", "1G", "512K", "1000000": bytes (binary multiples). */
+static int parse_size(const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v > 0)) return 0;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B') end += *end == 'i' ? 1 : 0;
+    if (*end == 'B') end++;
+    if (*end) return 0;
+    v *= mul;
+    if (v < 1 || v > 1e15) return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
+/* "flip", "rotate", "flip,rotate", "none" -> MN_AUGMENT_* flags; -1 when unknown. */
+static int parse_augment(const char *s) {
+    int flags = 0;
+    const char *p = s;
+    while (*p) {
+        size_t len = strcspn(p, ",");
+        if (len == 4 && !strncmp(p, "flip", 4)) flags |= MN_AUGMENT_FLIP;
+        else if (len == 6 && !strncmp(p, "rotate", 6)) flags |= MN_AUGMENT_ROTATE;
+        else if (len == 4 && !strncmp(p, "none", 4)) flags |= 0;
+        else return -1;
+        p += len;
+        if (*p == ',') p++;
+    }
+    return flags;
+}
 
 int mn_cmd_train(int argc, char **argv) {
     static const struct option longopts[] = {
@@ -62,14 +109,18 @@ int mn_cmd_train(int argc, char **argv) {
         {"split-seed", required_argument, 0, OPT_SPLIT_SEED},
         {"seed", required_argument, 0, OPT_SEED},       {"limit", required_argument, 0, OPT_LIMIT},
         {"backend", required_argument, 0, OPT_BACKEND}, {"threads", required_argument, 0, OPT_THREADS},
+        {"device", required_argument, 0, OPT_DEVICE},
         {"load", required_argument, 0, OPT_LOAD},       {"save", required_argument, 0, OPT_SAVE},
         {"json", no_argument, 0, OPT_JSON},             {"quiet", no_argument, 0, OPT_QUIET},
+        {"data-mem", required_argument, 0, OPT_DATA_MEM},
+        {"augment", required_argument, 0, OPT_AUGMENT},
         {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
     const char *cmd = "train";
     const char *data_path = NULL, *backend_name = "cpu", *save_path = NULL, *load_path = NULL;
-    long k = -1, cells = -1, batch = 16, limit = 0, threads = 0, seed = 1, split_seed = 11;
+    long k = -1, cells = -1, batch = 16, limit = 0, threads = 0, device = 0, seed = 1, split_seed = 11;
     mn_layout layout = MN_LAYOUT_NANONAS;
-    int json = 0, quiet = 0;
+    int json = 0, quiet = 0, augment = 0;
+    size_t data_mem = MN_STREAM_DEFAULT_BUDGET;
     mn_train_options to;
     mn_train_options_default(&to);
     long epochs = to.epochs;
@@ -129,7 +180,19 @@ int mn_cmd_train(int argc, char **argv) {
             if (!mn_cli_parse_int(optarg, 1, 0x7fffffffL, &limit))
                 return mn_cli_usage_error(cmd, "--limit must be a positive integer, got '%s'", optarg);
             break;
+        case OPT_DATA_MEM:
+            if (!parse_size(optarg, &data_mem))
+                return mn_cli_usage_error(cmd, "--data-mem must be a size like 64M or 1G, got '%s'", optarg);
+            break;
+        case OPT_AUGMENT:
+            if ((augment = parse_augment(optarg)) < 0)
+                return mn_cli_usage_error(cmd, "--augment takes flip, rotate or flip,rotate, got '%s'", optarg);
+            break;
         case OPT_BACKEND: backend_name = optarg; break;
+        case OPT_DEVICE:
+            if (!mn_cli_parse_int(optarg, 0, 1024, &device))
+                return mn_cli_usage_error(cmd, "--device must be in [0, 1024], got '%s'", optarg);
+            break;
         case OPT_THREADS:
             if (!mn_cli_parse_int(optarg, 0, 1024, &threads))
                 return mn_cli_usage_error(cmd, "--threads must be in [0, 1024], got '%s'", optarg);
@@ -147,17 +210,23 @@ int mn_cmd_train(int argc, char **argv) {
     if (k < 0) return mn_cli_usage_error(cmd, "--k is required");
     if (cells < 0) return mn_cli_usage_error(cmd, "--cells is required");
 
-    mn_loaded_data data;
-    mn_status st = mn_loaded_data_read(data_path, (size_t)limit, &data);
+    mn_stream_options so;
+    mn_stream_options_default(&so);
+    so.memory_budget = data_mem;
+    so.batch = (int)batch;
+    so.limit = (size_t)limit;
+    mn_stream *data = NULL;
+    mn_status st = mn_stream_open(data_path, &so, &data);
     if (st) return mn_cli_fail(cmd, st);
+    const mn_dataset_info *info = mn_stream_info(data);
 
     mn_arch arch;
-    st = mn_arch_build(&arch, (int)k, (int)cells, layout, data.info.shape, data.info.classes);
+    st = mn_arch_build(&arch, (int)k, (int)cells, layout, info->shape, info->classes);
     if (st) {
-        mn_loaded_data_free(&data);
+        mn_stream_close(data);
         return mn_cli_fail(cmd, st);
     }
-    mn_backend_options bo = {(int)threads, 0};
+    mn_backend_options bo = {(int)threads, (int)device};
     mn_backend *be = NULL;
     mn_net *net = NULL;
     mn_net_options no;
@@ -168,7 +237,7 @@ int mn_cmd_train(int argc, char **argv) {
         (load_path && (st = mn_weights_load(load_path, net)))) {
         mn_net_destroy(net);
         mn_backend_destroy(be);
-        mn_loaded_data_free(&data);
+        mn_stream_close(data);
         return mn_cli_fail(cmd, st);
     }
 
@@ -177,9 +246,14 @@ int mn_cmd_train(int argc, char **argv) {
     if (!quiet)
         fprintf(stderr,
                 "%s: %llu MACC, %zu params; %zu train+val images, %zu test; backend %s, %d "
-                "threads, batch %ld\n",
+                "threads, batch %ld\n"
+                "data: %s, %.1f MiB of a %.1f MiB budget%s\n",
                 desc, (unsigned long long)mn_arch_macc(&arch), mn_arch_params(&arch),
-                data.train.count, data.test.count, backend_name, be->threads, batch);
+                info->count[MN_SPLIT_TRAIN], info->count[MN_SPLIT_TEST], backend_name,
+                be->threads, batch,
+                mn_stream_is_resident(data) ? "in RAM" : "streamed from the file",
+                (double)mn_stream_memory_bytes(data) / 1048576.0, (double)data_mem / 1048576.0,
+                info->count[MN_SPLIT_VAL] ? "; validating on the cache's /val split" : "");
 
     mn_cli_progress prog;
     mn_cli_progress_init(&prog, quiet);
@@ -193,10 +267,11 @@ int mn_cmd_train(int argc, char **argv) {
     to.progress = mn_cli_progress_train;
     to.progress_user = &prog;
     to.stop = &mn_cli_stop_flag;
+    to.augment = augment;
     mn_cli_install_sigint();
 
     mn_train_result res;
-    st = mn_train_run(net, &data.train, &data.test, &to, &res);
+    st = mn_train_run_stream(net, data, &to, &res);
     if (!st && save_path) st = mn_weights_save(save_path, net);
     int rc = MN_EXIT_OK;
     if (st) {
@@ -236,6 +311,8 @@ int mn_cmd_train(int argc, char **argv) {
         mn_json_int(&j, "batch", batch);
         mn_json_int(&j, "epochs", res.epochs_run);
         mn_json_int(&j, "seed", seed);
+        mn_json_int(&j, "data_bytes", (long long)mn_stream_memory_bytes(data));
+        mn_json_int(&j, "data_resident", mn_stream_is_resident(data));
         mn_json_end(&j);
     } else {
         printf("%s\n  val acc   %.4f (best of %d epochs, epoch %d)\n", desc, res.best_val_acc,
@@ -248,6 +325,6 @@ int mn_cmd_train(int argc, char **argv) {
     }
     mn_net_destroy(net);
     mn_backend_destroy(be);
-    mn_loaded_data_free(&data);
+    mn_stream_close(data);
     return rc;
 }

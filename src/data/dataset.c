@@ -29,13 +29,15 @@ struct mn_dataset {
     hid_t file;
     mn_dataset_info info;
     char **class_names; /* info.classes entries, or NULL when the file has none */
-    mn_split_handles split[2];
+    mn_split_handles split[MN_SPLITS];
+    size_t cache_bytes; /* image chunk cache; SIZE_MAX: sized by mn_image_cache */
 };
 
 const char *mn_split_name(mn_split split) {
     switch (split) {
     case MN_SPLIT_TRAIN: return "train";
     case MN_SPLIT_TEST: return "test";
+    case MN_SPLIT_VAL: return "val";
     }
     return "unknown";
 }
@@ -151,6 +153,10 @@ static mn_status mn_open_split(mn_dataset *ds, mn_split split, int required) {
      * only when opening: so open, look, and open again with the cache. */
     size_t cache_bytes, cache_slots;
     mn_image_cache(ds->file, img_obj, &cache_bytes, &cache_slots);
+    if (ds->cache_bytes != SIZE_MAX) {
+        cache_bytes = ds->cache_bytes;
+        cache_slots = 101;
+    }
     hid_t dapl = H5Pcreate(H5P_DATASET_ACCESS);
     if (dapl < 0 || H5Pset_chunk_cache(dapl, cache_slots, cache_bytes, 0.75) < 0) {
         mn_status st = mn_h5_fail(MN_ERR_IO, "%s: cannot set up the chunk cache for %s", path,
@@ -317,6 +323,10 @@ static mn_status mn_read_root_attrs(mn_dataset *ds) {
 }
 
 mn_status mn_dataset_open(const char *path, mn_dataset **out) {
+    return mn_dataset_open_cached(path, SIZE_MAX, out);
+}
+
+mn_status mn_dataset_open_cached(const char *path, size_t cache_bytes, mn_dataset **out) {
     if (!path || !out) return mn_error_set(MN_ERR_INVALID_ARG, "mn_dataset_open: NULL argument");
     *out = NULL;
     mn_h5_quiet();
@@ -337,14 +347,15 @@ mn_status mn_dataset_open(const char *path, mn_dataset **out) {
         free(ds);
         return mn_error_set(MN_ERR_NOMEM, "%s: no memory to open", path);
     }
-    for (int i = 0; i < 2; i++) ds->split[i].images = ds->split[i].labels = -1;
+    for (int i = 0; i < MN_SPLITS; i++) ds->split[i].images = ds->split[i].labels = -1;
+    ds->cache_bytes = cache_bytes;
     ds->file = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
     mn_status st;
     if (ds->file < 0) {
         st = mn_h5_fail(MN_ERR_IO, "%s: cannot open as HDF5", path);
     } else if ((st = mn_read_root_attrs(ds)) == MN_OK && (st = mn_read_class_names(ds)) == MN_OK &&
                (st = mn_open_split(ds, MN_SPLIT_TRAIN, 1)) == MN_OK) {
-        st = mn_open_split(ds, MN_SPLIT_TEST, 0);
+        if ((st = mn_open_split(ds, MN_SPLIT_TEST, 0)) == MN_OK) st = mn_open_split(ds, MN_SPLIT_VAL, 0);
     }
     if (st != MN_OK) {
         mn_dataset_close(ds);
@@ -356,7 +367,7 @@ mn_status mn_dataset_open(const char *path, mn_dataset **out) {
 
 void mn_dataset_close(mn_dataset *ds) {
     if (!ds) return;
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < MN_SPLITS; i++) {
         mn_h5_close(ds->split[i].images);
         mn_h5_close(ds->split[i].labels);
     }
@@ -397,7 +408,7 @@ static mn_status mn_read_rows(const mn_dataset *ds, hid_t dset, const char *obj,
 mn_status mn_dataset_read(mn_dataset *ds, mn_split split, size_t start, size_t count,
                           uint8_t *images, int32_t *labels) {
     if (!ds) return mn_error_set(MN_ERR_INVALID_ARG, "mn_dataset_read: NULL dataset");
-    if (split != MN_SPLIT_TRAIN && split != MN_SPLIT_TEST)
+    if ((unsigned)split >= MN_SPLITS)
         return mn_error_set(MN_ERR_INVALID_ARG, "%s: invalid split %d", ds->path, (int)split);
     const char *name = mn_split_name(split);
     if (ds->split[split].images < 0)
@@ -431,5 +442,26 @@ mn_status mn_dataset_read(mn_dataset *ds, mn_split split, size_t start, size_t c
                                     ds->path, obj, start + i, (int)labels[i], ds->info.classes);
         }
     }
+    return MN_OK;
+}
+
+mn_status mn_dataset_storage_info(mn_dataset *ds, mn_split split, mn_dataset_storage *out) {
+    memset(out, 0, sizeof *out);
+    if (!ds || (unsigned)split >= MN_SPLITS)
+        return mn_error_set(MN_ERR_INVALID_ARG, "mn_dataset_storage_info: bad argument");
+    if (ds->split[split].images < 0) return MN_OK;
+    mn_h5_quiet();
+    hid_t dcpl = H5Dget_create_plist(ds->split[split].images);
+    if (dcpl < 0)
+        return mn_h5_fail(MN_ERR_FORMAT, "%s: cannot inspect /%s/images", ds->path,
+                          mn_split_name(split));
+    hsize_t dims[H5S_MAX_RANK];
+    if (H5Pget_layout(dcpl) == H5D_CHUNKED && H5Pget_chunk(dcpl, H5S_MAX_RANK, dims) >= 1)
+        out->chunk_images = (size_t)dims[0];
+    int nf = H5Pget_nfilters(dcpl);
+    out->compressed = nf > 0;
+    H5Pclose(dcpl);
+    out->stored_bytes = (unsigned long long)H5Dget_storage_size(ds->split[split].images) +
+                        (unsigned long long)H5Dget_storage_size(ds->split[split].labels);
     return MN_OK;
 }

@@ -31,12 +31,12 @@ struct mn_dataset_writer {
     int chunk_images;
     int deflate_level;
     int failed; /* an append failed: commit must refuse rather than publish a partial file */
-    mn_writer_split split[2];
+    mn_writer_split split[MN_SPLITS];
 };
 
 /* Closes every HDF5 handle of the writer, the file last. */
 static void mn_writer_close_all(mn_dataset_writer *w) {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < MN_SPLITS; i++) {
         w->split[i].images = mn_h5_close(w->split[i].images);
         w->split[i].labels = mn_h5_close(w->split[i].labels);
         w->split[i].group = mn_h5_close(w->split[i].group);
@@ -162,7 +162,7 @@ mn_status mn_dataset_writer_create(const char *path, const mn_dataset_writer_opt
     memcpy(w->tmp, path, len);
     memcpy(w->tmp + len, ".tmp", 5);
     w->file = -1;
-    for (int i = 0; i < 2; i++) w->split[i].group = w->split[i].images = w->split[i].labels = -1;
+    for (int i = 0; i < MN_SPLITS; i++) w->split[i].group = w->split[i].images = w->split[i].labels = -1;
     w->shape = opts->shape;
     w->classes = opts->classes;
     w->chunk_images = opts->chunk_images ? opts->chunk_images : MN_DATASET_DEFAULT_CHUNK;
@@ -266,7 +266,7 @@ static mn_status mn_append_rows(mn_dataset_writer *w, hid_t dset, const char *ob
 mn_status mn_dataset_writer_append(mn_dataset_writer *w, mn_split split,
                                    const uint8_t *images, const int32_t *labels, size_t count) {
     if (!w) return mn_error_set(MN_ERR_INVALID_ARG, "mn_dataset_writer_append: NULL writer");
-    if (split != MN_SPLIT_TRAIN && split != MN_SPLIT_TEST)
+    if ((unsigned)split >= MN_SPLITS)
         return mn_error_set(MN_ERR_INVALID_ARG, "%s: invalid split %d", w->path, (int)split);
     if (count == 0) return MN_OK;
     if (!images || !labels)
@@ -332,7 +332,7 @@ mn_status mn_dataset_writer_commit(mn_dataset_writer *w) {
         mn_writer_discard(w);
         return mn_writer_fail(w, st);
     }
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < MN_SPLITS; i++) {
         w->split[i].images = mn_h5_close(w->split[i].images);
         w->split[i].labels = mn_h5_close(w->split[i].labels);
         w->split[i].group = mn_h5_close(w->split[i].group);

@@ -6,18 +6,23 @@ inputs; uint8 and int8 IO), trained briefly with `mcunas train --limit`, exporte
 `mcunas export`:
   * LiteRT and TFLM load the file;
   * on 100 test images, the outputs of TFLM, of LiteRT's reference kernels (BUILTIN_REF)
-    and of LiteRT's default kernels (AUTO: its optimized kernels and XNNPACK) each equal our
-    int8 interpreter's byte for byte, with the interpreter in the requantization rounding
-    that runtime uses (`mcunas export --rounding`; the file is the same):
+    each equal our int8 interpreter's byte for byte, with the interpreter in the
+    requantization rounding that runtime uses (`mcunas export --rounding`; the file is the
+    same), and LiteRT's default kernels (AUTO: XNNPACK) do too within one LSB:
       - TFLM: MultiplyByQuantizedMultiplier with two roundings (Q31
         SaturatingRoundingDoublingHighMul, then RoundingDivideByPOT): --rounding double;
       - LiteRT default (the ai-edge-litert 2.3.0 wheel, built with TFLITE_SINGLE_ROUNDING,
-        one rounding of x * M / 2^(31 - shift); XNNPACK agrees): --rounding single;
+        one rounding of x * M / 2^(31 - shift); XNNPACK follows it): --rounding single;
       - LiteRT BUILTIN_REF: single rounding in FULLY_CONNECTED, double in every other
         kernel: --rounding litert-ref.
     The modes differ by one LSB when the exact value lies within 2^-(31 - right shift) of a
     half: a few values per 100 images, mostly at the FULLY_CONNECTED output where the right
     shift is small;
+  * why XNNPACK gets one LSB: it matches the single rounding on nearly every value, but 2 of
+    the 1,000 outputs of one model (a85_convbn_syn3_uint8) came out one LSB away in one CI
+    run and not in another; XNNPACK picks microkernels by CPU and some requantize in fp32,
+    whose rounding can land on the other side of a half. TFLM (the MCU runtime) and LiteRT's
+    reference kernels stay exact;
   * TFLM's arena on x86-64 (print_allocations) equals our ram_x86_64_bytes within 1% and
     its planned head equals our ram_x86_64_head_bytes exactly;
   * `mcunas estimate`'s flash_bytes equals the written file's size.
@@ -154,7 +159,8 @@ for k, cells, layout, ds, io in candidates:
                         f"file {len(blob)}")
     # LiteRT: reference kernels and default kernels, each bit-exact with its rounding.
     litert = {}
-    for rtype, mode in ((OpResolverType.BUILTIN_REF, "litert-ref"), (OpResolverType.AUTO, "single")):
+    for rtype, mode, tol in ((OpResolverType.BUILTIN_REF, "litert-ref", 0),
+                             (OpResolverType.AUTO, "single", 1)):
         it = Interpreter(model_content=blob, experimental_op_resolver_type=rtype)
         it.allocate_tensors()
         ii, oi = it.get_input_details()[0]["index"], it.get_output_details()[0]["index"]
@@ -167,9 +173,9 @@ for k, cells, layout, ds, io in candidates:
         diff = np.abs(outs.astype(int) - ours_mode[mode].astype(int))
         vs_tflm = int(np.abs(outs.astype(int) - ours.astype(int)).max())
         litert[mode] = (int(diff.max()), vs_tflm)
-        if diff.max() != 0:
-            problems.append(f"LiteRT {mode} differs: {int((diff > 0).sum())} values, "
-                            f"max {int(diff.max())} LSB")
+        if diff.max() > tol:
+            problems.append(f"LiteRT {rtype.name} ({mode} rounding) differs: "
+                            f"{int((diff > 0).sum())} values, max {int(diff.max())} LSB")
     # TFLM.
     tm = runtime.Interpreter.from_bytes(blob, arena_size=4 * 1024 * 1024)
     outs = []

@@ -1,0 +1,239 @@
+/* mcunas info: what a dataset cache holds (shapes, counts per class and split, storage),
+ * optionally a contact sheet of sample images per class. */
+#include <errno.h>
+#include <getopt.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "mcunas/dataset.h"
+#include "mcunas/stream.h"
+
+static void usage(FILE *f) {
+    fprintf(f,
+            "Usage: mcunas info DATA.h5 [--json] [--preview SHEET.png [--per-class N]]\n"
+            "       mcunas info DATA.h5 --read-bench [--data-mem SIZE] [--batch N] [--json]\n\n"
+            "Shows a dataset cache: image shape, classes, images per split and per class,\n"
+            "chunking, compression and size on disk.\n\n"
+            "Options:\n"
+            "  --json               one JSON object on stdout: path, format_version, height,\n"
+            "                       width, channels, classes, source, file_bytes, class_names,\n"
+            "                       and per split (train, test) count, chunk_images,\n"
+            "                       compressed, stored_bytes, per_class (and val when the\n"
+            "                       cache has one)\n"
+            "  --preview PNG        write a contact sheet: one row per class (at most 100),\n"
+            "                       its first N training images\n"
+            "  --per-class N        images per class in the sheet (default 10)\n"
+            "  --read-bench         read one shuffled epoch of the train split through the\n"
+            "                       training data stream and report images/s\n"
+            "  --data-mem SIZE      the stream's memory budget for --read-bench, e.g. 64M\n"
+            "                       (default 256M, as mcunas train)\n"
+            "  --batch N            batch of --read-bench (default 16)\n"
+            "  -h, --help           this help\n");
+}
+
+static void json_escape(FILE *f, const char *s) {
+    fputc('"', f);
+    for (; *s; s++) {
+        unsigned char ch = (unsigned char)*s;
+        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
+        else fputc(ch, f);
+    }
+    fputc('"', f);
+}
+
+enum { OPT_JSON = 256, OPT_PREVIEW, OPT_PER_CLASS, OPT_READ_BENCH, OPT_DATA_MEM, OPT_BATCH };
+
+/* "64M", "1G", "512K", "1000000": bytes (binary multiples). */
+static int parse_size(const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || errno || !(v > 0)) return 0;
+    double mul = 1;
+    switch (*end) {
+    case 'k': case 'K': mul = 1024.0; end++; break;
+    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (*end == 'i' || *end == 'B') end += *end == 'i' ? 1 : 0;
+    if (*end == 'B') end++;
+    if (*end) return 0;
+    v *= mul;
+    if (v < 1 || v > 1e15) return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
+/* One shuffled epoch of the train split through the stream: what training would see. */
+static int read_bench(const char *path, size_t budget, int batch, int json) {
+    mn_stream_options so;
+    mn_stream_options_default(&so);
+    so.memory_budget = budget;
+    so.batch = batch;
+    double t0 = mn_time_now();
+    mn_stream *s = NULL;
+    mn_status st = mn_stream_open(path, &so, &s);
+    if (st) return mn_cli_fail("info", st);
+    double t_open = mn_time_now() - t0;
+    size_t n = 0;
+    t0 = mn_time_now();
+    st = mn_stream_begin(s, MN_SPLIT_TRAIN, NULL, 0, 1, 1, 0);
+    unsigned long sum = 0;
+    while (!st) {
+        mn_batch b;
+        if ((st = mn_stream_next(s, &b)) || !b.count) break;
+        n += b.count;
+        sum += b.images[0];
+    }
+    double t = mn_time_now() - t0;
+    if (st) {
+        mn_stream_close(s);
+        return mn_cli_fail("info", st);
+    }
+    const mn_dataset_info *info = mn_stream_info(s);
+    double mb = (double)n * (double)mn_shape_count(info->shape) / 1e6;
+    if (json)
+        printf("{\"images\":%zu,\"seconds\":%.4f,\"images_per_second\":%.1f,\"mb_per_second\":%.1f,"
+               "\"open_seconds\":%.4f,\"resident\":%d,\"memory_bytes\":%zu,\"budget\":%zu,"
+               "\"checksum\":%lu}\n",
+               n, t, n / t, mb / t, t_open, mn_stream_is_resident(s), mn_stream_memory_bytes(s),
+               budget, sum);
+    else
+        printf("%s: %zu images (%.0f MB) in %.3f s: %.0f images/s, %.0f MB/s; %s, stream memory "
+               "%.1f MiB of %.1f MiB (open %.3f s)\n",
+               path, n, mb, t, n / t, mb / t, mn_stream_is_resident(s) ? "in RAM" : "streamed",
+               (double)mn_stream_memory_bytes(s) / 1048576.0, (double)budget / 1048576.0, t_open);
+    mn_stream_close(s);
+    return MN_EXIT_OK;
+}
+
+int mn_cmd_info(int argc, char **argv) {
+    static const struct option longopts[] = {{"json", no_argument, 0, OPT_JSON},
+                                             {"preview", required_argument, 0, OPT_PREVIEW},
+                                             {"per-class", required_argument, 0, OPT_PER_CLASS},
+                                             {"read-bench", no_argument, 0, OPT_READ_BENCH},
+                                             {"data-mem", required_argument, 0, OPT_DATA_MEM},
+                                             {"batch", required_argument, 0, OPT_BATCH},
+                                             {"help", no_argument, 0, 'h'},
+                                             {0, 0, 0, 0}};
+    const char *cmd = "info", *preview = NULL;
+    int json = 0, bench = 0;
+    long per_class = 10, batch = 16;
+    size_t mem = MN_STREAM_DEFAULT_BUDGET;
+    optind = 1;
+    int c;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case OPT_JSON: json = 1; break;
+        case OPT_PREVIEW: preview = optarg; break;
+        case OPT_PER_CLASS:
+            if (!mn_cli_parse_int(optarg, 1, 1000, &per_class))
+                return mn_cli_usage_error(cmd, "--per-class must be in [1, 1000], got '%s'", optarg);
+            break;
+        case OPT_READ_BENCH: bench = 1; break;
+        case OPT_DATA_MEM:
+            if (!parse_size(optarg, &mem))
+                return mn_cli_usage_error(cmd, "--data-mem must be a size like 64M or 1G, got '%s'", optarg);
+            break;
+        case OPT_BATCH:
+            if (!mn_cli_parse_int(optarg, 1, 65536, &batch))
+                return mn_cli_usage_error(cmd, "--batch must be in [1, 65536], got '%s'", optarg);
+            break;
+        case 'h': usage(stdout); return MN_EXIT_OK;
+        default: return mn_cli_usage_error(cmd, "unknown or incomplete option");
+        }
+    }
+    if (optind != argc - 1) return mn_cli_usage_error(cmd, "expected one dataset file");
+    const char *path = argv[optind];
+    if (bench) return read_bench(path, mem, (int)batch, json);
+    mn_dataset *ds = NULL;
+    mn_status st = mn_dataset_open(path, &ds);
+    if (st) return mn_cli_fail(cmd, st);
+    const mn_dataset_info *info = mn_dataset_get_info(ds);
+    const int k = info->classes;
+    size_t *counts = calloc(MN_SPLITS * (size_t)k, sizeof *counts);
+    mn_dataset_storage sto[MN_SPLITS];
+    if (!counts) st = mn_error_set(MN_ERR_NOMEM, "no memory");
+    for (int sp = 0; sp < MN_SPLITS && !st; sp++) {
+        st = mn_dataset_storage_info(ds, (mn_split)sp, &sto[sp]);
+        if (!st) st = mn_dataset_class_counts(ds, (mn_split)sp, counts + (size_t)sp * (size_t)k);
+    }
+    if (!st && preview) st = mn_dataset_preview(ds, preview, (int)per_class, 100);
+    if (st) {
+        free(counts);
+        mn_dataset_close(ds);
+        return mn_cli_fail(cmd, st);
+    }
+    struct stat sb;
+    long long file_bytes = stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
+    if (json) {
+        printf("{\"path\":");
+        json_escape(stdout, path);
+        printf(",\"format_version\":%d,\"height\":%d,\"width\":%d,\"channels\":%d,\"classes\":%d,"
+               "\"source\":",
+               info->format_version, info->shape.h, info->shape.w, info->shape.c, k);
+        json_escape(stdout, info->source);
+        printf(",\"file_bytes\":%lld,\"class_names\":[", file_bytes);
+        for (int i = 0; i < k; i++) {
+            if (i) putchar(',');
+            json_escape(stdout, mn_dataset_class_name(ds, i));
+        }
+        printf("],\"splits\":{");
+        int first = 1;
+        for (int sp = 0; sp < MN_SPLITS; sp++) {
+            if (sp != MN_SPLIT_TRAIN && !info->count[sp] && !sto[sp].stored_bytes) continue;
+            printf("%s\"%s\":{\"count\":%zu,\"chunk_images\":%zu,\"compressed\":%s,"
+                   "\"stored_bytes\":%llu,\"per_class\":[",
+                   first ? "" : ",", mn_split_name((mn_split)sp), info->count[sp],
+                   sto[sp].chunk_images, sto[sp].compressed ? "true" : "false",
+                   sto[sp].stored_bytes);
+            for (int i = 0; i < k; i++) printf("%s%zu", i ? "," : "", counts[(size_t)sp * (size_t)k + (size_t)i]);
+            printf("]}");
+            first = 0;
+        }
+        printf("}");
+        if (preview) {
+            printf(",\"preview\":");
+            json_escape(stdout, preview);
+        }
+        printf("}\n");
+    } else {
+        printf("%s: mcunas dataset, format version %d\n", path, info->format_version);
+        printf("  images   %dx%dx%d uint8 (HxWxC), %d classes\n", info->shape.h, info->shape.w,
+               info->shape.c, k);
+        if (info->source[0]) printf("  source   %s\n", info->source);
+        printf("  file     %.1f MB on disk\n", (double)file_bytes / 1e6);
+        for (int sp = 0; sp < MN_SPLITS; sp++) {
+            if (sp != MN_SPLIT_TRAIN && !info->count[sp]) {
+                printf("  %-8s (none)%s\n", mn_split_name((mn_split)sp),
+                       sp == MN_SPLIT_VAL ? ": training holds out part of train" : "");
+                continue;
+            }
+            printf("  %-8s %zu images, ", mn_split_name((mn_split)sp), info->count[sp]);
+            if (sto[sp].chunk_images) printf("chunks of %zu images", sto[sp].chunk_images);
+            else printf("contiguous");
+            printf(", %s, %.1f MB stored\n", sto[sp].compressed ? "deflate" : "uncompressed",
+                   (double)sto[sp].stored_bytes / 1e6);
+        }
+        const int has_val = info->count[MN_SPLIT_VAL] > 0;
+        printf("  %-6s %-24s %10s %10s%s\n", "class", "name", "train", "test", has_val ? "        val" : "");
+        int shown = k > 200 ? 200 : k;
+        for (int i = 0; i < shown; i++) {
+            size_t tr = counts[i], te = counts[(size_t)k + (size_t)i];
+            printf("  %-6d %-24.24s %10zu %10zu", i, mn_dataset_class_name(ds, i), tr, te);
+            if (has_val) printf(" %10zu", counts[2 * (size_t)k + (size_t)i]);
+            printf("%s\n", tr == 0 ? "  (empty)" : "");
+        }
+        if (shown < k) printf("  ... %d more classes (--json lists all)\n", k - shown);
+        if (preview)
+            printf("  preview  %s: one row per class (the first %d), %ld images each\n", preview,
+                   k < 100 ? k : 100, per_class);
+    }
+    free(counts);
+    mn_dataset_close(ds);
+    return MN_EXIT_OK;
+}
