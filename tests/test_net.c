@@ -473,6 +473,92 @@ static void bad_batches_are_refused(void **state) {
     mn_backend_destroy(be);
 }
 
+/* The opencl backend's compiled-program cache (MN_OCL_CACHE_DIR pointed at a fresh
+ * directory): the first backend writes an entry, a truncated or garbage entry falls back
+ * to compiling and is rewritten, and then CLBlast's indirect GEMM path (the one that needs
+ * a temp buffer, forced with MN_OCL_GEMM_INDIRECT=1) keeps the plan equal to what the net
+ * allocates. Last in the suite: the GEMM override lasts for the rest of the process. */
+static void opencl_cache_and_gemm_temp_buffers(void **state) {
+    (void)state;
+    int have = 0;
+    for (int b = 0; b < n_backends; b++) have |= strcmp(backend_names[b], "opencl") == 0;
+    if (!have) skip();
+    char *dir = mn_test_tmpdir("oclcache");
+    char *entry = NULL;
+    assert_int_equal(setenv("MN_OCL_CACHE_DIR", dir, 1), 0);
+    mn_backend_options o = {2, 0};
+    mn_backend *be = NULL;
+    for (int round = 0; round < 3; round++) {
+        assert_int_equal(mn_backend_create("opencl", &o, &be), MN_OK);
+        mn_backend_destroy(be);
+        /* exactly one entry, ocl-*.bin */
+        char cmd[512];
+        snprintf(cmd, sizeof cmd, "ls %s/ocl-*.bin 2>/dev/null", dir);
+        FILE *ls = popen(cmd, "r");
+        assert_non_null(ls);
+        char line[512] = "";
+        assert_non_null(fgets(line, sizeof line, ls));
+        pclose(ls);
+        line[strcspn(line, "\n")] = '\0';
+        free(entry);
+        entry = strdup(line);
+        FILE *f = fopen(entry, "rb");
+        assert_non_null(f);
+        fseek(f, 0, SEEK_END);
+        long size = ftell(f);
+        fclose(f);
+        assert_true(size > 64); /* rewritten whole after each corruption */
+        f = fopen(entry, round == 0 ? "r+b" : "wb");
+        assert_non_null(f);
+        if (round == 0) {
+            assert_int_equal(ftruncate(fileno(f), size / 2), 0); /* a short file */
+        } else {
+            fputs("MNOC not a program binary at all", f); /* garbage */
+        }
+        fclose(f);
+    }
+    unsetenv("MN_OCL_CACHE_DIR");
+    unlink(entry);
+    rmdir(dir);
+    free(entry);
+    free(dir);
+
+    mn_arch arch;
+    assert_int_equal(mn_arch_build(&arch, 4, 2, MN_LAYOUT_NANONAS, (mn_shape){16, 16, 3}, 4), MN_OK);
+    mn_net_plan direct, plan;
+    assert_int_equal(mn_backend_create("opencl", &o, &be), MN_OK);
+    assert_int_equal(mn_net_plan_compute(&arch, be, 8, &direct), MN_OK);
+    mn_backend_destroy(be);
+    assert_int_equal(setenv("MN_OCL_GEMM_INDIRECT", "1", 1), 0);
+    assert_int_equal(mn_backend_create("opencl", &o, &be), MN_OK);
+    unsetenv("MN_OCL_GEMM_INDIRECT");
+    mn_net_options no;
+    mn_net_options_default(&no);
+    no.batch = 8;
+    assert_int_equal(mn_net_plan_compute(&arch, be, 8, &plan), MN_OK);
+    /* the workspace now holds CLBlast's temp buffer (these small GEMMs run direct, without
+     * one, unless forced) */
+    assert_true(plan.workspace_bytes > direct.workspace_bytes);
+    mn_net *net;
+    assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+    assert_int_equal(mn_net_init(net, 3), MN_OK);
+    uint8_t images[8 * 16 * 16 * 3];
+    int32_t labels[8];
+    random_batch(images, labels, 8, 16 * 16 * 3, 4, 5);
+    mn_adam adam = {1e-2f, 0.9f, 0.999f, 1e-7f};
+    double loss[2];
+    int correct;
+    for (int i = 0; i < 2; i++)
+        assert_int_equal(mn_net_train_step(net, images, labels, 8, &adam, 1, &loss[i], &correct),
+                         MN_OK);
+    assert_true(isfinite(loss[0]) && isfinite(loss[1]) && loss[1] != loss[0]);
+    mn_backend_mem mem;
+    be->ops->mem_info(be, &mem);
+    assert_int_equal(mem.allocated_bytes, plan.device_bytes);
+    mn_net_destroy(net);
+    mn_backend_destroy(be);
+}
+
 int main(void) {
     list_backends();
     const struct CMUnitTest tests[] = {
@@ -484,6 +570,7 @@ int main(void) {
         cmocka_unit_test(partial_batches_train),
         cmocka_unit_test(bad_batches_are_refused),
         cmocka_unit_test(budget_is_refused_before_allocating),
+        cmocka_unit_test(opencl_cache_and_gemm_temp_buffers),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -91,6 +91,25 @@ mn_status mn_net_forward_backward(mn_net *net, const uint8_t *images, const int3
                                   int n, uint64_t dropout_seed, double *loss_sum);
 mn_status mn_net_get_grads(mn_net *net, float *grads);
 
+/* ---- lower-level passes (zero-cost proxies, include/mcunas/proxy.h) ----
+ * A forward pass keeps every activation; any number of backward passes may follow, each
+ * from its own dlogits: ReLU and dropout backward touch only the gradient buffers. */
+typedef enum mn_net_mode {
+    MN_NET_MODE_TRAIN = 0, /* BN on batch statistics (and updates the moving ones), no dropout */
+    MN_NET_MODE_INFER,     /* BN on moving statistics, no dropout (forward only) */
+    MN_NET_MODE_NO_BN      /* BN layers are the identity (synflow), no dropout */
+} mn_net_mode;
+
+/* Uploads n <= batch images and runs every layer before the softmax in `mode`. */
+mn_status mn_net_forward_mode(mn_net *net, const uint8_t *images, int n, mn_net_mode mode);
+/* Back-propagates dlogits (n x classes host floats, n as in the last forward) through the
+ * activations of the last forward (TRAIN or NO_BN); parameter gradients are then readable
+ * with mn_net_get_grads (BN gradients are zero in NO_BN mode). */
+mn_status mn_net_backward_from_logits(mn_net *net, const float *dlogits, int n);
+/* Downloads layer `layer`'s output for the n samples of the last forward (n x out shape
+ * floats, NHWC). ReLU outputs are the activations after the ReLU. */
+mn_status mn_net_layer_output(mn_net *net, int layer, int n, float *host);
+
 #ifdef __cplusplus
 }
 #endif

@@ -19,8 +19,16 @@
 extern "C" {
 #endif
 
+struct mn_rank_options;
+
 typedef struct mn_search_config {
     mn_strategy_kind strategy;
+    /* zeroshot / hybrid: the space is ranked first (mn_rank_space) and the top 1 / top
+     * `top` (0: 5) points are trained in rank order. rank: proxy settings and MONAS
+     * weights (NULL: mn_rank_options_default); its space and budget fields are ignored,
+     * the search's own apply. */
+    int top;
+    const struct mn_rank_options *rank;
     mn_layout layout;
     int k_max;                     /* upper bound on k for every strategy */
     const mn_target *target;
@@ -61,6 +69,12 @@ typedef struct mn_search_result {
 /* Runs the candidate phase to the end of the strategy (or until *stop). */
 mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
                         mn_search_result *out);
+
+/* zeroshot / hybrid: ranks the points of cfg->layout up to cfg->k_max that pass the target
+ * and the host budget by the MONAS objective and returns the best min(n, feasible) in rank
+ * order (malloc'd; *count may be 0). */
+mn_status mn_search_rank_points(const mn_search_config *cfg, const mn_loaded_data *data, int n,
+                                mn_point **out, int *count);
 
 /* Host memory: what /proc says now (0 when unknown). */
 size_t mn_host_available_bytes(void);

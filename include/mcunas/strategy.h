@@ -27,7 +27,12 @@ mn_status mn_outcome_parse(const char *name, mn_outcome *out);
 typedef enum mn_strategy_kind {
     MN_STRATEGY_NANONAS = 0, /* k = 1, 2, 3, ... while best(k) > best(k-1) */
     MN_STRATEGY_COLABNAS,    /* k = 4, 8, then doubling (+0.005) or halving */
-    MN_STRATEGY_GRID         /* every point of [k_min, k_max] x [0, max_cells] */
+    MN_STRATEGY_GRID,        /* every point of [k_min, k_max] x [0, max_cells] */
+    /* The list strategies: the given points in order (the search ranks the space by
+     * zero-cost proxies first, include/mcunas/proxy.h); the answer is the best score, the
+     * earlier point on ties. zeroshot trains the top-ranked point only, hybrid the top N. */
+    MN_STRATEGY_ZEROSHOT,
+    MN_STRATEGY_HYBRID
 } mn_strategy_kind;
 
 const char *mn_strategy_kind_name(mn_strategy_kind kind);
@@ -41,7 +46,11 @@ typedef struct mn_strategy_options {
 
 typedef struct mn_strategy mn_strategy;
 
+/* nanonas, colabnas, grid. */
 mn_status mn_strategy_create(const mn_strategy_options *opts, mn_strategy **out);
+/* zeroshot / hybrid: asks `points` (copied) in order; n may be 0 (nothing to ask). */
+mn_status mn_strategy_create_list(mn_strategy_kind kind, const mn_point *points, int n,
+                                  mn_strategy **out);
 void mn_strategy_destroy(mn_strategy *s);
 
 /* The next point to evaluate; returns 0 when the search is over (then *out is untouched). */

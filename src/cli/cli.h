@@ -25,6 +25,7 @@ int mn_cmd_train(int argc, char **argv);
 int mn_cmd_import(int argc, char **argv);
 int mn_cmd_bench(int argc, char **argv);
 int mn_cmd_search(int argc, char **argv);
+int mn_cmd_rank(int argc, char **argv);
 int mn_cmd_devices(int argc, char **argv);
 int mn_cmd_targets(int argc, char **argv);
 int mn_cmd_estimate(int argc, char **argv);

@@ -9,6 +9,7 @@
 
 #include "cli.h"
 #include "mcunas/backend.h"
+#include "mcunas/proxy.h"
 #include "mcunas/report.h"
 #include "mcunas/samples.h"
 #include "mcunas/search.h"
@@ -28,9 +29,14 @@ static void usage(FILE *f) {
             "  --target T           target MCU (see 'mcunas targets') [required]\n"
             "  --target-file F      more targets from a file (docs/cost-model.md)\n"
             "  --out DIR            output folder (created) [required]\n"
-            "  --strategy S         nanonas (default) | colabnas | grid\n"
+            "  --strategy S         nanonas (default) | colabnas | grid | zeroshot | hybrid\n"
+            "                       (zeroshot: rank by zero-cost proxies, train the top one;\n"
+            "                       hybrid: train the top --top; see 'mcunas rank')\n"
+            "  --top N              hybrid: ranked candidates to train (default 5)\n"
+            "  --wf X, --wl X       zeroshot/hybrid: MONAS weights of FLOPs, latency (0.1)\n"
             "  --layout L           nanonas (default) | colabnas | convbn\n"
-            "  --k-max K            largest k any strategy may try (default 256; grid: 16)\n"
+            "  --k-max K            largest k any strategy may try (default 256; grid: 16;\n"
+            "                       zeroshot/hybrid: 64)\n"
             "  --max-latency-ms X   also require the estimated latency below X\n"
             "  --io uint8|int8      model input/output type (default uint8, as the seeds)\n"
             "  --epochs N           epochs per candidate (default 3)\n"
@@ -63,7 +69,7 @@ enum {
     OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_OUT, OPT_STRATEGY, OPT_LAYOUT, OPT_KMAX,
     OPT_MAXLAT, OPT_IO, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
     OPT_LIMIT, OPT_HOSTMEM, OPT_DEVMEM, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_RESUME,
-    OPT_CONFIG, OPT_JSON, OPT_QUIET
+    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL
 };
 
 static const struct option longopts[] = {
@@ -81,6 +87,8 @@ static const struct option longopts[] = {
     {"threads", required_argument, 0, OPT_THREADS},   {"device", required_argument, 0, OPT_DEVICE},
     {"resume", no_argument, 0, OPT_RESUME},           {"config", required_argument, 0, OPT_CONFIG},
     {"json", no_argument, 0, OPT_JSON},               {"quiet", no_argument, 0, OPT_QUIET},
+    {"top", required_argument, 0, OPT_TOP},           {"wf", required_argument, 0, OPT_WF},
+    {"wl", required_argument, 0, OPT_WL},
     {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
 
 /* "512M", "2G", "1048576", "64k" -> bytes. */
@@ -110,8 +118,8 @@ typedef struct opts {
     const char *data, *target, *target_file, *out, *backend;
     mn_strategy_kind strategy;
     mn_layout layout;
-    long k_max, epochs, batch, seed, final_epochs, calib, limit, threads, device;
-    double lr, val, max_latency;
+    long k_max, epochs, batch, seed, final_epochs, calib, limit, threads, device, top;
+    double lr, val, max_latency, wf, wl;
     int io_int8, resume, json, quiet;
     size_t host_mem, device_mem;
 } opts;
@@ -178,6 +186,15 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
         break;
     case OPT_DEVICE:
         if (!mn_cli_parse_int(arg, 0, 1024, &o->device)) BAD("%s--device must be in [0, 1024], got '%s'", where, arg);
+        break;
+    case OPT_TOP:
+        if (!mn_cli_parse_int(arg, 1, 100000, &o->top)) BAD("%s--top must be in [1, 100000], got '%s'", where, arg);
+        break;
+    case OPT_WF:
+        if (!mn_cli_parse_double(arg, 0, 1, &o->wf)) BAD("%s--wf must be in [0, 1], got '%s'", where, arg);
+        break;
+    case OPT_WL:
+        if (!mn_cli_parse_double(arg, 0, 1, &o->wl)) BAD("%s--wl must be in [0, 1], got '%s'", where, arg);
         break;
     case OPT_RESUME: o->resume = 1; break;
     case OPT_JSON: o->json = 1; break;
@@ -287,6 +304,9 @@ int mn_cmd_search(int argc, char **argv) {
     o.calib = MN_CALIB_IMAGES_DEFAULT;
     o.lr = 1e-3;
     o.val = 0.3;
+    o.top = 5;
+    o.wf = 0.1;
+    o.wl = 0.1;
 
     /* The config file first, so that the command line overrides it. */
     config_ctx cfgctx = {&o, NULL, MN_EXIT_OK, {0}, 0};
@@ -316,6 +336,9 @@ int mn_cmd_search(int argc, char **argv) {
     if (!o.data) return mn_cli_usage_error(cmd, "--data is required");
     if (!o.target) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
     if (!o.out) return mn_cli_usage_error(cmd, "--out DIR is required");
+    if (o.wf + o.wl > 1.0) return mn_cli_usage_error(cmd, "--wf + --wl must be <= 1");
+    const int zero_shot = o.strategy == MN_STRATEGY_ZEROSHOT || o.strategy == MN_STRATEGY_HYBRID;
+    const long k_max_default = o.strategy == MN_STRATEGY_GRID ? 16L : zero_shot ? 64L : 256L;
 
     mn_target_list targets;
     mn_status st = mn_target_list_init(&targets);
@@ -347,9 +370,14 @@ int mn_cmd_search(int argc, char **argv) {
              "\"epochs\":%ld,\"batch\":%ld,\"lr\":%g,\"val_split\":%g,\"seed\":%ld,\"backend\":\"%s\","
              "\"threads\":%ld}",
              MN_JOURNAL_VERSION, o.data, o.limit, target->name, mn_strategy_kind_name(o.strategy),
-             mn_layout_name(o.layout), o.k_max ? o.k_max : (o.strategy == MN_STRATEGY_GRID ? 16L : 256L),
+             mn_layout_name(o.layout), o.k_max ? o.k_max : k_max_default,
              o.io_int8 ? "int8" : "uint8", o.max_latency,
              o.epochs, o.batch, o.lr, o.val, o.seed, o.backend, o.threads);
+    if (zero_shot) { /* the ranking's settings too (the settings line ends in '}') */
+        size_t len = strlen(settings);
+        snprintf(settings + len - 1, sizeof settings - (len - 1), ",\"top\":%ld,\"wf\":%g,\"wl\":%g}",
+                 o.strategy == MN_STRATEGY_ZEROSHOT ? 1L : o.top, o.wf, o.wl);
+    }
     char journal_path[4096];
     snprintf(journal_path, sizeof journal_path, "%s/journal.jsonl", o.out);
 
@@ -361,7 +389,14 @@ int mn_cmd_search(int argc, char **argv) {
     memset(&sc, 0, sizeof sc);
     sc.strategy = o.strategy;
     sc.layout = o.layout;
-    sc.k_max = (int)(o.k_max ? o.k_max : (o.strategy == MN_STRATEGY_GRID ? 16 : 256));
+    sc.k_max = (int)(o.k_max ? o.k_max : k_max_default);
+    mn_rank_options ro;
+    mn_rank_options_default(&ro);
+    ro.wf = o.wf;
+    ro.wl = o.wl;
+    ro.proxy.seed = (uint64_t)o.seed;
+    sc.rank = &ro;
+    sc.top = (int)o.top;
     sc.target = target;
     sc.max_latency_ms = o.max_latency;
     sc.io_int8 = o.io_int8;

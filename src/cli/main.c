@@ -12,6 +12,7 @@ static const mn_cli_command commands[] = {
     {"info", "show a dataset cache: shapes, counts per class and split, a preview sheet",
      mn_cmd_info},
     {"search", "search for the most accurate network that fits a target MCU", mn_cmd_search},
+    {"rank", "rank every feasible A(k,c) by zero-cost proxies (MONAS), without training", mn_cmd_rank},
     {"bench", "measure training throughput (images/s, GFLOP/s) on a backend", mn_cmd_bench},
     {"devices", "list OpenCL platforms and devices (memory, compute units) for --device", mn_cmd_devices},
     {"targets", "list the MCU targets (built-in and --target-file)", mn_cmd_targets},

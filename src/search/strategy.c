@@ -38,6 +38,8 @@ struct mn_strategy {
     int colab_k4_milli;
     mn_point colab_k4_best;
     int grid_k;       /* grid: current k */
+    mn_point *list;   /* zeroshot/hybrid: the points in order */
+    int n_list, next_list;
 };
 
 static const char *const outcome_names[] = {"scored", "infeasible", "pruned", "failed"};
@@ -55,20 +57,21 @@ mn_status mn_outcome_parse(const char *name, mn_outcome *out) {
     return mn_error_set(MN_ERR_FORMAT, "unknown outcome '%s'", name ? name : "(null)");
 }
 
-static const char *const kind_names[] = {"nanonas", "colabnas", "grid"};
+static const char *const kind_names[] = {"nanonas", "colabnas", "grid", "zeroshot", "hybrid"};
 
 const char *mn_strategy_kind_name(mn_strategy_kind kind) {
-    return (kind >= 0 && kind <= MN_STRATEGY_GRID) ? kind_names[kind] : "unknown";
+    return (kind >= 0 && kind <= MN_STRATEGY_HYBRID) ? kind_names[kind] : "unknown";
 }
 
 mn_status mn_strategy_kind_parse(const char *name, mn_strategy_kind *out) {
-    for (int i = 0; i <= MN_STRATEGY_GRID; i++)
+    for (int i = 0; i <= MN_STRATEGY_HYBRID; i++)
         if (name && strcmp(name, kind_names[i]) == 0) {
             *out = (mn_strategy_kind)i;
             return MN_OK;
         }
     return mn_error_set(MN_ERR_INVALID_ARG,
-                        "unknown strategy '%s' (expected nanonas, colabnas or grid)",
+                        "unknown strategy '%s' (expected nanonas, colabnas, grid, zeroshot or "
+                        "hybrid)",
                         name ? name : "(null)");
 }
 
@@ -82,7 +85,7 @@ static void inner_start(mn_strategy *s, int k) {
 
 mn_status mn_strategy_create(const mn_strategy_options *opts, mn_strategy **out) {
     *out = NULL;
-    if (opts->kind < MN_STRATEGY_NANONAS || opts->kind > MN_STRATEGY_GRID)
+    if (opts->kind < MN_STRATEGY_NANONAS || opts->kind > MN_STRATEGY_HYBRID)
         return mn_error_set(MN_ERR_INVALID_ARG, "unknown strategy kind %d", (int)opts->kind);
     if (opts->max_cells < 0)
         return mn_error_set(MN_ERR_INVALID_ARG, "max_cells must be >= 0 (got %d)", opts->max_cells);
@@ -92,6 +95,11 @@ mn_status mn_strategy_create(const mn_strategy_options *opts, mn_strategy **out)
     mn_strategy *s = calloc(1, sizeof *s);
     if (!s) return mn_error_set(MN_ERR_NOMEM, "no memory for a strategy");
     s->o = *opts;
+    if (opts->kind == MN_STRATEGY_ZEROSHOT || opts->kind == MN_STRATEGY_HYBRID) {
+        free(s);
+        return mn_error_set(MN_ERR_INVALID_ARG, "the %s strategy is made from its ranked points "
+                            "(mn_strategy_create_list)", kind_names[opts->kind]);
+    }
     switch (opts->kind) {
     case MN_STRATEGY_NANONAS: inner_start(s, 1 > opts->k_min ? 1 : opts->k_min); break;
     case MN_STRATEGY_COLABNAS: inner_start(s, 4); break;
@@ -99,12 +107,42 @@ mn_status mn_strategy_create(const mn_strategy_options *opts, mn_strategy **out)
         s->grid_k = opts->k_min;
         inner_start(s, opts->k_min);
         break;
+    case MN_STRATEGY_ZEROSHOT:
+    case MN_STRATEGY_HYBRID:
+        break; /* handled above */
     }
     *out = s;
     return MN_OK;
 }
 
-void mn_strategy_destroy(mn_strategy *s) { free(s); }
+mn_status mn_strategy_create_list(mn_strategy_kind kind, const mn_point *points, int n,
+                                  mn_strategy **out) {
+    *out = NULL;
+    if (kind != MN_STRATEGY_ZEROSHOT && kind != MN_STRATEGY_HYBRID)
+        return mn_error_set(MN_ERR_INVALID_ARG, "strategy %s does not take a list of points",
+                            mn_strategy_kind_name(kind));
+    if (n < 0 || (n > 0 && !points))
+        return mn_error_set(MN_ERR_INVALID_ARG, "a %s strategy needs its list of points (n %d)",
+                            kind_names[kind], n);
+    mn_strategy *s = calloc(1, sizeof *s);
+    if (!s) return mn_error_set(MN_ERR_NOMEM, "no memory for a strategy");
+    s->list = malloc((size_t)(n > 0 ? n : 1) * sizeof(mn_point));
+    if (!s->list) {
+        free(s);
+        return mn_error_set(MN_ERR_NOMEM, "no memory for %d points", n);
+    }
+    if (n > 0) memcpy(s->list, points, (size_t)n * sizeof(mn_point));
+    s->o.kind = kind;
+    s->n_list = n;
+    s->finished = n == 0;
+    *out = s;
+    return MN_OK;
+}
+
+void mn_strategy_destroy(mn_strategy *s) {
+    if (s) free(s->list);
+    free(s);
+}
 
 static void accept(mn_strategy *s, mn_point p, int milli) {
     s->have_answer = 1;
@@ -163,11 +201,20 @@ static void outer_step(mn_strategy *s) {
             accept(s, in->best, best);
         inner_start(s, in->k + 1);
         return;
+    case MN_STRATEGY_ZEROSHOT:
+    case MN_STRATEGY_HYBRID:
+        return; /* never reached: the list strategies have no inner loop */
     }
 }
 
 int mn_strategy_ask(mn_strategy *s, mn_point *out) {
     if (s->finished) return 0;
+    if (s->list) {
+        s->pending = s->list[s->next_list];
+        s->asked = 1;
+        *out = s->pending;
+        return 1;
+    }
     s->pending.k = s->in.k;
     s->pending.cells = s->in.next_c;
     s->asked = 1;
@@ -183,7 +230,18 @@ mn_status mn_strategy_tell(mn_strategy *s, mn_point p, mn_outcome outcome, doubl
                             s->pending.cells);
     if (outcome < MN_OUTCOME_SCORED || outcome > MN_OUTCOME_FAILED)
         return mn_error_set(MN_ERR_INVALID_ARG, "unknown outcome %d", (int)outcome);
+    if (outcome == MN_OUTCOME_SCORED && !(score >= 0.0 && score <= 1.0))
+        return mn_error_set(MN_ERR_INVALID_ARG, "score %g of A(%d,%d) is not in [0, 1]", score,
+                            p.k, p.cells);
     s->asked = 0;
+    if (s->list) { /* in order; the earlier (better-ranked) point wins ties */
+        if (outcome == MN_OUTCOME_SCORED) {
+            int milli = (int)lround(score * 1000.0);
+            if (!s->have_answer || milli > s->answer_milli) accept(s, p, milli);
+        }
+        if (++s->next_list >= s->n_list) s->finished = 1;
+        return MN_OK;
+    }
     mn_inner *in = &s->in;
     int ends = 1;
     if (outcome == MN_OUTCOME_SCORED) {

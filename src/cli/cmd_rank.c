@@ -1,0 +1,348 @@
+/* mcunas rank: zero-cost proxies and the MONAS rank of every feasible candidate. */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "mcunas/backend.h"
+#include "mcunas/proxy.h"
+#include "mcunas/samples.h"
+#include "mcunas/search.h"
+#include "mcunas/target.h"
+
+static void usage(FILE *f) {
+    mn_rank_options d;
+    mn_rank_options_default(&d);
+    fprintf(f,
+            "Usage: mcunas rank --data D.h5 --target T [options]\n\n"
+            "Ranks every candidate A(k,c) that fits the target MCU (cost model) and this\n"
+            "machine's memory by zero-cost proxies computed at initialisation, without\n"
+            "training: NTK condition number, linear regions, NASWOT, synflow, grad_norm, snip,\n"
+            "FLOPs and params; the MONAS score combines the ranks of (NTK, regions, FLOPs,\n"
+            "latency) with weights ((1-wf-wl)/2, (1-wf-wl)/2, wf, wl). Proxies are cheap hints,\n"
+            "not accuracies (README, \"Zero-shot search\").\n\n"
+            "Options:\n"
+            "  --data PATH          dataset cache [required]\n"
+            "  --target T           target MCU (see 'mcunas targets') [required]\n"
+            "  --target-file F      more targets from a file\n"
+            "  --layout L|all       nanonas | colabnas | convbn | all (default all)\n"
+            "  --k-min K, --k-max K range of k (default %d..%d)\n"
+            "  --max-latency-ms X   also require the estimated latency below X\n"
+            "  --io uint8|int8      model input/output type (default uint8)\n"
+            "  --wf X, --wl X       MONAS weights of FLOPs and latency (default %g, %g)\n"
+            "  --batch N            images of the NTK/NASWOT/gradient batch (default %d)\n"
+            "  --inits N            NTK initialisations averaged (default %d)\n"
+            "  --regions-inputs R   random inputs for the linear regions (default %d)\n"
+            "  --regions-div D      thin copy width ceil(k / D) (default %d)\n"
+            "  --seed S             initialisation seed (default 1)\n"
+            "  --limit N            read only the first N training images\n"
+            "  --host-mem SIZE      drop candidates whose training would not fit (default: the\n"
+            "                       machine's available RAM; training batch 16)\n"
+            "  --backend B          compute backend (default cpu; built in: %s)\n"
+            "  --threads N          candidates computed at once, one core each (default: all\n"
+            "                       cores)\n"
+            "  --out FILE           write every ranked candidate as CSV\n"
+            "  --top N              candidates printed (default 10; 0: all)\n"
+            "  --json               one JSON object per candidate and a summary on stdout\n"
+            "  --quiet              no progress output\n"
+            "  -h, --help           this help\n",
+            d.k_min, d.k_max, d.wf, d.wl, d.proxy.batch, d.proxy.inits, d.proxy.regions_inputs,
+            d.proxy.regions_div, mn_backend_available());
+}
+
+enum {
+    OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_LAYOUT, OPT_KMIN, OPT_KMAX, OPT_MAXLAT,
+    OPT_IO, OPT_WF, OPT_WL, OPT_BATCH, OPT_INITS, OPT_RIN, OPT_RDIV, OPT_SEED, OPT_LIMIT,
+    OPT_HOSTMEM, OPT_BACKEND, OPT_THREADS, OPT_OUT, OPT_TOP, OPT_JSON, OPT_QUIET
+};
+
+static const struct option longopts[] = {
+    {"data", required_argument, 0, OPT_DATA},
+    {"target", required_argument, 0, OPT_TARGET},
+    {"target-file", required_argument, 0, OPT_TARGET_FILE},
+    {"layout", required_argument, 0, OPT_LAYOUT},
+    {"k-min", required_argument, 0, OPT_KMIN},
+    {"k-max", required_argument, 0, OPT_KMAX},
+    {"max-latency-ms", required_argument, 0, OPT_MAXLAT},
+    {"io", required_argument, 0, OPT_IO},
+    {"wf", required_argument, 0, OPT_WF},
+    {"wl", required_argument, 0, OPT_WL},
+    {"batch", required_argument, 0, OPT_BATCH},
+    {"inits", required_argument, 0, OPT_INITS},
+    {"regions-inputs", required_argument, 0, OPT_RIN},
+    {"regions-div", required_argument, 0, OPT_RDIV},
+    {"seed", required_argument, 0, OPT_SEED},
+    {"limit", required_argument, 0, OPT_LIMIT},
+    {"host-mem", required_argument, 0, OPT_HOSTMEM},
+    {"backend", required_argument, 0, OPT_BACKEND},
+    {"threads", required_argument, 0, OPT_THREADS},
+    {"out", required_argument, 0, OPT_OUT},
+    {"top", required_argument, 0, OPT_TOP},
+    {"json", no_argument, 0, OPT_JSON},
+    {"quiet", no_argument, 0, OPT_QUIET},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+static int parse_size(const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) return 0;
+    double mult = 1;
+    if (*end) {
+        switch (*end) {
+        case 'k': case 'K': mult = 1024.0; break;
+        case 'm': case 'M': mult = 1024.0 * 1024; break;
+        case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
+        default: return 0;
+        }
+        end++;
+        if (*end == 'i' || *end == 'I') end++;
+        if (*end == 'b' || *end == 'B') end++;
+        if (*end) return 0;
+    }
+    *out = (size_t)(v * mult);
+    return 1;
+}
+
+typedef struct progress_ctx {
+    int quiet;
+    double last;
+    double t0;
+} progress_ctx;
+
+static void on_progress(void *user, size_t done, size_t total) {
+    progress_ctx *p = user;
+    if (p->quiet) return;
+    double now = mn_time_now();
+    if (done == total || now - p->last >= 2.0) {
+        fprintf(stderr, "rank: %zu/%zu candidates (%.1f s)\n", done, total, now - p->t0);
+        p->last = now;
+    }
+}
+
+static void print_num(FILE *f, double v) {
+    if (isnan(v)) fputs("nan", f);
+    else if (isinf(v)) fputs(v > 0 ? "inf" : "-inf", f);
+    else fprintf(f, "%.9g", v);
+}
+
+static int write_csv(const char *path, const mn_rank_result *r) {
+    char tmp[4200];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f) return 0;
+    fputs("rank,k,cells,layout,monas_score,ntk_cond,regions,naswot,synflow,grad_norm,snip,flops,"
+          "params,latency_ms,ram_bytes,flash_bytes,rank_ntk,rank_regions,rank_flops,rank_latency,"
+          "proxy_seconds\n", f);
+    for (size_t i = 0; i < r->count; i++) {
+        const mn_rank_entry *e = &r->entries[i];
+        fprintf(f, "%d,%d,%d,%s,%.6g,", e->rank, e->k, e->cells, mn_layout_name(e->layout), e->score);
+        const double v[] = {e->s.ntk_cond, e->s.regions, e->s.naswot, e->s.synflow,
+                            e->s.grad_norm, e->s.snip, e->s.flops, e->s.params, e->latency_ms};
+        for (size_t q = 0; q < sizeof v / sizeof v[0]; q++) {
+            print_num(f, v[q]);
+            fputc(',', f);
+        }
+        fprintf(f, "%zu,%zu,%g,%g,%g,%g,%.4f\n", e->ram_bytes, e->flash_bytes, e->r_ntk,
+                e->r_regions, e->r_flops, e->r_latency, e->s.seconds);
+    }
+    int ok = fflush(f) == 0 && !ferror(f);
+    ok = (fclose(f) == 0) && ok;
+    if (!ok || rename(tmp, path) != 0) {
+        remove(tmp);
+        return 0;
+    }
+    return 1;
+}
+
+static void json_num_or_null(mn_json *j, const char *key, double v) {
+    if (isfinite(v)) mn_json_num(j, key, v);
+    else mn_json_raw(j, key, isnan(v) ? "null" : (v > 0 ? "1e999" : "-1e999"));
+}
+
+int mn_cmd_rank(int argc, char **argv) {
+    const char *cmd = "rank";
+    mn_rank_options ro;
+    mn_rank_options_default(&ro);
+    const char *data_path = NULL, *target_name = NULL, *target_file = NULL, *out = NULL;
+    long limit = 0, top = 10, lv;
+    int json = 0, quiet = 0;
+    size_t host_mem = 0;
+    int c;
+    optind = 1;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        switch (c) {
+        case 'h': usage(stdout); return MN_EXIT_OK;
+        case OPT_DATA: data_path = optarg; break;
+        case OPT_TARGET: target_name = optarg; break;
+        case OPT_TARGET_FILE: target_file = optarg; break;
+        case OPT_OUT: out = optarg; break;
+        case OPT_LAYOUT:
+            if (!strcmp(optarg, "all")) {
+                ro.layouts = 7u;
+            } else {
+                mn_layout l;
+                if (mn_layout_parse(optarg, &l)) return mn_cli_usage_error(cmd, "%s", mn_error_message());
+                ro.layouts = 1u << l;
+            }
+            break;
+        case OPT_KMIN:
+            if (!mn_cli_parse_int(optarg, 1, 4096, &lv)) return mn_cli_usage_error(cmd, "--k-min must be in [1, 4096], got '%s'", optarg);
+            ro.k_min = (int)lv;
+            break;
+        case OPT_KMAX:
+            if (!mn_cli_parse_int(optarg, 1, 4096, &lv)) return mn_cli_usage_error(cmd, "--k-max must be in [1, 4096], got '%s'", optarg);
+            ro.k_max = (int)lv;
+            break;
+        case OPT_MAXLAT:
+            if (!mn_cli_parse_double(optarg, 1e-6, 1e9, &ro.max_latency_ms)) return mn_cli_usage_error(cmd, "--max-latency-ms must be > 0, got '%s'", optarg);
+            break;
+        case OPT_IO:
+            if (!strcmp(optarg, "int8")) ro.io_int8 = 1;
+            else if (!strcmp(optarg, "uint8")) ro.io_int8 = 0;
+            else return mn_cli_usage_error(cmd, "--io must be uint8 or int8, got '%s'", optarg);
+            break;
+        case OPT_WF:
+            if (!mn_cli_parse_double(optarg, 0, 1, &ro.wf)) return mn_cli_usage_error(cmd, "--wf must be in [0, 1], got '%s'", optarg);
+            break;
+        case OPT_WL:
+            if (!mn_cli_parse_double(optarg, 0, 1, &ro.wl)) return mn_cli_usage_error(cmd, "--wl must be in [0, 1], got '%s'", optarg);
+            break;
+        case OPT_BATCH:
+            if (!mn_cli_parse_int(optarg, 2, 4096, &lv)) return mn_cli_usage_error(cmd, "--batch must be in [2, 4096], got '%s'", optarg);
+            ro.proxy.batch = (int)lv;
+            break;
+        case OPT_INITS:
+            if (!mn_cli_parse_int(optarg, 1, 100, &lv)) return mn_cli_usage_error(cmd, "--inits must be in [1, 100], got '%s'", optarg);
+            ro.proxy.inits = (int)lv;
+            break;
+        case OPT_RIN:
+            if (!mn_cli_parse_int(optarg, 2, 1000000, &lv)) return mn_cli_usage_error(cmd, "--regions-inputs must be in [2, 1000000], got '%s'", optarg);
+            ro.proxy.regions_inputs = (int)lv;
+            break;
+        case OPT_RDIV:
+            if (!mn_cli_parse_int(optarg, 1, 4096, &lv)) return mn_cli_usage_error(cmd, "--regions-div must be in [1, 4096], got '%s'", optarg);
+            ro.proxy.regions_div = (int)lv;
+            break;
+        case OPT_SEED:
+            if (!mn_cli_parse_int(optarg, 0, 0x7fffffffL, &lv)) return mn_cli_usage_error(cmd, "--seed must be a non-negative integer, got '%s'", optarg);
+            ro.proxy.seed = (uint64_t)lv;
+            break;
+        case OPT_LIMIT:
+            if (!mn_cli_parse_int(optarg, 1, 0x7fffffffL, &limit)) return mn_cli_usage_error(cmd, "--limit must be a positive integer, got '%s'", optarg);
+            break;
+        case OPT_HOSTMEM:
+            if (!parse_size(optarg, &host_mem)) return mn_cli_usage_error(cmd, "--host-mem must be a size like 512M, got '%s'", optarg);
+            break;
+        case OPT_BACKEND: ro.backend = optarg; break;
+        case OPT_THREADS:
+            if (!mn_cli_parse_int(optarg, 0, 1024, &lv)) return mn_cli_usage_error(cmd, "--threads must be in [0, 1024], got '%s'", optarg);
+            ro.threads = ro.workers = (int)lv;
+            break;
+        case OPT_TOP:
+            if (!mn_cli_parse_int(optarg, 0, 0x7fffffffL, &top)) return mn_cli_usage_error(cmd, "--top must be >= 0, got '%s'", optarg);
+            break;
+        case OPT_JSON: json = 1; break;
+        case OPT_QUIET: quiet = 1; break;
+        default: return mn_cli_usage_error(cmd, "unknown or incomplete option");
+        }
+    }
+    if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!data_path) return mn_cli_usage_error(cmd, "--data is required");
+    if (!target_name) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
+    if (ro.k_max < ro.k_min) return mn_cli_usage_error(cmd, "--k-min %d is above --k-max %d", ro.k_min, ro.k_max);
+    if (ro.wf + ro.wl > 1.0) return mn_cli_usage_error(cmd, "--wf + --wl must be <= 1");
+
+    mn_target_list targets;
+    mn_status st = mn_target_list_init(&targets);
+    if (!st && target_file) st = mn_target_list_load(&targets, target_file);
+    if (st) return mn_cli_fail(cmd, st);
+    const mn_target *target = mn_target_find(&targets, target_name);
+    if (!target) {
+        mn_target_list_free(&targets);
+        return mn_cli_usage_error(cmd, "unknown target '%s' (see 'mcunas targets')", target_name);
+    }
+    mn_loaded_data data;
+    double t0 = mn_time_now();
+    st = mn_loaded_data_read(data_path, (size_t)limit, &data);
+    if (st) {
+        mn_target_list_free(&targets);
+        return mn_cli_fail(cmd, st);
+    }
+    ro.target = target;
+    ro.host_mem = host_mem ? host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
+    progress_ctx pc = {quiet || json, 0, mn_time_now()};
+    ro.progress = on_progress;
+    ro.user = &pc;
+    ro.stop = &mn_cli_stop_flag;
+    mn_cli_install_sigint();
+    mn_rank_result r;
+    st = mn_rank_space(&ro, &data, &r);
+    double total = mn_time_now() - t0;
+    int rc = MN_EXIT_OK;
+    if (st) {
+        rc = mn_cli_fail(cmd, st);
+    } else if (out && !write_csv(out, &r)) {
+        fprintf(stderr, "mcunas rank: error: cannot write %s\n", out);
+        rc = MN_EXIT_FAILURE;
+    } else if (json) {
+        for (size_t i = 0; i < r.count; i++) {
+            const mn_rank_entry *e = &r.entries[i];
+            mn_json j;
+            mn_json_begin(&j, stdout);
+            mn_json_str(&j, "event", "candidate");
+            mn_json_int(&j, "rank", e->rank);
+            mn_json_int(&j, "k", e->k);
+            mn_json_int(&j, "cells", e->cells);
+            mn_json_str(&j, "layout", mn_layout_name(e->layout));
+            mn_json_num(&j, "monas_score", e->score);
+            json_num_or_null(&j, "ntk_cond", e->s.ntk_cond);
+            json_num_or_null(&j, "regions", e->s.regions);
+            json_num_or_null(&j, "naswot", e->s.naswot);
+            json_num_or_null(&j, "synflow", e->s.synflow);
+            json_num_or_null(&j, "grad_norm", e->s.grad_norm);
+            json_num_or_null(&j, "snip", e->s.snip);
+            mn_json_num(&j, "flops", e->s.flops);
+            mn_json_num(&j, "params", e->s.params);
+            mn_json_num(&j, "latency_ms", e->latency_ms);
+            mn_json_int(&j, "ram_bytes", (long long)e->ram_bytes);
+            mn_json_int(&j, "flash_bytes", (long long)e->flash_bytes);
+            mn_json_end(&j);
+        }
+        mn_json j;
+        mn_json_begin(&j, stdout);
+        mn_json_str(&j, "event", "done");
+        mn_json_str(&j, "target", target->name);
+        mn_json_int(&j, "considered", (long long)r.considered);
+        mn_json_int(&j, "feasible", (long long)r.count);
+        mn_json_int(&j, "infeasible", (long long)r.infeasible);
+        mn_json_int(&j, "pruned", (long long)r.pruned);
+        mn_json_num(&j, "filter_seconds", r.filter_seconds);
+        mn_json_num(&j, "proxy_seconds", r.proxy_seconds);
+        mn_json_num(&j, "total_seconds", total);
+        mn_json_end(&j);
+    } else if (!quiet) {
+        printf("%zu of %zu candidates fit %s (%zu infeasible, %zu over the host budget); "
+               "filter %.2f s, proxies %.1f s, total %.1f s\n",
+               r.count, r.considered, target->name, r.infeasible, r.pruned, r.filter_seconds,
+               r.proxy_seconds, total);
+        size_t shown = top == 0 || (size_t)top > r.count ? r.count : (size_t)top;
+        if (shown)
+            printf("%4s %-18s %9s %10s %8s %9s %10s %9s\n", "rank", "candidate", "score",
+                   "ntk_cond", "regions", "naswot", "MFLOPs", "lat_ms");
+        for (size_t i = 0; i < shown; i++) {
+            const mn_rank_entry *e = &r.entries[i];
+            char name[64];
+            snprintf(name, sizeof name, "A(%d,%d) %s", e->k, e->cells, mn_layout_name(e->layout));
+            printf("%4d %-18s %9.2f %10.4g %8.0f %9.2f %10.3f %9.2f\n", e->rank, name, e->score,
+                   e->s.ntk_cond, e->s.regions, e->s.naswot, e->s.flops / 1e6, e->latency_ms);
+        }
+    }
+    mn_rank_result_free(&r);
+    mn_loaded_data_free(&data);
+    mn_target_list_free(&targets);
+    return rc;
+}
