@@ -66,6 +66,9 @@ typedef struct mn_search_result {
     uint64_t peak_host_bytes; /* largest measured peak RSS of a candidate */
 } mn_search_result;
 
+/* The training options a search gives every candidate (and, with other epochs, its winner). */
+void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_options *out);
+
 /* Runs the candidate phase to the end of the strategy (or until *stop). */
 mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
                         mn_search_result *out);

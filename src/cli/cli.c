@@ -57,6 +57,27 @@ int mn_cli_parse_double(const char *s, double min, double max, double *out) {
     return 1;
 }
 
+int mn_cli_parse_size(const char *s, size_t *out) {
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (errno || end == s || !(v > 0)) return 0;
+    double mult = 1;
+    switch (*end) {
+    case 'k': case 'K': mult = 1024.0; end++; break;
+    case 'm': case 'M': mult = 1024.0 * 1024; end++; break;
+    case 'g': case 'G': mult = 1024.0 * 1024 * 1024; end++; break;
+    default: break;
+    }
+    if (mult > 1 && (*end == 'i' || *end == 'I')) end++;
+    if (*end == 'b' || *end == 'B') end++;
+    if (*end) return 0;
+    v *= mult;
+    if (v < 1 || v > 1e15) return 0;
+    *out = (size_t)v;
+    return 1;
+}
+
 int mn_cli_parse_shape(const char *s, int *h, int *w, int *c) {
     char extra;
     if (sscanf(s, "%dx%dx%d%c", h, w, c, &extra) != 3) return 0;

@@ -40,6 +40,8 @@ int mn_cli_usage_error(const char *cmd, const char *fmt, ...) __attribute__((for
 /* Strict number parsing: the whole string must be a number in range. */
 int mn_cli_parse_int(const char *s, long min, long max, long *out);
 int mn_cli_parse_double(const char *s, double min, double max, double *out);
+/* "64M", "1G", "512K", "2GiB", "1000000": bytes (binary multiples); > 0. */
+int mn_cli_parse_size(const char *s, size_t *out);
 /* "28x28x1" */
 int mn_cli_parse_shape(const char *s, int *h, int *w, int *c);
 

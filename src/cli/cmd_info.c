@@ -46,28 +46,6 @@ static void json_escape(FILE *f, const char *s) {
 
 enum { OPT_JSON = 256, OPT_PREVIEW, OPT_PER_CLASS, OPT_READ_BENCH, OPT_DATA_MEM, OPT_BATCH };
 
-/* "64M", "1G", "512K", "1000000": bytes (binary multiples). */
-static int parse_size(const char *s, size_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !(v > 0)) return 0;
-    double mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1024.0; end++; break;
-    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-    default: break;
-    }
-    if (*end == 'i' || *end == 'B') end += *end == 'i' ? 1 : 0;
-    if (*end == 'B') end++;
-    if (*end) return 0;
-    v *= mul;
-    if (v < 1 || v > 1e15) return 0;
-    *out = (size_t)v;
-    return 1;
-}
-
 /* One shuffled epoch of the train split through the stream: what training would see. */
 static int read_bench(const char *path, size_t budget, int batch, int json) {
     mn_stream_options so;
@@ -136,7 +114,7 @@ int mn_cmd_info(int argc, char **argv) {
             break;
         case OPT_READ_BENCH: bench = 1; break;
         case OPT_DATA_MEM:
-            if (!parse_size(optarg, &mem))
+            if (!mn_cli_parse_size(optarg, &mem))
                 return mn_cli_usage_error(cmd, "--data-mem must be a size like 64M or 1G, got '%s'", optarg);
             break;
         case OPT_BATCH:

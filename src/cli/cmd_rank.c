@@ -85,28 +85,6 @@ static const struct option longopts[] = {
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
 
-static int parse_size(const char *s, size_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || !(v > 0)) return 0;
-    double mult = 1;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': mult = 1024.0; break;
-        case 'm': case 'M': mult = 1024.0 * 1024; break;
-        case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
-        default: return 0;
-        }
-        end++;
-        if (*end == 'i' || *end == 'I') end++;
-        if (*end == 'b' || *end == 'B') end++;
-        if (*end) return 0;
-    }
-    *out = (size_t)(v * mult);
-    return 1;
-}
-
 typedef struct progress_ctx {
     int quiet;
     double last;
@@ -235,7 +213,7 @@ int mn_cmd_rank(int argc, char **argv) {
             if (!mn_cli_parse_int(optarg, 1, 0x7fffffffL, &limit)) return mn_cli_usage_error(cmd, "--limit must be a positive integer, got '%s'", optarg);
             break;
         case OPT_HOSTMEM:
-            if (!parse_size(optarg, &host_mem)) return mn_cli_usage_error(cmd, "--host-mem must be a size like 512M, got '%s'", optarg);
+            if (!mn_cli_parse_size(optarg, &host_mem)) return mn_cli_usage_error(cmd, "--host-mem must be a size like 512M, got '%s'", optarg);
             break;
         case OPT_BACKEND: ro.backend = optarg; break;
         case OPT_THREADS:

@@ -91,29 +91,6 @@ static const struct option longopts[] = {
     {"wl", required_argument, 0, OPT_WL},
     {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
 
-/* "512M", "2G", "1048576", "64k" -> bytes. */
-static int parse_size(const char *s, size_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (errno || end == s || !(v > 0)) return 0;
-    double mult = 1;
-    if (*end) {
-        switch (*end) {
-        case 'k': case 'K': mult = 1024.0; break;
-        case 'm': case 'M': mult = 1024.0 * 1024; break;
-        case 'g': case 'G': mult = 1024.0 * 1024 * 1024; break;
-        default: return 0;
-        }
-        end++;
-        if (*end == 'i' || *end == 'I') end++;
-        if (*end == 'b' || *end == 'B') end++;
-        if (*end) return 0;
-    }
-    *out = (size_t)(v * mult);
-    return 1;
-}
-
 typedef struct opts {
     const char *data, *target, *target_file, *out, *backend;
     mn_strategy_kind strategy;
@@ -175,10 +152,10 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
         if (!mn_cli_parse_int(arg, 1, 0x7fffffffL, &o->limit)) BAD("%s--limit must be a positive integer, got '%s'", where, arg);
         break;
     case OPT_HOSTMEM:
-        if (!parse_size(arg, &o->host_mem)) BAD("%s--host-mem must be a size like 512M, got '%s'", where, arg);
+        if (!mn_cli_parse_size(arg, &o->host_mem)) BAD("%s--host-mem must be a size like 512M, got '%s'", where, arg);
         break;
     case OPT_DEVMEM:
-        if (!parse_size(arg, &o->device_mem)) BAD("%s--device-mem must be a size like 2G, got '%s'", where, arg);
+        if (!mn_cli_parse_size(arg, &o->device_mem)) BAD("%s--device-mem must be a size like 2G, got '%s'", where, arg);
         break;
     case OPT_BACKEND: o->backend = arg; break;
     case OPT_THREADS:

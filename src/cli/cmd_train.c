@@ -61,28 +61,6 @@ enum {
     OPT_SAVE, OPT_JSON, OPT_QUIET, OPT_DATA_MEM, OPT_AUGMENT
 };
 
-/* "64M", "1G", "512K", "1000000": bytes (binary multiples). */
-static int parse_size(const char *s, size_t *out) {
-    char *end;
-    errno = 0;
-    double v = strtod(s, &end);
-    if (end == s || errno || !(v > 0)) return 0;
-    double mul = 1;
-    switch (*end) {
-    case 'k': case 'K': mul = 1024.0; end++; break;
-    case 'm': case 'M': mul = 1024.0 * 1024; end++; break;
-    case 'g': case 'G': mul = 1024.0 * 1024 * 1024; end++; break;
-    default: break;
-    }
-    if (*end == 'i' || *end == 'B') end += *end == 'i' ? 1 : 0;
-    if (*end == 'B') end++;
-    if (*end) return 0;
-    v *= mul;
-    if (v < 1 || v > 1e15) return 0;
-    *out = (size_t)v;
-    return 1;
-}
-
 /* "flip", "rotate", "flip,rotate", "none" -> MN_AUGMENT_* flags; -1 when unknown. */
 static int parse_augment(const char *s) {
     int flags = 0;
@@ -181,7 +159,7 @@ int mn_cmd_train(int argc, char **argv) {
                 return mn_cli_usage_error(cmd, "--limit must be a positive integer, got '%s'", optarg);
             break;
         case OPT_DATA_MEM:
-            if (!parse_size(optarg, &data_mem))
+            if (!mn_cli_parse_size(optarg, &data_mem))
                 return mn_cli_usage_error(cmd, "--data-mem must be a size like 64M or 1G, got '%s'", optarg);
             break;
         case OPT_AUGMENT:

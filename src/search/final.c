@@ -101,15 +101,7 @@ mn_status mn_search_finalize(const mn_search_config *cfg, const mn_loaded_data *
     mn_train_result res;
     if (!st) {
         mn_train_options to;
-        mn_train_options_default(&to);
-        to.epochs = final_epochs;
-        to.adam = cfg->adam;
-        to.val_split = cfg->val_split;
-        to.split_seed = cfg->split_seed;
-        to.seed = cfg->seed;
-        to.progress = cfg->on_train_progress;
-        to.progress_user = cfg->user;
-        to.stop = cfg->stop;
+        mn_search_train_options(cfg, final_epochs, &to);
         st = mn_train_run(net, &data->train, &data->test, &to, &res);
     }
     const mn_net_plan *plan = net ? mn_net_get_plan(net) : NULL;

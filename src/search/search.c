@@ -41,6 +41,18 @@ int mn_host_peak_reset(void) {
 
 /* ---- evaluation ---- */
 
+void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_options *to) {
+    mn_train_options_default(to);
+    to->epochs = epochs;
+    to->adam = cfg->adam;
+    to->val_split = cfg->val_split;
+    to->split_seed = cfg->split_seed;
+    to->seed = cfg->seed;
+    to->progress = cfg->on_train_progress;
+    to->progress_user = cfg->user;
+    to->stop = cfg->stop;
+}
+
 typedef struct mn_eval_ctx {
     const mn_search_config *cfg;
     const mn_loaded_data *data;
@@ -148,15 +160,7 @@ static mn_status evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e) {
     mn_train_result res;
     if (!st) {
         mn_train_options to;
-        mn_train_options_default(&to);
-        to.epochs = cfg->epochs;
-        to.adam = cfg->adam;
-        to.val_split = cfg->val_split;
-        to.split_seed = cfg->split_seed;
-        to.seed = cfg->seed;
-        to.progress = cfg->on_train_progress;
-        to.progress_user = cfg->user;
-        to.stop = cfg->stop;
+        mn_search_train_options(cfg, cfg->epochs, &to);
         st = mn_train_run(net, &data->train, NULL, &to, &res);
     }
     be->ops->mem_info(be, &mem);
