@@ -56,6 +56,7 @@ void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_o
 typedef struct mn_eval_ctx {
     const mn_search_config *cfg;
     const mn_loaded_data *data;
+    size_t runtime_bytes; /* what the backend's runtime adds per training (warm-up, measured) */
 } mn_eval_ctx;
 
 static void fmt_mib(char *buf, size_t n, size_t bytes) {
@@ -126,7 +127,8 @@ static mn_status evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e) {
     const size_t n_train = data->train.count;
     mn_host_peak_reset();
     const size_t rss_before = mn_host_rss_bytes();
-    e->host_planned_bytes = rss_before + training_host_bytes(&plan, &arch, n_train, mem.shares_host_memory);
+    e->host_planned_bytes = rss_before + ctx->runtime_bytes +
+                            training_host_bytes(&plan, &arch, n_train, mem.shares_host_memory);
     e->device_planned_bytes = plan.device_bytes;
     char need[32], have[32];
     if (cfg->host_mem && e->host_planned_bytes > cfg->host_mem) {
@@ -221,19 +223,37 @@ mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
         return st;
     }
     /* Warm up once so that what the first candidate measures is its own: OpenMP's thread
-     * pool, BLAS buffers and the allocator's arenas are created here, not inside it. */
+     * pool, BLAS buffers and the allocator's arenas are created here, not inside it. The
+     * warm-up also measures what a fresh backend's runtime adds to the resident set while it
+     * trains, beyond the net's own buffers (an OpenCL context loading its programs and
+     * CLBlast's kernels: tens of KiB to MiB; the CPU backend: about nothing); every
+     * candidate's plan counts it, since each candidate gets a fresh backend. */
+    size_t runtime_bytes = 0;
     {
         mn_backend_options bo = {cfg->threads, cfg->device};
         mn_backend *be = NULL;
         mn_arch tiny;
         mn_bench_result br;
-        if (!mn_backend_create(cfg->backend, &bo, &be) &&
-            !mn_arch_build(&tiny, 1, 0, cfg->layout, data->info.shape, data->info.classes))
-            mn_bench_train(&tiny, be, cfg->batch, 0.0, 1, &br);
-        mn_backend_destroy(be);
+        mn_net_plan plan;
+        for (int pass = 0; pass < 2; pass++) { /* the first pass creates the process-wide pools */
+            mn_host_peak_reset();
+            size_t rss0 = mn_host_rss_bytes();
+            if (!mn_backend_create(cfg->backend, &bo, &be) &&
+                !mn_arch_build(&tiny, 1, 0, cfg->layout, data->info.shape, data->info.classes) &&
+                !mn_net_plan_compute(&tiny, be, cfg->batch, &plan) &&
+                !mn_bench_train(&tiny, be, cfg->batch, 0.0, 1, &br)) {
+                mn_backend_mem mem;
+                be->ops->mem_info(be, &mem);
+                size_t own = plan.host_bytes + (mem.shares_host_memory ? plan.device_bytes : 0);
+                size_t peak = mn_host_peak_bytes();
+                runtime_bytes = peak > rss0 + own ? peak - rss0 - own : 0;
+            }
+            mn_backend_destroy(be);
+            be = NULL;
+        }
         mn_error_clear();
     }
-    mn_eval_ctx ctx = {cfg, data};
+    mn_eval_ctx ctx = {cfg, data, runtime_bytes};
     size_t cursor = 0;
     double t0 = mn_time_now();
     mn_point p;
