@@ -308,12 +308,69 @@ static void cli_kill_9_and_resume(void **state) {
     free(b);
 }
 
+
+/* Runs the CLI with argv, stderr into a file; returns the exit code and the message. */
+static int run_capture(const char *const *argv, char *msg, size_t size) {
+    char *errfile = mn_test_path(tmpdir, "stderr.txt");
+    pid_t pid = fork();
+    if (pid == 0) {
+        int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        int devnull = open("/dev/null", O_WRONLY);
+        dup2(devnull, 1);
+        dup2(fd, 2);
+        execv(argv[0], (char *const *)argv);
+        _exit(127);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    FILE *f = fopen(errfile, "r");
+    size_t n = f ? fread(msg, 1, size - 1, f) : 0;
+    if (f) fclose(f);
+    msg[n] = '\0';
+    free(errfile);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+static void cli_bad_input(void **state) {
+    (void)state;
+    const char *bin = mn_test_bin();
+    if (!bin) skip();
+    char msg[4096], *out = mn_test_path(tmpdir, "cli-bad");
+    /* an unknown target: a usage error naming it */
+    const char *a1[] = {bin, "search", "--data", data_path, "--target", "stm32nope", "--out", out, NULL};
+    assert_int_equal(run_capture(a1, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "stm32nope"));
+    /* a missing dataset: a failure naming the file, nothing written */
+    const char *a2[] = {bin, "search", "--data", "/nonexistent/d.h5", "--target", "stm32l412kbu3",
+                        "--out", out, NULL};
+    assert_int_equal(run_capture(a2, msg, sizeof msg), 1);
+    assert_non_null(strstr(msg, "/nonexistent/d.h5"));
+    char report[4200];
+    snprintf(report, sizeof report, "%s/report.json", out);
+    assert_int_not_equal(access(report, F_OK), 0);
+    /* a bad size */
+    const char *a3[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", out,
+                        "--host-mem", "lots", NULL};
+    assert_int_equal(run_capture(a3, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "--host-mem"));
+    /* --resume of a search with other settings: refused, naming the setting */
+    char *other = mn_test_path(tmpdir, "cli-killed"); /* written by cli_kill_9_and_resume */
+    const char *a4[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", other,
+                        "--k-max", "3", "--epochs", "2", "--batch", "8", "--lr", "3e-3", "--seed", "4",
+                        "--threads", "2", "--resume", "--quiet", NULL};
+    assert_int_equal(run_capture(a4, msg, sizeof msg), 1);
+    assert_non_null(strstr(msg, "\"seed\""));
+    free(other);
+    free(out);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(infeasible_never_trained_and_budget_honest),
         cmocka_unit_test(host_budget_prunes_before_training),
         cmocka_unit_test(interrupted_search_resumes_to_the_same_answer),
         cmocka_unit_test(cli_kill_9_and_resume),
+        cmocka_unit_test(cli_bad_input),
     };
     return cmocka_run_group_tests(tests, make_dataset, cleanup);
 }
