@@ -66,22 +66,6 @@ mn_status mn_cpu_fview_opt(const char *op, const char *arg, mn_view v, size_t co
     return MN_OK;
 }
 
-mn_status mn_cpu_dims(const char *op, const char *names, const int *dims, int n,
-                      int allow_zero, size_t *out) {
-    size_t p = 1;
-    for (int i = 0; i < n; i++) {
-        if (dims[i] < (allow_zero ? 0 : 1))
-            return mn_error_set(MN_ERR_INVALID_ARG,
-                                "%s: dimension %d of (%s) is %d, must be %s", op, i, names,
-                                dims[i], allow_zero ? ">= 0" : ">= 1");
-        if (__builtin_mul_overflow(p, (size_t)dims[i], &p))
-            return mn_error_set(MN_ERR_INVALID_ARG, "%s: the size of (%s) overflows", op,
-                                names);
-    }
-    *out = p;
-    return MN_OK;
-}
-
 void mn_cpu_blas_serial(void) { omp_set_num_threads(1); }
 
 int mn_cpu_slots(const mn_backend *be, size_t items, size_t cost) {

@@ -79,8 +79,8 @@ static mn_status mn_cpu_conv_check(const char *op, const mn_backend *be,
     if (!s) return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument 's' is absent", op);
     int dims[5] = {s->n, s->h, s->w, s->c, s->k};
     size_t pix, ck, t;
-    MN_CPU_TRY(mn_cpu_dims(op, "n, h, w", dims, 3, 0, &pix));
-    MN_CPU_TRY(mn_cpu_dims(op, "c, k", dims + 3, 2, 0, &ck));
+    MN_CPU_TRY(mn_backend_dims(op, "n, h, w", dims, 3, 0, &pix));
+    MN_CPU_TRY(mn_backend_dims(op, "c, k", dims + 3, 2, 0, &ck));
     const size_t cmax = (size_t)(s->c > s->k ? s->c : s->k);
     /* 9*max(c,k) is a GEMM dimension; N*H*W*9*max(c,k)*4 bounds every tensor;
      * T*(W*9*max(c,k)*4 + MN_CPU_COL_BYTES + 64) bounds the im2col matrices and

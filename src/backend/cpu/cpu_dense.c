@@ -12,7 +12,7 @@
 static mn_status mn_cpu_dense_dims(const char *op, int n, int in, int out) {
     int dims[3] = {n, in, out};
     size_t t;
-    return mn_cpu_dims(op, "n, in, out", dims, 3, 0, &t);
+    return mn_backend_dims(op, "n, in, out", dims, 3, 0, &t);
 }
 
 /* y[r][o] = b[o] + sum_i x[r][i] w[o][i] for the rows r of each slot.
@@ -128,7 +128,7 @@ mn_status mn_cpu_softmax_xent(mn_backend *be, int n, int classes, mn_view logits
     void *lab;
     int dims[2] = {n, classes};
     size_t nc;
-    MN_CPU_TRY(mn_cpu_dims(op, "n, classes", dims, 2, 0, &nc));
+    MN_CPU_TRY(mn_backend_dims(op, "n, classes", dims, 2, 0, &nc));
     MN_CPU_TRY(mn_cpu_fview(op, "logits", logits, nc, &pl));
     MN_CPU_TRY(mn_cpu_view(op, "labels", labels, (size_t)n * sizeof(int32_t),
                            sizeof(int32_t), &lab));

@@ -7,6 +7,7 @@
 #ifndef MN_BACKEND_CPU_INTERNAL_H
 #define MN_BACKEND_CPU_INTERNAL_H
 
+#include "backend/shape_check.h"
 #include "mcunas/backend.h"
 
 #include <stdatomic.h>
@@ -51,10 +52,6 @@ mn_status mn_cpu_fview(const char *op, const char *arg, mn_view v, size_t count,
                        float **out);
 mn_status mn_cpu_fview_opt(const char *op, const char *arg, mn_view v, size_t count,
                            float **out);
-/* *out = product of the positive ints in `dims` (n of them); fails with a message when
- * any is < 1 (or < 0 when allow_zero) or the product overflows size_t. */
-mn_status mn_cpu_dims(const char *op, const char *names, const int *dims, int n,
-                      int allow_zero, size_t *out);
 
 /* Makes OpenBLAS single-threaded for the calling OpenMP task only. Inside an active
  * parallel region OpenBLAS already runs serially, but a region of one thread is

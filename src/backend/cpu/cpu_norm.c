@@ -57,7 +57,7 @@ static void mn_cpu_bn_apply(int slots, size_t m, size_t c, const float *x,
 /* m, c >= 1; *mc = m*c. */
 static mn_status mn_cpu_bn_dims(const char *op, int m, int c, size_t *mc) {
     int dims[2] = {m, c};
-    return mn_cpu_dims(op, "m, c", dims, 2, 0, mc);
+    return mn_backend_dims(op, "m, c", dims, 2, 0, mc);
 }
 
 static mn_status mn_cpu_bn_scratch(const char *op, size_t doubles, double **out) {

@@ -9,15 +9,6 @@
 
 /* ---- 2x2 max pool ---- */
 
-/* Checks n, h, w, c >= 1 and gives the element counts of x and of y = x pooled. */
-static mn_status mn_cpu_pool_dims(const char *op, int n, int h, int w, int c, size_t *nx,
-                                  size_t *ny) {
-    int dims[4] = {n, h, w, c};
-    MN_CPU_TRY(mn_cpu_dims(op, "n, h, w, c", dims, 4, 0, nx));
-    *ny = (size_t)n * (size_t)(h / 2) * (size_t)(w / 2) * (size_t)c;
-    return MN_OK;
-}
-
 /* y[n][i][j][ch] = max_{a,b in {0,1}} x[n][2i+a][2j+b][ch] (the first wins ties).
  * x: [N][H][W][C], y: [N][H/2][W/2][C]. */
 mn_status mn_cpu_maxpool2_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
@@ -25,7 +16,7 @@ mn_status mn_cpu_maxpool2_forward(mn_backend *be, int n, int h, int w, int c, mn
     static const char op[] = "maxpool2_forward";
     float *px, *py;
     size_t nx, ny;
-    MN_CPU_TRY(mn_cpu_pool_dims(op, n, h, w, c, &nx, &ny));
+    MN_CPU_TRY(mn_backend_pool_dims(op, n, h, w, c, &nx, &ny));
     MN_CPU_TRY(mn_cpu_fview(op, "x", x, nx, &px));
     MN_CPU_TRY(mn_cpu_fview(op, "y", y, ny, &py));
     const size_t ho = (size_t)(h / 2), wo = (size_t)(w / 2), cz = (size_t)c, wz = (size_t)w;
@@ -119,7 +110,7 @@ mn_status mn_cpu_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, m
     static const char op[] = "maxpool2_backward";
     float *px, *py, *pdy, *pdx;
     size_t nx, ny;
-    MN_CPU_TRY(mn_cpu_pool_dims(op, n, h, w, c, &nx, &ny));
+    MN_CPU_TRY(mn_backend_pool_dims(op, n, h, w, c, &nx, &ny));
     MN_CPU_TRY(mn_cpu_fview(op, "x", x, nx, &px));
     MN_CPU_TRY(mn_cpu_fview(op, "y", y, ny, &py));
     MN_CPU_TRY(mn_cpu_fview(op, "dy", dy, ny, &pdy));
@@ -187,7 +178,7 @@ mn_status mn_cpu_gap_forward(mn_backend *be, int n, int h, int w, int c, mn_view
     int dims[4] = {n, h, w, c};
     size_t nx;
     float *px, *py;
-    MN_CPU_TRY(mn_cpu_dims(op, "n, h, w, c", dims, 4, 0, &nx));
+    MN_CPU_TRY(mn_backend_dims(op, "n, h, w, c", dims, 4, 0, &nx));
     MN_CPU_TRY(mn_cpu_fview(op, "x", x, nx, &px));
     MN_CPU_TRY(mn_cpu_fview(op, "y", y, (size_t)n * (size_t)c, &py));
     const size_t cz = (size_t)c, hw = (size_t)h * (size_t)w;
@@ -210,7 +201,7 @@ mn_status mn_cpu_gap_backward(mn_backend *be, int n, int h, int w, int c, mn_vie
     int dims[4] = {n, h, w, c};
     size_t nx;
     float *pdy, *pdx;
-    MN_CPU_TRY(mn_cpu_dims(op, "n, h, w, c", dims, 4, 0, &nx));
+    MN_CPU_TRY(mn_backend_dims(op, "n, h, w, c", dims, 4, 0, &nx));
     MN_CPU_TRY(mn_cpu_fview(op, "dy", dy, (size_t)n * (size_t)c, &pdy));
     MN_CPU_TRY(mn_cpu_fview(op, "dx", dx, nx, &pdx));
     const size_t cz = (size_t)c, wz = (size_t)w, rows = (size_t)n * (size_t)h;

@@ -55,22 +55,6 @@ mn_status mn_ocl_view_opt(const char *op, const char *arg, mn_view v, size_t cou
     return mn_ocl_view(op, arg, v, count, elem, out);
 }
 
-mn_status mn_ocl_dims(const char *op, const char *names, const int *dims, int n,
-                      int allow_zero, size_t *out) {
-    size_t p = 1;
-    for (int i = 0; i < n; i++) {
-        if (dims[i] < (allow_zero ? 0 : 1))
-            return mn_error_set(MN_ERR_INVALID_ARG,
-                                "%s: dimension %d of (%s) is %d, must be %s", op, i, names,
-                                dims[i], allow_zero ? ">= 0" : ">= 1");
-        if (__builtin_mul_overflow(p, (size_t)dims[i], &p))
-            return mn_error_set(MN_ERR_INVALID_ARG, "%s: the size of (%s) overflows", op,
-                                names);
-    }
-    *out = p;
-    return MN_OK;
-}
-
 /* ---- kernel launches ---- */
 
 static mn_status mn_ocl_set_args(mn_ocl *o, mn_ocl_kernel k, size_t nargs,

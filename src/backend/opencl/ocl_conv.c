@@ -67,8 +67,8 @@ static mn_status mn_ocl_conv_check(const char *op, const mn_conv_shape *s) {
     if (!s) return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument 's' is absent", op);
     int dims[5] = {s->n, s->h, s->w, s->c, s->k};
     size_t pix, ck, t;
-    MN_OCL_TRY(mn_ocl_dims(op, "n, h, w", dims, 3, 0, &pix));
-    MN_OCL_TRY(mn_ocl_dims(op, "c, k", dims + 3, 2, 0, &ck));
+    MN_OCL_TRY(mn_backend_dims(op, "n, h, w", dims, 3, 0, &pix));
+    MN_OCL_TRY(mn_backend_dims(op, "c, k", dims + 3, 2, 0, &ck));
     const size_t cmax = (size_t)(s->c > s->k ? s->c : s->k);
     if (cmax > INT_MAX / 9 || __builtin_mul_overflow(pix, cmax, &t) ||
         __builtin_mul_overflow(t, (size_t)36, &t) ||

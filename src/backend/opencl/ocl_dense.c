@@ -10,7 +10,7 @@
 static mn_status mn_ocl_dense_dims(const char *op, int n, int in, int out) {
     int dims[3] = {n, in, out};
     size_t t;
-    return mn_ocl_dims(op, "n, in, out", dims, 3, 0, &t);
+    return mn_backend_dims(op, "n, in, out", dims, 3, 0, &t);
 }
 
 mn_status mn_ocl_dense_forward(mn_backend *be, int n, int in, int out, mn_view x,
@@ -59,7 +59,7 @@ mn_status mn_ocl_softmax_xent(mn_backend *be, int n, int classes, mn_view logits
     mn_ocl_arg_view vl, vlab, vp, vloss, vdl;
     int dims[2] = {n, classes};
     size_t nc;
-    MN_OCL_TRY(mn_ocl_dims(op, "n, classes", dims, 2, 0, &nc));
+    MN_OCL_TRY(mn_backend_dims(op, "n, classes", dims, 2, 0, &nc));
     MN_OCL_TRY(mn_ocl_view(op, "logits", logits, nc, 4, &vl));
     MN_OCL_TRY(mn_ocl_view(op, "labels", labels, (size_t)n, sizeof(int32_t), &vlab));
     MN_OCL_TRY(mn_ocl_view(op, "probs", probs, nc, 4, &vp));

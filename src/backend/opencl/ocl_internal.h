@@ -16,6 +16,7 @@
 #include <stdint.h>
 
 #include "backend/opencl/opencl.h"
+#include "backend/shape_check.h"
 #include "mcunas/backend.h"
 
 struct mn_buf {
@@ -110,9 +111,6 @@ mn_status mn_ocl_view(const char *op, const char *arg, mn_view v, size_t count, 
 /* Same, absent allowed: out->mem = NULL. */
 mn_status mn_ocl_view_opt(const char *op, const char *arg, mn_view v, size_t count,
                           size_t elem, mn_ocl_arg_view *out);
-/* Product of dims (each >= 1, or >= 0 with allow_zero), overflow-checked. */
-mn_status mn_ocl_dims(const char *op, const char *names, const int *dims, int n,
-                      int allow_zero, size_t *out);
 
 /* ---- kernel launches (ocl.c) ---- */
 

@@ -7,20 +7,12 @@
 
 /* ---- 2x2 max pool ---- */
 
-static mn_status mn_ocl_pool_dims(const char *op, int n, int h, int w, int c, size_t *nx,
-                                  size_t *ny) {
-    int dims[4] = {n, h, w, c};
-    MN_OCL_TRY(mn_ocl_dims(op, "n, h, w, c", dims, 4, 0, nx));
-    *ny = (size_t)n * (size_t)(h / 2) * (size_t)(w / 2) * (size_t)c;
-    return MN_OK;
-}
-
 mn_status mn_ocl_maxpool2_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
                                   mn_view y) {
     static const char op[] = "maxpool2_forward";
     mn_ocl_arg_view vx, vy;
     size_t nx, ny;
-    MN_OCL_TRY(mn_ocl_pool_dims(op, n, h, w, c, &nx, &ny));
+    MN_OCL_TRY(mn_backend_pool_dims(op, n, h, w, c, &nx, &ny));
     MN_OCL_TRY(mn_ocl_view(op, "x", x, nx, 4, &vx));
     MN_OCL_TRY(mn_ocl_view(op, "y", y, ny, 4, &vy));
     return mn_ocl_run(mn_ocl_impl(be), MN_OCL_MAXPOOL2_FWD, ny,
@@ -33,7 +25,7 @@ mn_status mn_ocl_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, m
     static const char op[] = "maxpool2_backward";
     mn_ocl_arg_view vx, vy, vdy, vdx;
     size_t nx, ny;
-    MN_OCL_TRY(mn_ocl_pool_dims(op, n, h, w, c, &nx, &ny));
+    MN_OCL_TRY(mn_backend_pool_dims(op, n, h, w, c, &nx, &ny));
     MN_OCL_TRY(mn_ocl_view(op, "x", x, nx, 4, &vx));
     MN_OCL_TRY(mn_ocl_view(op, "y", y, ny, 4, &vy));
     MN_OCL_TRY(mn_ocl_view(op, "dy", dy, ny, 4, &vdy));
@@ -54,7 +46,7 @@ mn_status mn_ocl_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, m
 
 static mn_status mn_ocl_bn_dims(const char *op, int m, int c, size_t *mc) {
     int dims[2] = {m, c};
-    return mn_ocl_dims(op, "m, c", dims, 2, 0, mc);
+    return mn_backend_dims(op, "m, c", dims, 2, 0, mc);
 }
 
 mn_status mn_ocl_batchnorm_train(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
@@ -165,7 +157,7 @@ mn_status mn_ocl_gap_forward(mn_backend *be, int n, int h, int w, int c, mn_view
     int dims[4] = {n, h, w, c};
     size_t nx;
     mn_ocl_arg_view vx, vy;
-    MN_OCL_TRY(mn_ocl_dims(op, "n, h, w, c", dims, 4, 0, &nx));
+    MN_OCL_TRY(mn_backend_dims(op, "n, h, w, c", dims, 4, 0, &nx));
     MN_OCL_TRY(mn_ocl_view(op, "x", x, nx, 4, &vx));
     MN_OCL_TRY(mn_ocl_view(op, "y", y, (size_t)n * (size_t)c, 4, &vy));
     const size_t ny = (size_t)n * (size_t)c;
@@ -180,7 +172,7 @@ mn_status mn_ocl_gap_backward(mn_backend *be, int n, int h, int w, int c, mn_vie
     int dims[4] = {n, h, w, c};
     size_t nx;
     mn_ocl_arg_view vdy, vdx;
-    MN_OCL_TRY(mn_ocl_dims(op, "n, h, w, c", dims, 4, 0, &nx));
+    MN_OCL_TRY(mn_backend_dims(op, "n, h, w, c", dims, 4, 0, &nx));
     MN_OCL_TRY(mn_ocl_view(op, "dy", dy, (size_t)n * (size_t)c, 4, &vdy));
     MN_OCL_TRY(mn_ocl_view(op, "dx", dx, nx, 4, &vdx));
     return mn_ocl_run(mn_ocl_impl(be), MN_OCL_GAP_BWD, nx,
