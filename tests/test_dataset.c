@@ -19,6 +19,7 @@
 #include <zlib.h>
 
 #include "mcunas/dataset.h"
+#include "testassert.h"
 #include "testutil.h"
 
 /* HDF5 1.10 leaks the chunk buffer of an H5Dwrite that fails in the OS (the failure tests
@@ -34,26 +35,7 @@ const char *__asan_default_options(void) { return "fast_unwind_on_malloc=0"; }
 /* ---- helpers ---------------------------------------------------------------------- */
 
 /* Fails the test, printing the library's message, unless it contains `needle`. */
-#define assert_msg_has(needle)                                                          \
-    do {                                                                                \
-        const char *m_ = mn_error_message();                                            \
-        if (!strstr(m_, (needle))) {                                                    \
-            print_error("message \"%s\" does not contain \"%s\"\n", m_, (needle));      \
-            fail();                                                                     \
-        }                                                                               \
-    } while (0)
-
 /* assert_int_equal on a status, printing the message when it differs. */
-#define assert_status(expr, want)                                                       \
-    do {                                                                                \
-        mn_status s_ = (expr);                                                          \
-        if (s_ != (want)) {                                                             \
-            print_error("%s: got %s, want %s: %s\n", #expr, mn_status_name(s_),         \
-                        mn_status_name(want), mn_error_message());                      \
-            fail();                                                                     \
-        }                                                                               \
-    } while (0)
-
 static int file_exists(const char *path) {
     struct stat sb;
     return stat(path, &sb) == 0;

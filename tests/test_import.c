@@ -18,29 +18,11 @@
 #include <stb/stb_image_write.h>
 
 #include "mcunas/dataset.h"
+#include "testassert.h"
 #include "testutil.h"
 
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:H5D__write\n"; }
-
-#define assert_status(expr, want)                                                       \
-    do {                                                                                \
-        mn_status s_ = (expr);                                                          \
-        if (s_ != (want)) {                                                             \
-            print_error("%s: got %s, want %s: %s\n", #expr, mn_status_name(s_),         \
-                        mn_status_name(want), mn_error_message());                      \
-            fail();                                                                     \
-        }                                                                               \
-    } while (0)
-
-#define assert_msg_has(needle)                                                          \
-    do {                                                                                \
-        const char *m_ = mn_error_message();                                            \
-        if (!strstr(m_, (needle))) {                                                    \
-            print_error("message \"%s\" does not contain \"%s\"\n", m_, (needle));      \
-            fail();                                                                     \
-        }                                                                               \
-    } while (0)
 
 /* snprintf into a path buffer; a path that does not fit fails the test. */
 #define PATHF(buf, ...) assert_true(snprintf(buf, sizeof buf, __VA_ARGS__) < (int)sizeof buf)

@@ -30,20 +30,7 @@ static int setup(void **state) {
     (void)state;
     tmpdir = mn_test_tmpdir("proxy");
     data_path = mn_test_path(tmpdir, "data.h5");
-    mn_dataset_writer_options o = {{16, 16, 1}, 4, NULL, "test_proxy", 0, 0};
-    mn_dataset_writer *w;
-    assert_int_equal(mn_dataset_writer_create(data_path, &o, &w), MN_OK);
-    mn_rng r;
-    mn_rng_seed(&r, 5);
-    uint8_t img[256];
-    for (int split = 0; split < 2; split++)
-        for (int i = 0; i < (split ? 100 : 400); i++) {
-            int32_t cls = (int32_t)mn_rng_below(&r, 4);
-            for (int p = 0; p < 256; p++) img[p] = (uint8_t)(30 + 50 * cls + (int)mn_rng_below(&r, 40));
-            assert_int_equal(mn_dataset_writer_append(w, split ? MN_SPLIT_TEST : MN_SPLIT_TRAIN, img, &cls, 1),
-                             MN_OK);
-        }
-    assert_int_equal(mn_dataset_writer_commit(w), MN_OK);
+    assert_true(mn_test_write_brightness_dataset(data_path, 16, 16, 400, 100, 5));
     assert_int_equal(mn_loaded_data_read(data_path, 0, &data), MN_OK);
     assert_int_equal(mn_target_list_init(&targets), MN_OK);
     return 0;

@@ -20,29 +20,11 @@
 #include "mcunas/rng.h"
 #include "mcunas/stream.h"
 #include "mcunas/train.h"
+#include "testassert.h"
 #include "testutil.h"
 
 const char *__lsan_default_suppressions(void);
 const char *__lsan_default_suppressions(void) { return "leak:H5D__write\n"; }
-
-#define assert_status(expr, want)                                                       \
-    do {                                                                                \
-        mn_status s_ = (expr);                                                          \
-        if (s_ != (want)) {                                                             \
-            print_error("%s: got %s, want %s: %s\n", #expr, mn_status_name(s_),         \
-                        mn_status_name(want), mn_error_message());                      \
-            fail();                                                                     \
-        }                                                                               \
-    } while (0)
-
-#define assert_msg_has(needle)                                                          \
-    do {                                                                                \
-        const char *m_ = mn_error_message();                                            \
-        if (!strstr(m_, (needle))) {                                                    \
-            print_error("message \"%s\" does not contain \"%s\"\n", m_, (needle));      \
-            fail();                                                                     \
-        }                                                                               \
-    } while (0)
 
 static const mn_shape SHAPE = {5, 4, 3};
 #define CLASSES 7

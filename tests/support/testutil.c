@@ -1,5 +1,8 @@
 #include "testutil.h"
 
+#include "mcunas/dataset.h"
+#include "mcunas/rng.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -49,3 +52,31 @@ double mn_test_max_rel_err(const float *a, const double *b, size_t n) {
 }
 
 const char *mn_test_bin(void) { return getenv("MN_BIN"); }
+
+int mn_test_write_brightness_dataset(const char *path, int h, int w, int n_train, int n_test,
+                                     uint64_t seed) {
+    mn_dataset_writer_options o = {{h, w, 1}, 4, NULL, "tests: brightness classes", 0, 0};
+    mn_dataset_writer *wr;
+    if (mn_dataset_writer_create(path, &o, &wr) != MN_OK) return 0;
+    mn_rng r;
+    mn_rng_seed(&r, seed);
+    size_t pixels = (size_t)h * (size_t)w;
+    uint8_t *img = malloc(pixels);
+    for (int split = 0; split < 2 && img; split++)
+        for (int i = 0; i < (split ? n_test : n_train); i++) {
+            int32_t cls = (int32_t)mn_rng_below(&r, 4);
+            for (size_t p = 0; p < pixels; p++)
+                img[p] = (uint8_t)(30 + 50 * cls + (int)mn_rng_below(&r, 40));
+            if (mn_dataset_writer_append(wr, split ? MN_SPLIT_TEST : MN_SPLIT_TRAIN, img, &cls, 1)) {
+                free(img);
+                mn_dataset_writer_abort(wr);
+                return 0;
+            }
+        }
+    if (!img) {
+        mn_dataset_writer_abort(wr);
+        return 0;
+    }
+    free(img);
+    return mn_dataset_writer_commit(wr) == MN_OK;
+}

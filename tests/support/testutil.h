@@ -13,6 +13,10 @@ char *mn_test_path(const char *dir, const char *name);
 void mn_test_fill_uniform(float *x, size_t n, uint64_t seed, float lo, float hi);
 /* max |a - b| / max(1, |b|) over n values. */
 double mn_test_max_rel_err(const float *a, const double *b, size_t n);
+/* Writes a dataset cache of h x w x 1 images in 4 classes of mean brightness under noise
+ * (class c: 30 + 50c + U[0,40)), n_train + n_test images from `seed`. */
+int mn_test_write_brightness_dataset(const char *path, int h, int w, int n_train, int n_test,
+                                     uint64_t seed);
 /* Path of the built mcunas binary ($MN_BIN), or NULL. */
 const char *mn_test_bin(void);
 
