@@ -228,7 +228,7 @@ int mn_cmd_train(int argc, char **argv) {
                 "data: %s, %.1f MiB of a %.1f MiB budget%s\n",
                 desc, (unsigned long long)mn_arch_macc(&arch), mn_arch_params(&arch),
                 info->count[MN_SPLIT_TRAIN], info->count[MN_SPLIT_TEST], backend_name,
-                be->threads, batch,
+                mn_backend_threads(be), batch,
                 mn_stream_is_resident(data) ? "in RAM" : "streamed from the file",
                 (double)mn_stream_memory_bytes(data) / 1048576.0, (double)data_mem / 1048576.0,
                 info->count[MN_SPLIT_VAL] ? "; validating on the cache's /val split" : "");
@@ -285,7 +285,7 @@ int mn_cmd_train(int argc, char **argv) {
         mn_json_num(&j, "images_per_second", res.images_per_second);
         mn_json_int(&j, "device_bytes", (long long)mn_net_get_plan(net)->device_bytes);
         mn_json_str(&j, "backend", backend_name);
-        mn_json_int(&j, "threads", be->threads);
+        mn_json_int(&j, "threads", mn_backend_threads(be));
         mn_json_int(&j, "batch", batch);
         mn_json_int(&j, "epochs", res.epochs_run);
         mn_json_int(&j, "seed", seed);
