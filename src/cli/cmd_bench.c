@@ -73,7 +73,7 @@ static int run_one(const char *backend, mn_backend *be, const mn_arch *arch, int
         mn_json_str(&j, "input", in);
         mn_json_int(&j, "classes", arch->classes);
         mn_json_int(&j, "batch", batch);
-        mn_json_int(&j, "threads", be->threads);
+        mn_json_int(&j, "threads", mn_backend_threads(be));
         mn_json_int(&j, "macc", (long long)mn_arch_macc(arch));
         mn_json_int(&j, "steps", r.steps);
         mn_json_num(&j, "seconds", r.seconds);
@@ -83,7 +83,7 @@ static int run_one(const char *backend, mn_backend *be, const mn_arch *arch, int
         mn_json_end(&j);
     } else {
         printf("A(%d,%d) %-8s %-8s batch %4d threads %2d  %9.1f img/s  %6.2f GFLOP/s\n", arch->k,
-               arch->cells, mn_layout_name(arch->layout), in, batch, be->threads,
+               arch->cells, mn_layout_name(arch->layout), in, batch, mn_backend_threads(be),
                r.images_per_second, r.gflops);
         fflush(stdout);
     }

@@ -237,7 +237,7 @@ static void print_plan(const train_opts *o, const train_run *r, const char *desc
             "data: %s, %.1f MiB of a %.1f MiB budget%s\n",
             desc, (unsigned long long)mn_arch_macc(&r->arch), mn_arch_params(&r->arch),
             info->count[MN_SPLIT_TRAIN], info->count[MN_SPLIT_TEST], o->backend,
-            r->be->threads, o->batch,
+            mn_backend_threads(r->be), o->batch,
             mn_stream_is_resident(r->data) ? "in RAM" : "streamed from the file",
             (double)mn_stream_memory_bytes(r->data) / 1048576.0, (double)o->data_mem / 1048576.0,
             info->count[MN_SPLIT_VAL] ? "; validating on the cache's /val split" : "");
@@ -276,7 +276,7 @@ static void print_json(const train_opts *o, const train_run *r, const char *desc
     mn_json_num(&j, "images_per_second", res->images_per_second);
     mn_json_int(&j, "device_bytes", (long long)mn_net_get_plan(r->net)->device_bytes);
     mn_json_str(&j, "backend", o->backend);
-    mn_json_int(&j, "threads", r->be->threads);
+    mn_json_int(&j, "threads", mn_backend_threads(r->be));
     mn_json_int(&j, "batch", o->batch);
     mn_json_int(&j, "epochs", res->epochs_run);
     mn_json_int(&j, "seed", o->seed);
