@@ -17,6 +17,7 @@
 
 #include "mcunas/backend.h"
 #include "mcunas/dataset.h"
+#include "mcunas/host.h"
 #include "mcunas/report.h"
 #include "mcunas/rng.h"
 #include "mcunas/search.h"

@@ -79,13 +79,6 @@ mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
 mn_status mn_search_rank_points(const mn_search_config *cfg, const mn_loaded_data *data, int n,
                                 mn_point **out, int *count);
 
-/* Host memory: what /proc says now (0 when unknown). */
-size_t mn_host_available_bytes(void);
-size_t mn_host_rss_bytes(void);
-/* Resets the peak RSS the kernel keeps for this process; returns 0 when it cannot. */
-int mn_host_peak_reset(void);
-size_t mn_host_peak_bytes(void);
-
 #ifdef __cplusplus
 }
 #endif

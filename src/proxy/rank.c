@@ -6,11 +6,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcunas/clock.h"
+#include "mcunas/host.h"
 #include "mcunas/net.h"
 #include "mcunas/proxy.h"
 #include "mcunas/rng.h"
-#include "mcunas/search.h"
-#include "mcunas/train.h"
 
 typedef struct {
     double v;
