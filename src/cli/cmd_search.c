@@ -9,7 +9,7 @@
 
 #include "cli.h"
 #include "mcunas/backend.h"
-#include "mcunas/proxy.h"
+#include "mcunas/rank.h"
 #include "mcunas/report.h"
 #include "mcunas/samples.h"
 #include "mcunas/search.h"
