@@ -37,7 +37,7 @@ static const int expect_person[N_IMAGES + 1] = {
     0, /* 2: a person of area 4.9, under 0.5% */
     0, /* 3: a person of area exactly 5: not more than 0.5% */
     0, /* 4: no annotations */
-    1, /* 5: a crowd annotation of persons, area 100: counts, as in the reference rule */
+    1, /* 5: a crowd annotation of persons, area 100: counts (the build scripts ignore iscrowd) */
     0, /* 6: a dog (category 18) of area 500 */
     1, /* 7: persons of area 2 and 6: one is enough */
     1, /* 8 (minival): a person of area 40 */

@@ -146,7 +146,7 @@ mn_status mn_import_folder(const mn_import_folder_options *opts);
 /* Visual Wake Words built from COCO instances_*.json annotations (Chowdhery et al. 2019):
  * an image is class 1 "person" when an annotation of category 1 (person) has an `area`
  * (the segmentation's, not the box's) greater than MN_VWW_PERSON_AREA_FRACTION of the
- * image's width x height, crowd annotations included as in the reference build script;
+ * image's width x height, crowd annotations included as in the public build scripts;
  * otherwise class 0 "no-person", including images without annotations. With `minival_ids`
  * (a text file of COCO image ids, one a line: the standard 8,059-image minival), those
  * images form /test and every other image /train: COCO 2014 train + val give the standard

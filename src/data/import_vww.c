@@ -287,7 +287,7 @@ static mn_status apply_persons(vww_state *s) {
         if (!im || im->source != p->source)
             return mn_error_set(MN_ERR_FORMAT, "%s: annotations[%u].image_id: %lld is not in its images",
                                 s->o->annotations[p->source], (unsigned)p->index, p->image_id);
-        /* the reference rule, as written there: area / (height * width) > 0.005 */
+        /* "exceeds 0.5%", computed as the build scripts do: area / (height * width) */
         if (p->area / ((double)im->height * (double)im->width) > MN_VWW_PERSON_AREA_FRACTION)
             im->person = 1;
     }
