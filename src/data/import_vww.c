@@ -176,7 +176,7 @@ static mn_status scan_array(vww_state *s, FILE *f, const char *key, long size) {
     int is_images = !strcmp(key, "images");
     const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
     char phase[300];
-    snprintf(phase, sizeof phase, "reading %s", base);
+    snprintf(phase, sizeof phase, "reading %s, bytes", base);
     for (size_t i = 0;; i++) {
         int ch = next_char(f);
         if (ch == ']' && i == 0) break;
@@ -255,7 +255,7 @@ static mn_status read_annotations(vww_state *s) {
     if (!st && s->o->progress) {
         const char *base = strrchr(file, '/') ? strrchr(file, '/') + 1 : file;
         char phase[300];
-        snprintf(phase, sizeof phase, "reading %s", base);
+        snprintf(phase, sizeof phase, "reading %s, bytes", base);
         s->o->progress(s->o->progress_user, phase, (size_t)size, (size_t)size);
     }
     return st;
