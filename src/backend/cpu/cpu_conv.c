@@ -58,6 +58,10 @@
  * of the GEMM's 9*K*C multiply-adds a pixel, whatever K and C. */
 #define MN_CPU_CONV_CHUNK_PIX ((size_t)256)
 
+/* Elements of dW summed together by the partials' reduction (their double sums stay in
+ * L1). */
+#define MN_CPU_CONV_REDUCE_BLOCK ((size_t)512)
+
 static size_t mn_cpu_r64(size_t bytes) { return (bytes + 63) / 64 * 64; }
 
 /* How one conv op splits the batch (see the header comment). */
@@ -411,13 +415,22 @@ static void mn_cpu_conv_dw_reduce(const mn_backend *be, const mn_cpu_conv_plan *
     const char *parts = dbs + (size_t)p->chunks * db_bytes;
     const size_t count = 9 * (size_t)s->k * (size_t)s->c;
     if (p->chunks > 1) {
-        const int threads = mn_cpu_slots(be, count, (size_t)p->chunks);
+        /* Blocks of dW, each summed over the partials with a vector loop per partial (a
+         * loop over the partials per element would not vectorise and strides between
+         * them): the same additions in the same order, several times faster. */
+        const size_t blocks = mn_cpu_ceil_div(count, MN_CPU_CONV_REDUCE_BLOCK);
+        const int threads = mn_cpu_slots(be, blocks, MN_CPU_CONV_REDUCE_BLOCK * p->chunks);
 #pragma omp parallel for num_threads(threads) schedule(static)
-        for (size_t i = 0; i < count; i++) {
-            double acc = 0.0;
-            for (int q = 0; q < p->chunks; q++)
-                acc += ((const float *)(parts + (size_t)q * part_bytes))[i];
-            dw[i] = (float)acc;
+        for (size_t bl = 0; bl < blocks; bl++) {
+            double acc[MN_CPU_CONV_REDUCE_BLOCK] = {0};
+            const size_t i0 = bl * MN_CPU_CONV_REDUCE_BLOCK;
+            const size_t len = count - i0 < MN_CPU_CONV_REDUCE_BLOCK ? count - i0
+                                                                     : MN_CPU_CONV_REDUCE_BLOCK;
+            for (int q = 0; q < p->chunks; q++) {
+                const float *part = (const float *)(parts + (size_t)q * part_bytes) + i0;
+                for (size_t j = 0; j < len; j++) acc[j] += part[j];
+            }
+            for (size_t j = 0; j < len; j++) dw[i0 + j] = (float)acc[j];
         }
     }
     for (size_t j = 0; db && j < (size_t)s->k; j++) {
