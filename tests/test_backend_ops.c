@@ -1481,11 +1481,11 @@ static void conv_outputs(mn_backend *be, const mn_conv_shape *s, uint64_t seed,
     dev yd = dev_out(be, ny * 4, 0), dxd = dev_out(be, nx * 4, 0);
     dev dwd = dev_out(be, nw * 4, 0), dbd = dev_out(be, nk * 4, 0);
     dev ws = ws_alloc(be, s);
-    CHECK_OK(MN_CALL(be, conv3x3_forward, MN_OP_CONV3X3_FORWARD, s, dv(&xd), dv(&wd), dv(&bd),
+    CHECK_OK(mn_backend_conv3x3_forward(be, s, dv(&xd), dv(&wd), dv(&bd),
                      dv(&yd), ws_view(&ws)));
-    CHECK_OK(MN_CALL(be, conv3x3_backward_data, MN_OP_CONV3X3_BACKWARD_DATA, s, dv(&dyd),
+    CHECK_OK(mn_backend_conv3x3_backward_data(be, s, dv(&dyd),
                      dv(&wd), dv(&dxd), ws_view(&ws)));
-    CHECK_OK(MN_CALL(be, conv3x3_backward_weights, MN_OP_CONV3X3_BACKWARD_WEIGHTS, s, dv(&xd),
+    CHECK_OK(mn_backend_conv3x3_backward_weights(be, s, dv(&xd),
                      dv(&dyd), dv(&dwd), dv(&dbd), ws_view(&ws)));
     keep_output(o, "conv3x3_forward y", &yd);
     keep_output(o, "conv3x3_backward_data dx", &dxd);
@@ -1509,9 +1509,9 @@ static void bn_outputs(mn_backend *be, int m, int c, uint64_t seed, op_outputs *
     dev rmd = dev_inout(be, rmean, nc * 4, 0), rvd = dev_inout(be, rvar, nc * 4, 0);
     dev yd = dev_out(be, nx * 4, 0), smd = dev_out(be, nc * 4, 0), sid = dev_out(be, nc * 4, 0);
     dev dxd = dev_out(be, nx * 4, 0), dgd = dev_out(be, nc * 4, 0), dbd = dev_out(be, nc * 4, 0);
-    CHECK_OK(MN_CALL(be, batchnorm_train, MN_OP_BATCHNORM_TRAIN, m, c, dv(&xd), dv(&gd),
+    CHECK_OK(mn_backend_batchnorm_train(be, m, c, dv(&xd), dv(&gd),
                      dv(&bd), dv(&rmd), dv(&rvd), 0.9f, 1e-3f, dv(&yd), dv(&smd), dv(&sid)));
-    CHECK_OK(MN_CALL(be, batchnorm_backward, MN_OP_BATCHNORM_BACKWARD, m, c, dv(&xd),
+    CHECK_OK(mn_backend_batchnorm_backward(be, m, c, dv(&xd),
                      dv(&dyd), dv(&gd), dv(&smd), dv(&sid), dv(&dxd), dv(&dgd), dv(&dbd)));
     keep_output(o, "batchnorm_train y", &yd);
     keep_output(o, "batchnorm_train save_mean", &smd);
@@ -1536,9 +1536,9 @@ static void dense_outputs(mn_backend *be, const dense_case *d, uint64_t seed, op
     dev bd = dev_in(be, b, nb * 4, 0), dyd = dev_in(be, dy, ny * 4, 0);
     dev yd = dev_out(be, ny * 4, 0), dxd = dev_out(be, nx * 4, 0);
     dev dwd = dev_out(be, nw * 4, 0), dbd = dev_out(be, nb * 4, 0);
-    CHECK_OK(MN_CALL(be, dense_forward, MN_OP_DENSE_FORWARD, d->n, d->in, d->out, dv(&xd),
+    CHECK_OK(mn_backend_dense_forward(be, d->n, d->in, d->out, dv(&xd),
                      dv(&wd), dv(&bd), dv(&yd)));
-    CHECK_OK(MN_CALL(be, dense_backward, MN_OP_DENSE_BACKWARD, d->n, d->in, d->out, dv(&xd),
+    CHECK_OK(mn_backend_dense_backward(be, d->n, d->in, d->out, dv(&xd),
                      dv(&wd), dv(&dyd), dv(&dxd), dv(&dwd), dv(&dbd)));
     keep_output(o, "dense_forward y", &yd);
     keep_output(o, "dense_backward dx", &dxd);
@@ -1606,7 +1606,7 @@ static void test_cpu_results_ignore_thread_count(void **state) {
     }
     for (int t = 0; t < MAX_THREADS_COMPARED; t++) {
         mn_backend_mem mem;
-        be[t]->ops->mem_info(be[t], &mem);
+        mn_backend_mem_info(be[t], &mem);
         assert_int_equal(mem.allocated_bytes, 0);
         mn_backend_destroy(be[t]);
     }
