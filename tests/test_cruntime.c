@@ -1,0 +1,173 @@
+/* The C runtime: the generated model.c, compiled by the host's C compiler as strict C99
+ * (with AddressSanitizer and UBSan), gives the int8 interpreter's bytes on every test
+ * image for every layout and IO type; the schedule streams the stem and fuses the pools;
+ * the RAM figure is the plan's. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "mcunas/cost.h"
+#include "mcunas/cruntime.h"
+#include "mcunas/qgraph.h"
+#include "testassert.h"
+#include "testutil.h"
+
+/* Reads n images from argv[1], writes the outputs to argv[2]. */
+static const char *host_main =
+    "#include <stdio.h>\n#include <stdlib.h>\n#include \"model.h\"\n"
+    "int main(int argc, char **argv) {\n"
+    "    static uint8_t in[MCUNAS_MODEL_INPUT_BYTES], out[MCUNAS_MODEL_OUTPUT_BYTES];\n"
+    "    FILE *fi, *fo;\n"
+    "    if (argc != 3 || !(fi = fopen(argv[1], \"rb\")) || !(fo = fopen(argv[2], \"wb\"))) return 2;\n"
+    "    while (fread(in, 1, sizeof in, fi) == sizeof in) {\n"
+    "        if (mcunas_model_invoke(in, out)) return 3;\n"
+    "        fwrite(out, 1, sizeof out, fo);\n"
+    "    }\n"
+    "    if (mcunas_model_invoke(NULL, out) != -1) return 4;\n"
+    "    fclose(fi);\n    return fclose(fo) ? 5 : 0;\n}\n";
+
+static void write_bytes(const char *path, const void *p, size_t n) {
+    FILE *f = fopen(path, "wb");
+    assert_non_null(f);
+    assert_int_equal(fwrite(p, 1, n, f), n);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* Generates, compiles and runs the model on n images; compares with the interpreter. */
+static void check_model(int k, int cells, mn_layout layout, int h, int w, int c, int classes, int io_int8) {
+    const int n = 12;
+    uint8_t *images;
+    mn_qgraph *g = mn_test_random_qgraph(k, cells, layout, h, w, c, classes, io_int8, &images, n, 31 + (uint64_t)k);
+    assert_non_null(g);
+    size_t img = (size_t)h * w * c, nout = g->t[g->output].bytes;
+    if (io_int8)
+        for (size_t i = 0; i < img * n; i++) images[i] ^= 0x80; /* pixel - 128 */
+    char *dir = mn_test_tmpdir("cruntime");
+    assert_non_null(dir);
+    assert_status(mn_cruntime_generate(g, dir), MN_OK);
+    char *mainc = mn_test_path(dir, "main.c"), *inp = mn_test_path(dir, "in.bin"), *outp = mn_test_path(dir, "out.bin");
+    write_bytes(mainc, host_main, strlen(host_main));
+    write_bytes(inp, images, img * n);
+    char cmd[4096];
+    snprintf(cmd, sizeof cmd,
+             "cd %s && cc -std=c99 -pedantic -Wall -Wextra -Wconversion -Wno-sign-conversion -Werror -O1 "
+             "-fsanitize=address,undefined -fno-sanitize-recover=all model.c main.c -o model_host && "
+             "./model_host in.bin out.bin",
+             dir);
+    if (system(cmd) != 0) fail_msg("A(%d,%d) %s %dx%dx%d io_int8=%d: building or running the model failed", k, cells,
+                                   mn_layout_name(layout), h, w, c, io_int8);
+    uint8_t *got = malloc(nout * n), ref[64];
+    FILE *f = fopen(outp, "rb");
+    assert_non_null(f);
+    assert_int_equal(fread(got, 1, nout * n + 1, f), nout * n);
+    fclose(f);
+    mn_qinterp *it;
+    assert_status(mn_qinterp_create(g, &it), MN_OK);
+    for (int i = 0; i < n; i++) {
+        assert_status(mn_qinterp_run(it, images + i * img, ref), MN_OK);
+        if (memcmp(ref, got + i * nout, nout))
+            fail_msg("A(%d,%d) %s %dx%dx%d io_int8=%d image %d: the C runtime's output differs from the interpreter's",
+                     k, cells, mn_layout_name(layout), h, w, c, io_int8, i);
+    }
+    mn_qinterp_free(it);
+    free(got);
+    free(mainc);
+    free(inp);
+    free(outp);
+    free(dir);
+    free(images);
+    mn_qgraph_free(g);
+}
+
+static void generated_equals_interpreter(void **state) {
+    (void)state;
+    check_model(4, 2, MN_LAYOUT_NANONAS, 16, 16, 3, 5, 0);
+    check_model(3, 2, MN_LAYOUT_COLABNAS, 16, 16, 1, 5, 1);
+    check_model(4, 3, MN_LAYOUT_CONVBN, 20, 20, 3, 5, 0);
+    check_model(3, 3, MN_LAYOUT_NANONAS, 23, 17, 3, 2, 1); /* odd sizes: pools drop a row/column */
+    check_model(2, 0, MN_LAYOUT_NANONAS, 9, 7, 2, 3, 0);   /* no cell: the stem feeds the GAP */
+    check_model(6, 4, MN_LAYOUT_NANONAS, 50, 50, 3, 2, 0); /* NanoNAS VWW A(6,4) */
+}
+
+/* The schedule: the stem streamed from the input, every conv fused with its pool, BN in
+ * place, the output written to the caller's buffer; the arena never holds a full-resolution
+ * conv output or the int8 copy of the input. */
+static void schedule_shape(void **state) {
+    (void)state;
+    mn_arch a;
+    assert_status(mn_arch_build(&a, 6, 4, MN_LAYOUT_NANONAS, (mn_shape){50, 50, 3}, 2), MN_OK);
+    mn_qgraph *g;
+    assert_status(mn_qgraph_build(&a, 0, &g), MN_OK);
+    mn_cplan p;
+    assert_status(mn_cplan_build(g, &p), MN_OK);
+    /* QUANTIZE, DW (row stage), 5 convs, 4 BNs (in place), FC, SOFTMAX, QUANTIZE */
+    assert_int_equal(p.n_steps, 2 + 5 + 4 + 3);
+    assert_true(p.steps[0].stage && p.steps[1].stage);
+    assert_int_equal(p.steps[0].src, MN_CPLAN_INPUT);
+    assert_int_equal(p.steps[2].kind, MN_CSTEP_CONV);
+    assert_int_equal(p.steps[2].pre, 2);
+    assert_int_equal(p.steps[2].pool, MN_CPOOL_MAX2);
+    /* ring of 4 input rows of 50 x 3, one pixel's 6 outputs */
+    assert_int_equal(p.steps[2].aux_bytes, 4 * 50 * 3 + 8);
+    int convs = 0, gap = 0;
+    for (int i = 0; i < p.n_steps; i++) {
+        const mn_cstep *s = &p.steps[i];
+        if (s->kind == MN_CSTEP_CONV) {
+            convs++;
+            assert_int_not_equal(s->pool, MN_CPOOL_NONE);
+            gap += s->pool == MN_CPOOL_GAP;
+        }
+        if (s->kind == MN_CSTEP_DW && !s->stage) assert_int_equal(s->src, s->dst); /* in place */
+    }
+    assert_int_equal(convs, 5);
+    assert_int_equal(gap, 1);
+    assert_int_equal(p.steps[p.n_steps - 1].dst, MN_CPLAN_OUTPUT);
+    /* The stem needs its pooled map (25x25x6) and its scratch; the peak is cell 1's conv:
+     * its input (25x25x6, 4-byte aligned), pooled output (12x12x12) and one pixel's 12
+     * outputs. Nothing full-resolution. */
+    assert_int_equal(p.arena_bytes, 3752 + 12 * 12 * 12 + 12);
+    assert_int_equal(p.input_bytes, 50 * 50 * 3);
+    assert_int_equal(p.output_bytes, 2);
+    /* Versus TFLM: RAM (arena + caller's buffers + stack) at most 60% of TFLM's arena. */
+    mn_arena ar;
+    assert_status(mn_arena_compute(g, MN_ABI_ARM32, &ar), MN_OK);
+    mn_cruntime_size sz;
+    assert_status(mn_cruntime_size_compute(g, MN_CORE_M4, &sz), MN_OK);
+    assert_int_equal(sz.arena_bytes, p.arena_bytes);
+    assert_int_equal(sz.ram_bytes, sz.arena_bytes + sz.io_bytes + sz.stack_bytes);
+    if (sz.ram_bytes * 10 > ar.total * 6) fail_msg("C runtime RAM %zu B > 60%% of TFLM's %zu B", sz.ram_bytes, ar.total);
+    mn_cplan_free(&p);
+    mn_qgraph_free(g);
+}
+
+static void refuses_unquantized(void **state) {
+    (void)state;
+    mn_arch a;
+    assert_status(mn_arch_build(&a, 3, 1, MN_LAYOUT_NANONAS, (mn_shape){8, 8, 1}, 2), MN_OK);
+    mn_qgraph *g;
+    assert_status(mn_qgraph_build(&a, 0, &g), MN_OK);
+    assert_int_equal(mn_cruntime_generate(g, "/tmp"), MN_ERR_INVALID_ARG);
+    assert_non_null(strstr(mn_error_message(), "not quantized"));
+    mn_qgraph_free(g);
+    uint8_t *images;
+    g = mn_test_random_qgraph(3, 1, MN_LAYOUT_NANONAS, 8, 8, 1, 2, 0, &images, 2, 5);
+    assert_non_null(g);
+    assert_int_equal(mn_cruntime_generate(g, "/nonexistent/dir"), MN_ERR_IO);
+    assert_non_null(strstr(mn_error_message(), "/nonexistent/dir/model.h"));
+    free(images);
+    mn_qgraph_free(g);
+}
+
+int main(void) {
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(schedule_shape),
+        cmocka_unit_test(refuses_unquantized),
+        cmocka_unit_test(generated_equals_interpreter),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
