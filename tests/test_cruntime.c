@@ -145,6 +145,147 @@ static void schedule_shape(void **state) {
     mn_qgraph_free(g);
 }
 
+/* ---- on emulated Cortex-M cores (tests/firmware/) ---- */
+typedef struct fw_figures {
+    size_t text, rodata, data, bss, stack;
+    unsigned long ticks;
+} fw_figures;
+
+static char *firmware_dir(void) { /* tests/firmware next to this file */
+    const char *self = __FILE__, *slash = strrchr(self, '/');
+    assert_non_null(slash);
+    size_t n = (size_t)(slash - self);
+    char *d = malloc(n + 16);
+    memcpy(d, self, n);
+    strcpy(d + n, "/firmware");
+    return d;
+}
+
+static size_t section_size(const char *path, const char *name) {
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[256], sec[64];
+    unsigned long size;
+    size_t found = (size_t)-1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "%63s %lu", sec, &size) == 2 && !strcmp(sec, name)) found = size;
+    fclose(f);
+    if (found == (size_t)-1) fail_msg("%s: no section %s", path, name);
+    return found;
+}
+
+/* Builds and runs the model in `dir` (model.c, images.h) on `core`; checks every output
+ * byte against `ref` (n images) and returns the measured figures. */
+static fw_figures run_firmware(const char *dir, const char *core, const uint8_t *ref, int n, size_t nout) {
+    char *fw = firmware_dir(), cmd[4096], path[2048];
+    snprintf(cmd, sizeof cmd, "%s/build_run.sh %s %s", fw, core, dir);
+    if (system(cmd) != 0) fail_msg("%s: building or running the firmware failed (%s)", core, cmd);
+    fw_figures r = {0};
+    snprintf(path, sizeof path, "%s/run-%s.txt", dir, core);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    char line[4096];
+    int seen = 0;
+    while (fgets(line, sizeof line, f)) {
+        int i;
+        char hex[4000];
+        if (sscanf(line, "OUT %d %3999s", &i, hex) == 2) {
+            assert_true(i >= 0 && i < n);
+            assert_int_equal(strlen(hex), 2 * nout);
+            for (size_t k = 0; k < nout; k++) {
+                unsigned v;
+                sscanf(hex + 2 * k, "%2x", &v);
+                if (v != ref[(size_t)i * nout + k])
+                    fail_msg("%s image %d byte %zu: firmware %u, interpreter %u", core, i, k, v, ref[(size_t)i * nout + k]);
+            }
+            seen++;
+        }
+        sscanf(line, "TICKS %lu", &r.ticks);
+        sscanf(line, "STACK %zu", &r.stack);
+    }
+    fclose(f);
+    assert_int_equal(seen, n);
+    assert_true(r.ticks > 0 && r.stack > 0);
+    snprintf(path, sizeof path, "%s/size-%s.txt", dir, core);
+    r.text = section_size(path, ".text");
+    r.rodata = section_size(path, ".rodata");
+    r.data = section_size(path, ".data");
+    r.bss = section_size(path, ".bss");
+    free(fw);
+    return r;
+}
+
+/* Every output byte of the firmware on the emulated Cortex-M4 and M3 equals the
+ * interpreter's; flash (.text + .rodata + .data) is within 1% of the estimate, RAM (.data +
+ * .bss + stack high-water mark) at most the estimate and within 5% of it; for NanoNAS's VWW
+ * A(6,4) the measured RAM is at most 60% of TFLM's 32-bit arena estimate. */
+static void firmware_on_cortex_m(void **state) {
+    (void)state;
+    static const struct { int k, cells; mn_layout l; int h, w, c, classes, io; } cases[] = {
+        {4, 2, MN_LAYOUT_NANONAS, 16, 16, 3, 5, 0},
+        {3, 2, MN_LAYOUT_COLABNAS, 16, 16, 1, 10, 1},
+        {4, 3, MN_LAYOUT_CONVBN, 20, 20, 3, 5, 0},
+        {6, 4, MN_LAYOUT_NANONAS, 50, 50, 3, 2, 0},
+    };
+    static const struct { const char *name; mn_core core; } cores[] = {{"cortex-m4", MN_CORE_M4}, {"cortex-m3", MN_CORE_M3}};
+    const int n = 3;
+    for (size_t ci = 0; ci < sizeof cases / sizeof cases[0]; ci++) {
+        uint8_t *images;
+        mn_qgraph *g = mn_test_random_qgraph(cases[ci].k, cases[ci].cells, cases[ci].l, cases[ci].h, cases[ci].w,
+                                             cases[ci].c, cases[ci].classes, cases[ci].io, &images, n, 77);
+        assert_non_null(g);
+        size_t img = g->t[g->input].bytes, nout = g->t[g->output].bytes;
+        if (cases[ci].io)
+            for (size_t i = 0; i < img * n; i++) images[i] ^= 0x80;
+        uint8_t *ref = malloc(nout * n);
+        mn_qinterp *it;
+        assert_status(mn_qinterp_create(g, &it), MN_OK);
+        for (int i = 0; i < n; i++) assert_status(mn_qinterp_run(it, images + i * img, ref + i * nout), MN_OK);
+        mn_qinterp_free(it);
+        char *dir = mn_test_tmpdir("firmware");
+        assert_non_null(dir);
+        assert_status(mn_cruntime_generate(g, dir), MN_OK);
+        char *ih = mn_test_path(dir, "images.h");
+        FILE *f = fopen(ih, "w");
+        assert_non_null(f);
+        fprintf(f, "#define MN_FW_N_IMAGES %d\nstatic const uint8_t mn_fw_images[%d][%zu] = {\n", n, n, img);
+        for (int i = 0; i < n; i++) {
+            fprintf(f, "{");
+            for (size_t k = 0; k < img; k++) fprintf(f, "%u,%s", images[i * img + k], k % 24 == 23 ? "\n" : "");
+            fprintf(f, "},\n");
+        }
+        fprintf(f, "};\n");
+        assert_int_equal(fclose(f), 0);
+        for (size_t co = 0; co < sizeof cores / sizeof cores[0]; co++) {
+            fw_figures m = run_firmware(dir, cores[co].name, ref, n, nout);
+            mn_cruntime_size e;
+            assert_status(mn_cruntime_size_compute(g, cores[co].core, &e), MN_OK);
+            size_t flash = m.text + m.rodata + m.data, ram = m.data + m.bss + m.stack;
+            double cycles = mn_latency_cycles(g, cores[co].core, &(mn_latency_model){MN_KERNELS_REFERENCE, 1.0});
+            print_message("A(%d,%d) %s %dx%dx%d %s: flash %zu (estimate %zu), RAM %zu = bss %zu + stack %zu "
+                          "(estimate %zu), %lu instructions (TFLM reference latency model %.0f cycles)\n",
+                          cases[ci].k, cases[ci].cells, mn_layout_name(cases[ci].l), cases[ci].h, cases[ci].w,
+                          cases[ci].c, cores[co].name, flash, e.flash_bytes, ram, m.bss, m.stack, e.ram_bytes,
+                          m.ticks * 40, cycles);
+            if (!(flash * 100 <= e.flash_bytes * 101 && e.flash_bytes * 100 <= flash * 101))
+                fail_msg("%s: flash %zu B not within 1%% of the estimate %zu B", cores[co].name, flash, e.flash_bytes);
+            if (!(ram <= e.ram_bytes && e.ram_bytes * 100 <= ram * 105))
+                fail_msg("%s: RAM %zu B: the estimate %zu B must bound it within 5%%", cores[co].name, ram, e.ram_bytes);
+            if (cases[ci].k == 6 && cases[ci].h == 50) {
+                mn_arena ar;
+                assert_status(mn_arena_compute(g, MN_ABI_ARM32, &ar), MN_OK);
+                if (ram * 10 > ar.total * 6)
+                    fail_msg("%s: A(6,4) 50x50x3 RAM %zu B > 60%% of TFLM's arena %zu B", cores[co].name, ram, ar.total);
+            }
+        }
+        free(ih);
+        free(dir);
+        free(ref);
+        free(images);
+        mn_qgraph_free(g);
+    }
+}
+
 static void refuses_unquantized(void **state) {
     (void)state;
     mn_arch a;
@@ -168,6 +309,7 @@ int main(void) {
         cmocka_unit_test(schedule_shape),
         cmocka_unit_test(refuses_unquantized),
         cmocka_unit_test(generated_equals_interpreter),
+        cmocka_unit_test(firmware_on_cortex_m),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

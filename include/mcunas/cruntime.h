@@ -56,7 +56,7 @@ mn_status mn_cplan_build(const mn_qgraph *g, mn_cplan *out);
 void mn_cplan_free(mn_cplan *p);
 
 /* Bytes of one runtime step in flash on a 32-bit target (the runtime checks it). */
-#define MN_CRT_STEP_BYTES 92
+#define MN_CRT_STEP_BYTES 96
 
 /* What the generated model takes on a 32-bit MCU, built with arm-none-eabi-gcc -Os
  * (docs/cost-model.md): flash = code + params + steps; RAM = arena + the caller's input
