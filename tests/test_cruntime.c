@@ -7,6 +7,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <cmocka.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -263,14 +264,18 @@ static void firmware_on_cortex_m(void **state) {
             size_t flash = m.text + m.rodata + m.data, ram = m.data + m.bss + m.stack;
             double cycles = mn_latency_cycles(g, cores[co].core, &(mn_latency_model){MN_KERNELS_REFERENCE, 1.0});
             print_message("A(%d,%d) %s %dx%dx%d %s: flash %zu (estimate %zu), RAM %zu = bss %zu + stack %zu "
-                          "(estimate %zu), %lu instructions (TFLM reference latency model %.0f cycles)\n",
+                          "(estimate %zu), %lu instructions (estimate %.0f; TFLM reference latency model %.0f cycles)\n",
                           cases[ci].k, cases[ci].cells, mn_layout_name(cases[ci].l), cases[ci].h, cases[ci].w,
                           cases[ci].c, cores[co].name, flash, e.flash_bytes, ram, m.bss, m.stack, e.ram_bytes,
-                          m.ticks * 40, cycles);
+                          m.ticks * 40, e.instructions, cycles);
             if (!(flash * 100 <= e.flash_bytes * 101 && e.flash_bytes * 100 <= flash * 101))
                 fail_msg("%s: flash %zu B not within 1%% of the estimate %zu B", cores[co].name, flash, e.flash_bytes);
             if (!(ram <= e.ram_bytes && e.ram_bytes * 100 <= ram * 105))
                 fail_msg("%s: RAM %zu B: the estimate %zu B must bound it within 5%%", cores[co].name, ram, e.ram_bytes);
+            /* SysTick runs at QEMU's 25 MHz, one instruction a nanosecond: 40 per tick. */
+            double insn = (double)m.ticks * 40;
+            if (fabs(insn - e.instructions) > 0.05 * insn)
+                fail_msg("%s: %.0f instructions, estimate %.0f: not within 5%%", cores[co].name, insn, e.instructions);
             if (cases[ci].k == 6 && cases[ci].h == 50) {
                 mn_arena ar;
                 assert_status(mn_arena_compute(g, MN_ABI_ARM32, &ar), MN_OK);

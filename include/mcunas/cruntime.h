@@ -70,6 +70,8 @@ typedef struct mn_cruntime_size {
     size_t io_bytes;
     size_t stack_bytes;  /* an upper bound of the stack one inference takes, caller included */
     size_t ram_bytes;
+    double instructions; /* per inference (the emulated core's count; cycles are about
+                            this times the core's CPI) */
 } mn_cruntime_size;
 
 mn_status mn_cruntime_size_compute(const mn_qgraph *g, mn_core core, mn_cruntime_size *out);
