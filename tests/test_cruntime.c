@@ -291,6 +291,59 @@ static void firmware_on_cortex_m(void **state) {
     }
 }
 
+/* The CLI end to end: a short training, `mcunas export --c-runtime DIR` (no .tflite), the
+ * generated code on the exported test images equals the interpreter's dumped outputs; and
+ * `mcunas estimate --runtime c` reports the plan's figures. */
+static void cli_export_and_estimate(void **state) {
+    (void)state;
+    const char *bin = mn_test_bin();
+    assert_non_null(bin);
+    char *dir = mn_test_tmpdir("cruntime-cli"), *data = mn_test_path(dir, "d.h5"), *w = mn_test_path(dir, "w.h5");
+    assert_true(mn_test_write_brightness_dataset(data, 12, 12, 200, 30, 9));
+    char cmd[8192];
+    snprintf(cmd, sizeof cmd,
+             "%s train --data %s --k 3 --cells 2 --epochs 1 --batch 16 --threads 1 --quiet --save %s > /dev/null && "
+             "%s export --weights %s --data %s --c-runtime %s --calib 50 --test-limit 20 --threads 1 "
+             "--dump-inputs %s/in.bin --dump-outputs %s/ref.bin > /dev/null",
+             bin, data, w, bin, w, data, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
+    char *mainc = mn_test_path(dir, "main.c");
+    write_bytes(mainc, host_main, strlen(host_main));
+    snprintf(cmd, sizeof cmd,
+             "cd %s && cc -std=c99 -pedantic -Wall -Wextra -Werror -O1 model.c main.c -o model_host && "
+             "./model_host in.bin out.bin && cmp out.bin ref.bin",
+             dir);
+    if (system(cmd) != 0) fail_msg("the exported C runtime differs from the interpreter (%s)", dir);
+    /* no -o and no --c-runtime: a usage error */
+    snprintf(cmd, sizeof cmd, "%s export --weights %s --data %s 2> /dev/null", bin, w, data);
+    assert_int_not_equal(system(cmd), 0);
+
+    snprintf(cmd, sizeof cmd, "%s estimate --k 6 --cells 4 --target stm32l412kbu3 --runtime c --json > %s/e.json", bin, dir);
+    assert_int_equal(system(cmd), 0);
+    char *ej = mn_test_path(dir, "e.json");
+    FILE *f = fopen(ej, "r");
+    assert_non_null(f);
+    char js[4096];
+    size_t n = fread(js, 1, sizeof js - 1, f);
+    js[n] = 0;
+    fclose(f);
+    mn_arch a;
+    assert_status(mn_arch_build(&a, 6, 4, MN_LAYOUT_NANONAS, (mn_shape){50, 50, 3}, 2), MN_OK);
+    mn_qgraph *g;
+    assert_status(mn_qgraph_build(&a, 0, &g), MN_OK);
+    mn_cruntime_size sz;
+    assert_status(mn_cruntime_size_compute(g, MN_CORE_M4, &sz), MN_OK);
+    char want[128];
+    snprintf(want, sizeof want, "\"flash_bytes\":%zu,\"ram_bytes\":%zu,", sz.flash_bytes, sz.ram_bytes);
+    if (!strstr(js, want) || !strstr(js, "\"runtime\":\"c\"")) fail_msg("estimate --runtime c: %s lacks %s", js, want);
+    mn_qgraph_free(g);
+    free(ej);
+    free(mainc);
+    free(w);
+    free(data);
+    free(dir);
+}
+
 static void refuses_unquantized(void **state) {
     (void)state;
     mn_arch a;
@@ -315,6 +368,7 @@ int main(void) {
         cmocka_unit_test(refuses_unquantized),
         cmocka_unit_test(generated_equals_interpreter),
         cmocka_unit_test(firmware_on_cortex_m),
+        cmocka_unit_test(cli_export_and_estimate),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -26,17 +26,20 @@ static void usage(FILE *f) {
             "  --kernels K         cmsis-nn (default) | reference: latency constants\n"
             "  --latency-file F    calibrate latency on measurements, one per line:\n"
             "                      'target k cells layout HxWxC classes latency_ms'\n"
+            "  --runtime R         tflm (default): the .tflite under TFLM; c: mcunas's C runtime\n"
+            "                      (export --c-runtime): its flash, RAM and instructions\n"
             "  --json              one JSON object on stdout\n"
             "  -h, --help          this help\n\n"
             "JSON keys: arch, target, macc, params, int8_params, flash_bytes, ram_bytes,\n"
             "ram_head_bytes, ram_activations_bytes, ram_x86_64_bytes, ram_x86_64_head_bytes,\n"
             "latency_ms, feasible,\n"
-            "reasons (when infeasible), macc_bound, target_ram_bytes, target_flash_bytes.\n");
+            "reasons (when infeasible), macc_bound, target_ram_bytes, target_flash_bytes, runtime;\n"
+            "with --runtime c also instructions, tflm_flash_bytes, tflm_ram_bytes.\n");
 }
 
 int mn_cmd_estimate(int argc, char **argv) {
     enum { OPT_K = 256, OPT_CELLS, OPT_INPUT, OPT_CLASSES, OPT_LAYOUT, OPT_TARGET, OPT_TFILE,
-           OPT_IO, OPT_KERNELS, OPT_LFILE, OPT_JSON };
+           OPT_IO, OPT_KERNELS, OPT_LFILE, OPT_JSON, OPT_RUNTIME };
     static const struct option longopts[] = {
         {"k", required_argument, 0, OPT_K},           {"cells", required_argument, 0, OPT_CELLS},
         {"input", required_argument, 0, OPT_INPUT},   {"classes", required_argument, 0, OPT_CLASSES},
@@ -44,12 +47,14 @@ int mn_cmd_estimate(int argc, char **argv) {
         {"target-file", required_argument, 0, OPT_TFILE}, {"io", required_argument, 0, OPT_IO},
         {"kernels", required_argument, 0, OPT_KERNELS},
         {"latency-file", required_argument, 0, OPT_LFILE}, {"json", no_argument, 0, OPT_JSON},
+        {"runtime", required_argument, 0, OPT_RUNTIME},
         {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
     const char *cmd = "estimate", *target = NULL, *tfile = NULL, *lfile = NULL;
     long k = -1, cells = -1, classes = 2;
     int h = 50, w = 50, ch = 3, json = 0, io_int8 = 0, c;
     mn_layout layout = MN_LAYOUT_NANONAS;
     mn_latency_model lm = {MN_KERNELS_CMSIS_NN, 1.0};
+    mn_runtime rt = MN_RUNTIME_TFLM;
     optind = 1;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
@@ -86,6 +91,9 @@ int mn_cmd_estimate(int argc, char **argv) {
             else return mn_cli_usage_error(cmd, "--kernels must be cmsis-nn or reference, got '%s'", optarg);
             break;
         case OPT_JSON: json = 1; break;
+        case OPT_RUNTIME:
+            if (mn_runtime_parse(optarg, &rt)) return mn_cli_usage_error(cmd, "--runtime: %s", mn_error_message());
+            break;
         case 'h': usage(stdout); return MN_EXIT_OK;
         default: return mn_cli_usage_error(cmd, "unknown or incomplete option");
         }
@@ -130,7 +138,7 @@ int mn_cmd_estimate(int argc, char **argv) {
         mn_target_list_free(&list);
         return MN_EXIT_OK;
     }
-    if (!st) st = mn_estimate_compute(&arch, io_int8, t, &lm, &e);
+    if (!st) st = mn_estimate_compute_runtime(&arch, io_int8, t, &lm, rt, &e);
     if (st) {
         mn_target_list_free(&list);
         return mn_cli_fail(cmd, st);
@@ -158,7 +166,23 @@ int mn_cmd_estimate(int argc, char **argv) {
         mn_json_int(&j, "target_ram_bytes", (long long)t->ram_bytes);
         mn_json_int(&j, "target_flash_bytes", (long long)t->flash_bytes);
         if (lfile) mn_json_num(&j, "latency_scale", lm.scale);
+        mn_json_str(&j, "runtime", mn_runtime_name(rt));
+        if (rt == MN_RUNTIME_C) {
+            mn_json_int(&j, "instructions", (long long)(e.instructions + 0.5));
+            mn_json_int(&j, "tflm_flash_bytes", (long long)e.tflm_flash_bytes);
+            mn_json_int(&j, "tflm_ram_bytes", (long long)e.tflm_ram_bytes);
+        }
         mn_json_end(&j);
+    } else if (rt == MN_RUNTIME_C) {
+        printf("%s on %s (%s, %g MHz), C runtime\n", desc, t->name, mn_core_name(t->core), t->clock_mhz);
+        printf("  MACC         %12llu   (bound %llu)\n", (unsigned long long)e.macc,
+               (unsigned long long)t->macc_bound);
+        printf("  flash        %12zu B (%.2f KiB of %.0f KiB; TFLM's .tflite %zu B)\n", e.flash_bytes,
+               e.flash_bytes / 1024.0, t->flash_bytes / 1024.0, e.tflm_flash_bytes);
+        printf("  RAM          %12zu B (%.2f KiB of %.0f KiB): arena %zu + input/output + stack; TFLM's arena %zu B\n",
+               e.ram_bytes, e.ram_bytes / 1024.0, t->ram_bytes / 1024.0, e.ram_head_bytes, e.tflm_ram_bytes);
+        printf("  latency      %12.2f ms (%.0f instructions at one cycle each)\n", e.latency_ms, e.instructions);
+        printf("  feasible     %s%s%s\n", e.feasible ? "yes" : "no", e.feasible ? "" : ": ", e.reasons);
     } else {
         printf("%s on %s (%s, %g MHz)\n", desc, t->name, mn_core_name(t->core), t->clock_mhz);
         printf("  MACC         %12llu   (bound %llu)\n", (unsigned long long)e.macc,

@@ -8,6 +8,7 @@
 #include "mcunas/arch.h"
 #include "mcunas/backend.h"
 #include "mcunas/cost.h"
+#include "mcunas/cruntime.h"
 #include "mcunas/net.h"
 #include "mcunas/qgraph.h"
 #include "mcunas/samples.h"
@@ -28,6 +29,8 @@ static void usage(FILE *f) {
             "  --data PATH         dataset cache the weights were trained on [required]\n"
             "  -o, --output PATH   the .tflite file to write [required]\n"
             "  --c-array PATH      also write PATH (model_data.c style) and its .h\n"
+            "  --c-runtime DIR     also (or, without -o, only) write DIR/model.c and model.h: the\n"
+            "                      standalone C runtime (no interpreter, no heap; TFLM's bytes)\n"
             "  --io uint8|int8     model input/output type (default uint8, as the seed)\n"
             "  --calib N           calibration images (default 150)\n"
             "  --test-limit N      evaluate only the first N test images (default all)\n"
@@ -44,11 +47,11 @@ static void usage(FILE *f) {
             "  -h, --help          this help\n\n"
             "JSON keys: arch, flash_bytes, float_test_acc, int8_test_acc, test_images,\n"
             "calib_images, io, ram_bytes, ram_head_bytes, ram_x86_64_bytes,\n"
-            "ram_x86_64_head_bytes, output.\n");
+            "ram_x86_64_head_bytes, output, c_runtime.\n");
 }
 
 int mn_cmd_export(int argc, char **argv) {
-    enum { OPT_W = 256, OPT_DATA, OPT_CARR, OPT_IO, OPT_CALIB, OPT_TLIM, OPT_DUMP, OPT_DUMPIN, OPT_DUMPLAB, OPT_ROUND, OPT_THREADS, OPT_JSON };
+    enum { OPT_W = 256, OPT_DATA, OPT_CARR, OPT_IO, OPT_CALIB, OPT_TLIM, OPT_DUMP, OPT_DUMPIN, OPT_DUMPLAB, OPT_ROUND, OPT_THREADS, OPT_JSON, OPT_CRT };
     static const struct option longopts[] = {
         {"weights", required_argument, 0, OPT_W},   {"data", required_argument, 0, OPT_DATA},
         {"output", required_argument, 0, 'o'},      {"c-array", required_argument, 0, OPT_CARR},
@@ -59,8 +62,9 @@ int mn_cmd_export(int argc, char **argv) {
         {"rounding", required_argument, 0, OPT_ROUND},
         {"dump-labels", required_argument, 0, OPT_DUMPLAB},
         {"threads", required_argument, 0, OPT_THREADS}, {"json", no_argument, 0, OPT_JSON},
+        {"c-runtime", required_argument, 0, OPT_CRT},
         {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-    const char *cmd = "export", *wpath = NULL, *dpath = NULL, *out = NULL, *carr = NULL, *dump = NULL, *dumpin = NULL, *dumplab = NULL;
+    const char *cmd = "export", *wpath = NULL, *dpath = NULL, *out = NULL, *carr = NULL, *dump = NULL, *dumpin = NULL, *dumplab = NULL, *crt = NULL;
     long calib = 150, tlim = 0, threads = 0;
     int io_int8 = 0, json = 0, single = 0, c;
     optind = 1;
@@ -70,6 +74,7 @@ int mn_cmd_export(int argc, char **argv) {
         case OPT_DATA: dpath = optarg; break;
         case 'o': out = optarg; break;
         case OPT_CARR: carr = optarg; break;
+        case OPT_CRT: crt = optarg; break;
         case OPT_DUMP: dump = optarg; break;
         case OPT_DUMPIN: dumpin = optarg; break;
         case OPT_DUMPLAB: dumplab = optarg; break;
@@ -102,7 +107,8 @@ int mn_cmd_export(int argc, char **argv) {
         }
     }
     if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!wpath || !dpath || !out) return mn_cli_usage_error(cmd, "--weights, --data and -o are required");
+    if (!wpath || !dpath || (!out && !crt))
+        return mn_cli_usage_error(cmd, "--weights, --data and -o (or --c-runtime) are required");
 
     mn_arch arch;
     mn_status st = mn_weights_read_arch(wpath, &arch);
@@ -155,7 +161,8 @@ int mn_cmd_export(int argc, char **argv) {
     size_t n_cal = data.train.count < (size_t)calib ? data.train.count : (size_t)calib;
     if ((st = mn_qgraph_quantize(g, data.train.images, n_cal))) goto fail;
     size_t flash = 0;
-    if ((st = mn_tflite_write(g, out, &flash))) goto fail;
+    if ((st = out ? mn_tflite_write(g, out, &flash) : mn_tflite_size(g, &flash))) goto fail;
+    if (crt && (st = mn_cruntime_generate(g, crt))) goto fail;
     if (carr) {
         uint8_t *buf;
         size_t n;
@@ -236,7 +243,8 @@ int mn_cmd_export(int argc, char **argv) {
         mn_json j;
         mn_json_begin(&j, stdout);
         mn_json_str(&j, "arch", desc);
-        mn_json_str(&j, "output", out);
+        if (out) mn_json_str(&j, "output", out);
+        if (crt) mn_json_str(&j, "c_runtime", crt);
         mn_json_str(&j, "io", io_int8 ? "int8" : "uint8");
         mn_json_int(&j, "flash_bytes", (long long)flash);
         mn_json_num(&j, "float_test_acc", float_acc);
@@ -249,12 +257,13 @@ int mn_cmd_export(int argc, char **argv) {
         mn_json_int(&j, "ram_x86_64_head_bytes", (long long)a64.head);
         mn_json_end(&j);
     } else {
-        printf("%s -> %s (%zu bytes, io %s)\n", desc, out, flash, io_int8 ? "int8" : "uint8");
+        printf("%s -> %s (%zu bytes, io %s)\n", desc, out ? out : "(no .tflite)", flash, io_int8 ? "int8" : "uint8");
         printf("  test accuracy: float %.4f, int8 %.4f (%zu images; %zu calibration images)\n",
                float_acc, int8_acc, n_test, n_cal);
         printf("  arena: %zu B on a 32-bit MCU (head %zu), %zu B on x86-64\n", a32.total, a32.head,
                a64.total);
         if (carr) printf("  C array: %s\n", carr);
+        if (crt) printf("  C runtime: %s/model.c, %s/model.h\n", crt, crt);
     }
     rc = MN_EXIT_OK;
 fail:

@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "mcunas/cost.h"
+#include "mcunas/cruntime.h"
 #include "mcunas/tflite.h"
 
 #define ALIGN16(x) (((x) + 15u) & ~(size_t)15u)
@@ -225,9 +226,24 @@ static void add_reason(mn_estimate *e, const char *fmt, ...) {
     va_end(ap);
 }
 
+const char *mn_runtime_name(mn_runtime r) { return r == MN_RUNTIME_C ? "c" : "tflm"; }
+
+mn_status mn_runtime_parse(const char *name, mn_runtime *out) {
+    if (!strcmp(name, "tflm")) *out = MN_RUNTIME_TFLM;
+    else if (!strcmp(name, "c")) *out = MN_RUNTIME_C;
+    else return mn_error_set(MN_ERR_INVALID_ARG, "unknown runtime '%s' (tflm or c)", name);
+    return MN_OK;
+}
+
 mn_status mn_estimate_compute(const mn_arch *arch, int io_int8, const mn_target *t,
                               const mn_latency_model *m, mn_estimate *e) {
+    return mn_estimate_compute_runtime(arch, io_int8, t, m, MN_RUNTIME_TFLM, e);
+}
+
+mn_status mn_estimate_compute_runtime(const mn_arch *arch, int io_int8, const mn_target *t,
+                                      const mn_latency_model *m, mn_runtime rt, mn_estimate *e) {
     memset(e, 0, sizeof *e);
+    e->runtime = rt;
     mn_qgraph *g;
     mn_status st = mn_qgraph_build(arch, io_int8, &g);
     if (st) return st;
@@ -246,6 +262,19 @@ mn_status mn_estimate_compute(const mn_arch *arch, int io_int8, const mn_target 
         e->ram_x86_64_bytes = a64.total;
         e->ram_x86_64_head_bytes = a64.head;
         if (t) e->latency_ms = mn_latency_cycles(g, t->core, m) / (t->clock_mhz * 1e3);
+        e->tflm_flash_bytes = e->flash_bytes;
+        e->tflm_ram_bytes = e->ram_bytes;
+    }
+    if (!st && rt == MN_RUNTIME_C) {
+        mn_cruntime_size c;
+        st = mn_cruntime_size_compute(g, t ? t->core : MN_CORE_M4, &c);
+        if (!st) {
+            e->flash_bytes = c.flash_bytes;
+            e->ram_bytes = c.ram_bytes;
+            e->ram_head_bytes = c.arena_bytes;
+            e->instructions = c.instructions;
+            if (t) e->latency_ms = c.instructions / (t->clock_mhz * 1e3);
+        }
     }
     mn_qgraph_free(g);
     if (st) return st;
