@@ -292,8 +292,9 @@ static void firmware_on_cortex_m(void **state) {
 }
 
 /* The CLI end to end: a short training, `mcunas export --c-runtime DIR` (no .tflite), the
- * generated code on the exported test images equals the interpreter's dumped outputs; and
- * `mcunas estimate --runtime c` reports the plan's figures. */
+ * generated code on the exported test images equals the interpreter's dumped outputs;
+ * `mcunas estimate --runtime c` reports the plan's figures; `mcunas search --runtime c`
+ * delivers a model.c that compiles. */
 static void cli_export_and_estimate(void **state) {
     (void)state;
     const char *bin = mn_test_bin();
@@ -337,6 +338,14 @@ static void cli_export_and_estimate(void **state) {
     snprintf(want, sizeof want, "\"flash_bytes\":%zu,\"ram_bytes\":%zu,", sz.flash_bytes, sz.ram_bytes);
     if (!strstr(js, want) || !strstr(js, "\"runtime\":\"c\"")) fail_msg("estimate --runtime c: %s lacks %s", js, want);
     mn_qgraph_free(g);
+
+    /* search --runtime c: the winner's model.c / model.h next to the .tflite, and a compile */
+    snprintf(cmd, sizeof cmd,
+             "%s search --data %s --target stm32l010rbt6 --out %s/search --runtime c --k-max 3 --epochs 1 "
+             "--final-epochs 1 --threads 1 --quiet && grep -q '\"runtime\":\"c\"' %s/search/journal.jsonl && "
+             "cd %s/search && cp ../main.c . && cc -std=c99 -pedantic -Wall -Wextra -Werror model.c main.c -o m",
+             bin, data, dir, dir, dir);
+    assert_int_equal(system(cmd), 0);
     free(ej);
     free(mainc);
     free(w);

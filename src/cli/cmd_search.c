@@ -39,6 +39,8 @@ static void usage(FILE *f) {
             "                       zeroshot/hybrid: 64)\n"
             "  --max-latency-ms X   also require the estimated latency below X\n"
             "  --io uint8|int8      model input/output type (default uint8, as the seeds)\n"
+            "  --runtime tflm|c     what must fit the target: the .tflite under TFLM (default)\n"
+            "                       or mcunas's C runtime (also writes DIR/model.c, model.h)\n"
             "  --epochs N           epochs per candidate (default 3)\n"
             "  --batch N            batch size (default 16)\n"
             "  --lr X               Adam learning rate (default 1e-3)\n"
@@ -69,7 +71,7 @@ enum {
     OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_OUT, OPT_STRATEGY, OPT_LAYOUT, OPT_KMAX,
     OPT_MAXLAT, OPT_IO, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
     OPT_LIMIT, OPT_HOSTMEM, OPT_DEVMEM, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_RESUME,
-    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL
+    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL, OPT_RUNTIME
 };
 
 static const struct option longopts[] = {
@@ -88,7 +90,7 @@ static const struct option longopts[] = {
     {"resume", no_argument, 0, OPT_RESUME},           {"config", required_argument, 0, OPT_CONFIG},
     {"json", no_argument, 0, OPT_JSON},               {"quiet", no_argument, 0, OPT_QUIET},
     {"top", required_argument, 0, OPT_TOP},           {"wf", required_argument, 0, OPT_WF},
-    {"wl", required_argument, 0, OPT_WL},
+    {"wl", required_argument, 0, OPT_WL},             {"runtime", required_argument, 0, OPT_RUNTIME},
     {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
 
 typedef struct opts {
@@ -98,6 +100,7 @@ typedef struct opts {
     long k_max, epochs, batch, seed, final_epochs, calib, limit, threads, device, top;
     double lr, val, max_latency, wf, wl;
     int io_int8, resume, json, quiet;
+    mn_runtime runtime;
     size_t host_mem, device_mem;
 } opts;
 
@@ -121,6 +124,9 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
         break;
     case OPT_MAXLAT:
         if (!mn_cli_parse_double(arg, 1e-6, 1e9, &o->max_latency)) BAD("%s--max-latency-ms must be > 0, got '%s'", where, arg);
+        break;
+    case OPT_RUNTIME:
+        if (mn_runtime_parse(arg, &o->runtime)) BAD("%s--runtime: %s", where, mn_error_message());
         break;
     case OPT_IO:
         if (!strcmp(arg, "int8")) o->io_int8 = 1;
@@ -350,6 +356,10 @@ int mn_cmd_search(int argc, char **argv) {
              mn_layout_name(o.layout), o.k_max ? o.k_max : k_max_default,
              o.io_int8 ? "int8" : "uint8", o.max_latency,
              o.epochs, o.batch, o.lr, o.val, o.seed, o.backend, o.threads);
+    if (o.runtime != MN_RUNTIME_TFLM) { /* only when not the default: older journals resume */
+        size_t len = strlen(settings);
+        snprintf(settings + len - 1, sizeof settings - (len - 1), ",\"runtime\":\"%s\"}", mn_runtime_name(o.runtime));
+    }
     if (zero_shot) { /* the ranking's settings too (the settings line ends in '}') */
         size_t len = strlen(settings);
         snprintf(settings + len - 1, sizeof settings - (len - 1), ",\"top\":%ld,\"wf\":%g,\"wl\":%g}",
@@ -377,6 +387,7 @@ int mn_cmd_search(int argc, char **argv) {
     sc.target = target;
     sc.max_latency_ms = o.max_latency;
     sc.io_int8 = o.io_int8;
+    sc.runtime = o.runtime;
     sc.epochs = (int)o.epochs;
     sc.batch = (int)o.batch;
     sc.adam = (mn_adam){(float)o.lr, 0.9f, 0.999f, 1e-7f};

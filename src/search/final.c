@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "mcunas/backend.h"
+#include "mcunas/cruntime.h"
 #include "mcunas/net.h"
 #include "mcunas/qgraph.h"
 #include "mcunas/report.h"
@@ -85,7 +86,7 @@ mn_status mn_search_finalize(const mn_search_config *cfg, const mn_loaded_data *
     mn_arch *arch = &out->arch;
     mn_status st = mn_arch_build(arch, winner.k, winner.cells, cfg->layout, data->info.shape,
                                  data->info.classes);
-    if (!st) st = mn_estimate_compute(arch, cfg->io_int8, cfg->target, cfg->latency, &out->est);
+    if (!st) st = mn_estimate_compute_runtime(arch, cfg->io_int8, cfg->target, cfg->latency, cfg->runtime, &out->est);
     if (st) return st;
 
     /* Retrain from a fresh initialisation with the search's seed. */
@@ -138,6 +139,7 @@ mn_status mn_search_finalize(const mn_search_config *cfg, const mn_loaded_data *
     if (!st) st = mn_tflite_write(g, tfl_path, &out->flash_bytes);
     if (!st) st = mn_tflite_serialize(g, &bytes, &size);
     if (!st) st = mn_tflite_write_c_array(bytes, size, c_path, "mcunas_model");
+    if (!st && cfg->runtime == MN_RUNTIME_C) st = mn_cruntime_generate(g, dir);
     out->int8_test_acc = -1;
     if (!st && data->test.count) st = int8_accuracy(g, &data->test, cfg->io_int8, &out->int8_test_acc);
     free(bytes);

@@ -97,7 +97,7 @@ static mn_status evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e) {
 
     /* 1. The target MCU, from the cost model: never trained when it does not fit. */
     mn_estimate est;
-    st = mn_estimate_compute(&arch, cfg->io_int8, cfg->target, cfg->latency, &est);
+    st = mn_estimate_compute_runtime(&arch, cfg->io_int8, cfg->target, cfg->latency, cfg->runtime, &est);
     if (st) return st;
     e->flash_bytes = est.flash_bytes;
     e->ram_bytes = est.ram_bytes;
