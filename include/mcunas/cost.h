@@ -30,7 +30,10 @@ typedef struct mn_plan_buffer {
 mn_status mn_greedy_plan(const mn_plan_buffer *bufs, int n, size_t *offsets, size_t *head);
 
 /* The arena of a graph. */
-typedef enum mn_abi { MN_ABI_ARM32 = 0, MN_ABI_X86_64 = 1 } mn_abi;
+/* MN_ABI_ARM32: a 32-bit Arm MCU with CMSIS-NN kernels (their scratch buffers planned);
+ * MN_ABI_ARM32_REF: the same with TFLM's reference kernels (no scratch), what upstream
+ * TFLM builds for cores without the DSP extension (Cortex-M0+, M3). */
+typedef enum mn_abi { MN_ABI_ARM32 = 0, MN_ABI_X86_64 = 1, MN_ABI_ARM32_REF = 2 } mn_abi;
 
 typedef struct mn_arena {
     size_t head;             /* planned: every non-constant tensor (16-byte rounded), plus on
