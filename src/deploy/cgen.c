@@ -3,12 +3,12 @@
  * of mn_cplan_build's schedule + the invoke function; model.h declares it. The
  * requantization parameters are derived exactly as the int8 interpreter derives them
  * (src/deploy/interp.c), so both compute the same bytes. */
-#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "deploy_io.h"
 #include "mcunas/cruntime.h"
 
 typedef struct quant {
@@ -214,33 +214,22 @@ static mn_status write_model_h(const mn_qgraph *g, const mn_cplan *p, FILE *f) {
     return MN_OK;
 }
 
+/* Composes the file in memory, then writes it the one way src/deploy/ writes files. */
 static mn_status write_file(const mn_qgraph *g, const mn_cplan *p, const char *dir, const char *name,
                             mn_status (*fn)(const mn_qgraph *, const mn_cplan *, FILE *)) {
-    size_t n = strlen(dir) + strlen(name) + 8;
-    char *path = malloc(n), *tmp = malloc(n + 4);
-    if (!path || !tmp) {
+    size_t n = strlen(dir) + strlen(name) + 2, size = 0;
+    char *path = malloc(n), *buf = NULL;
+    FILE *f = path ? open_memstream(&buf, &size) : NULL;
+    if (!f) {
         free(path);
-        free(tmp);
-        return mn_error_set(MN_ERR_NOMEM, "out of memory");
+        return mn_error_set(MN_ERR_NOMEM, "out of memory generating the C runtime");
     }
     snprintf(path, n, "%s/%s", dir, name);
-    snprintf(tmp, n + 4, "%s.tmp", path);
-    mn_status st = MN_OK;
-    FILE *f = fopen(tmp, "w");
-    if (!f) {
-        st = mn_error_set(MN_ERR_IO, "cannot write %s: %s", tmp, strerror(errno));
-    } else {
-        st = fn(g, p, f);
-        int bad = ferror(f);
-        if (fclose(f) || bad) {
-            if (!st) st = mn_error_set(MN_ERR_IO, "error writing %s", tmp);
-        }
-        if (!st && rename(tmp, path))
-            st = mn_error_set(MN_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(errno));
-        if (st) remove(tmp);
-    }
+    mn_status st = fn(g, p, f);
+    if (fclose(f) && !st) st = mn_error_set(MN_ERR_NOMEM, "out of memory generating %s", path);
+    if (!st) st = mn_deploy_write_atomic(path, buf, size);
+    free(buf);
     free(path);
-    free(tmp);
     return st;
 }
 
