@@ -4,6 +4,8 @@
 
 #include <stdio.h>
 
+#include "mcunas/clock.h"
+#include "mcunas/host.h"
 #include "mcunas/status.h"
 #include "mcunas/train.h"
 
