@@ -61,7 +61,9 @@ typedef struct mn_cli_progress {
 void mn_cli_progress_init(mn_cli_progress *p, int quiet);
 void mn_cli_progress_train(void *user, const mn_train_progress *p);
 
-/* Minimal JSON output on stdout: {"a":1,"b":"x"} with escaping. */
+/* One JSON object per line: {"a":1,"b":"x"}. Keys and values are jansson's (its escaping,
+ * invalid UTF-8 read as Latin-1); written as they come, in call order, so mn_json_raw can
+ * splice in JSON text that jansson would not hold (an array built elsewhere, 1e999). */
 typedef struct mn_json {
     FILE *f;
     int first;
