@@ -52,7 +52,7 @@ static void plan_equals_allocation(void **state) {
     for (int b = 0; b < n_backends; b++) {
         mn_backend *be = make_backend(b);
         const int ks[] = {1, 3, 8};
-        for (int layout = 0; layout < 3; layout++)
+        for (int layout = 0; layout < MN_LAYOUT_COUNT; layout++)
             for (int i = 0; i < 3; i++) {
                 mn_arch arch;
                 assert_int_equal(mn_arch_build(&arch, ks[i], i + 1, (mn_layout)layout,
@@ -109,7 +109,7 @@ static void whole_network_gradient_check(void **state) {
     (void)state;
     for (int b = 0; b < n_backends; b++) {
         mn_backend *be = make_backend(b);
-        for (int layout = 0; layout < 3; layout++) {
+        for (int layout = 0; layout < MN_LAYOUT_COUNT; layout++) {
             mn_arch arch;
             const mn_shape in = {10, 9, 2};
             assert_int_equal(mn_arch_build(&arch, 2, 2, (mn_layout)layout, in, 3), MN_OK);

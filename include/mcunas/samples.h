@@ -24,8 +24,8 @@ typedef struct mn_samples {
 typedef struct mn_loaded_data {
     mn_dataset_info info;
     mn_samples train, test;
-    uint8_t *images[2];
-    int32_t *labels[2];
+    uint8_t *images[MN_SPLITS]; /* owned, indexed by mn_split; NULL when not read */
+    int32_t *labels[MN_SPLITS];
 } mn_loaded_data;
 
 /* Reads the train split (its first `limit` images when limit > 0) and the whole test split. */

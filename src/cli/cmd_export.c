@@ -74,9 +74,9 @@ int mn_cmd_export(int argc, char **argv) {
         case OPT_DUMPIN: dumpin = optarg; break;
         case OPT_DUMPLAB: dumplab = optarg; break;
         case OPT_ROUND:
-            if (!strcmp(optarg, "double")) single = 0;
-            else if (!strcmp(optarg, "single")) single = 1;
-            else if (!strcmp(optarg, "litert-ref")) single = 2;
+            if (!strcmp(optarg, "double")) single = MN_ROUNDING_DOUBLE;
+            else if (!strcmp(optarg, "single")) single = MN_ROUNDING_SINGLE;
+            else if (!strcmp(optarg, "litert-ref")) single = MN_ROUNDING_LITERT_REF;
             else return mn_cli_usage_error(cmd, "--rounding must be double, single or litert-ref, got '%s'", optarg);
             break;
         case OPT_IO:
@@ -165,7 +165,7 @@ int mn_cmd_export(int argc, char **argv) {
         if (st) goto fail;
     }
     if ((st = mn_qinterp_create(g, &it))) goto fail;
-    mn_qinterp_set_single_rounding(it, single);
+    mn_qinterp_set_rounding(it, (mn_rounding)single);
     size_t img = mn_shape_count(arch.input), correct = 0;
     int classes = arch.classes;
     outs = malloc(n_test * (size_t)classes);

@@ -203,7 +203,7 @@ static mn_status write_csv(const char *dir, const mn_journal *j) {
 
 static mn_status write_json(const mn_search_config *cfg, const char *dir, const mn_journal *j,
                             const mn_search_result *s, const mn_final_result *f, double total) {
-    size_t n[4] = {0};
+    size_t n[MN_OUTCOME_COUNT] = {0};
     for (size_t i = 0; i < mn_journal_count(j); i++) n[mn_journal_get(j, i)->outcome]++;
     json_error_t err;
     json_t *settings = json_loads(cfg->settings_json, 0, &err);
