@@ -53,7 +53,7 @@ static void plan_equals_allocation(void **state) {
     for (int b = 0; b < n_backends; b++) {
         mn_backend *be = make_backend(b);
         const int ks[] = {1, 3, 8};
-        for (int layout = 0; layout < 3; layout++)
+        for (int layout = 0; layout < MN_LAYOUT_COUNT; layout++)
             for (int i = 0; i < 3; i++) {
                 mn_arch arch;
                 assert_int_equal(mn_arch_build(&arch, ks[i], i + 1, (mn_layout)layout,
@@ -110,7 +110,7 @@ static void whole_network_gradient_check(void **state) {
     (void)state;
     for (int b = 0; b < n_backends; b++) {
         mn_backend *be = make_backend(b);
-        for (int layout = 0; layout < 3; layout++) {
+        for (int layout = 0; layout < MN_LAYOUT_COUNT; layout++) {
             mn_arch arch;
             const mn_shape in = {10, 9, 2};
             assert_int_equal(mn_arch_build(&arch, 2, 2, (mn_layout)layout, in, 3), MN_OK);
@@ -517,6 +517,48 @@ static void partial_batches_train(void **state) {
         }
 }
 
+/* Each layer's slice of the parameter arrays: the offsets step by the arch's counts, and a
+ * batch norm's state offset finds its moving mean (0) and variance (1) after init. */
+static void parameter_offsets(void **state) {
+    (void)state;
+    mn_backend *be = make_backend(0);
+    mn_arch arch;
+    assert_int_equal(mn_arch_build(&arch, 3, 2, MN_LAYOUT_NANONAS, (mn_shape){12, 12, 2}, 4), MN_OK);
+    mn_net_options no;
+    mn_net_options_default(&no);
+    no.batch = 2;
+    mn_net *net;
+    assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+    assert_int_equal(mn_net_init(net, 5), MN_OK);
+    float *trainable = malloc(mn_arch_trainable_params(&arch) * sizeof *trainable);
+    float *st = malloc(mn_arch_state_params(&arch) * sizeof *st);
+    assert_int_equal(mn_net_get_params(net, trainable, st), MN_OK);
+    size_t p = 0, s = 0;
+    int bn = 0;
+    for (int i = 0; i < arch.n_layers; i++) {
+        const mn_layer *l = &arch.layers[i];
+        assert_int_equal(mn_net_param_offset(net, i), p);
+        assert_int_equal(mn_net_state_offset(net, i), s);
+        if (l->kind == MN_LAYER_BATCHNORM) {
+            for (int c = 0; c < l->out.c; c++) {
+                assert_float_equal(st[s + (size_t)c], 0.0f, 0);
+                assert_float_equal(st[s + (size_t)l->out.c + (size_t)c], 1.0f, 0);
+                assert_float_equal(trainable[p + (size_t)c], 1.0f, 0); /* gamma */
+            }
+            bn++;
+        }
+        p += l->n_trainable;
+        s += l->n_state;
+    }
+    assert_true(bn >= 3);
+    assert_int_equal(p, mn_arch_trainable_params(&arch));
+    assert_int_equal(s, mn_arch_state_params(&arch));
+    free(trainable);
+    free(st);
+    mn_net_destroy(net);
+    mn_backend_destroy(be);
+}
+
 static void bad_batches_are_refused(void **state) {
     (void)state;
     mn_backend *be = make_backend(0);
@@ -640,6 +682,7 @@ int main(void) {
         cmocka_unit_test(training_learns_and_weights_round_trip),
         cmocka_unit_test(workspace_never_grows_as_the_batch_shrinks),
         cmocka_unit_test(partial_batches_train),
+        cmocka_unit_test(parameter_offsets),
         cmocka_unit_test(bad_batches_are_refused),
         cmocka_unit_test(budget_is_refused_before_allocating),
         cmocka_unit_test(opencl_cache_and_gemm_temp_buffers),

@@ -7,6 +7,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -357,15 +358,13 @@ static int run_cli(const char *out, int resume, int kill_after_lines) {
 }
 
 static int winner_of(const char *out, int *k, int *cells) {
-    char path[4200], buf[8192];
+    char path[4200];
     snprintf(path, sizeof path, "%s/report.json", out);
-    FILE *f = fopen(path, "r");
-    if (!f) return 0;
-    size_t n = fread(buf, 1, sizeof buf - 1, f);
-    fclose(f);
-    buf[n] = '\0';
-    const char *w = strstr(buf, "\"winner\": {");
-    return w && sscanf(w, "\"winner\": {\"k\": %d, \"cells\": %d", k, cells) == 2;
+    json_t *report = json_load_file(path, 0, NULL);
+    json_t *w = json_object_get(report, "winner");
+    int ok = json_unpack(w, "{s:i, s:i}", "k", k, "cells", cells) == 0;
+    json_decref(report);
+    return ok;
 }
 
 static void cli_kill_9_and_resume(void **state) {

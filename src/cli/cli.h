@@ -77,7 +77,9 @@ typedef struct mn_cli_count_progress {
 void mn_cli_count_progress_init(mn_cli_count_progress *p, int quiet);
 void mn_cli_count_progress_report(void *user, const char *what, size_t done, size_t total);
 
-/* Minimal JSON output on stdout: {"a":1,"b":"x"} with escaping. */
+/* One JSON object per line: {"a":1,"b":"x"}. Keys and values are jansson's (its escaping,
+ * invalid UTF-8 read as Latin-1); written as they come, in call order, so mn_json_raw can
+ * splice in JSON text that jansson would not hold (an array built elsewhere, 1e999). */
 typedef struct mn_json {
     FILE *f;
     int first;
