@@ -6,6 +6,9 @@
 #ifdef MN_HAVE_OPENCL
 #include "backend/opencl/opencl.h"
 #endif
+#ifdef MN_HAVE_CUDA
+#include "backend/cuda/cuda_backend.h"
+#endif
 
 static const char *const mn_op_names[MN_OP_COUNT] = {
     [MN_OP_CONV3X3_FORWARD] = "conv3x3_forward",
@@ -43,16 +46,24 @@ static const mn_backend_entry mn_backends[] = {
 #ifdef MN_HAVE_OPENCL
     {"opencl", mn_backend_opencl_create},
 #endif
+#ifdef MN_HAVE_CUDA
+    {"cuda", mn_backend_cuda_create},
+#endif
 };
 #define MN_N_BACKENDS (sizeof mn_backends / sizeof mn_backends[0])
 
-const char *mn_backend_available(void) {
 #ifdef MN_HAVE_OPENCL
-    return "cpu,opencl";
+#define MN_AVAILABLE_OPENCL ",opencl"
 #else
-    return "cpu";
+#define MN_AVAILABLE_OPENCL ""
 #endif
-}
+#ifdef MN_HAVE_CUDA
+#define MN_AVAILABLE_CUDA ",cuda"
+#else
+#define MN_AVAILABLE_CUDA ""
+#endif
+
+const char *mn_backend_available(void) { return "cpu" MN_AVAILABLE_OPENCL MN_AVAILABLE_CUDA; }
 
 mn_status mn_backend_create(const char *name, const mn_backend_options *opts,
                             mn_backend **out) {
