@@ -36,7 +36,7 @@ static const char *const mn_cu_kernel_names[MN_CU_KERNEL_COUNT] = {
 /* ---- errors ---- */
 
 mn_status mn_cu_fail(CUresult err, const char *fmt, ...) {
-    char what[256];
+    char what[1024]; /* room for a JIT error log */
     const char *name = NULL, *desc = NULL;
     va_list ap;
     va_start(ap, fmt);
@@ -341,15 +341,18 @@ static mn_status mn_cu_module_load(mn_cu *c) {
     void *vals[] = {log, (void *)(uintptr_t)sizeof log};
     CUresult r = mn_cu_fn.cuModuleLoadDataEx(&c->module, mn_cu_kernel_image, 2, opts, vals);
     if (r != CUDA_SUCCESS) {
-        mn_status st = mn_cu_fail(r, "loading the embedded kernels on '%s' (compute %d.%d)",
-                                  c->info.name, c->info.cc_major, c->info.cc_minor);
         c->module = NULL;
-        if (r == CUDA_ERROR_UNSUPPORTED_PTX_VERSION || r == CUDA_ERROR_NO_BINARY_FOR_GPU ||
-            r == CUDA_ERROR_INVALID_PTX)
-            return mn_error_prefix(st, "%s%s(rebuild with the driver's CUDA toolkit, or set "
-                                   "MN_CUDA_PTX_ARCH to at most compute_%d%d) ",
-                                   log, log[0] ? " " : "", c->info.cc_major, c->info.cc_minor);
-        return st;
+        const int stale = r == CUDA_ERROR_UNSUPPORTED_PTX_VERSION ||
+                          r == CUDA_ERROR_NO_BINARY_FOR_GPU || r == CUDA_ERROR_INVALID_PTX;
+        char hint[160] = "";
+        if (stale)
+            snprintf(hint, sizeof hint,
+                     "; rebuild with the driver's CUDA toolkit, or with MN_CUDA_PTX_ARCH at most "
+                     "compute_%d%d",
+                     c->info.cc_major, c->info.cc_minor);
+        return mn_cu_fail(r, "loading the embedded kernels on '%s' (compute %d.%d)%s%s%s",
+                          c->info.name, c->info.cc_major, c->info.cc_minor, log[0] ? ": " : "",
+                          log, hint);
     }
     for (int i = 0; i < MN_CU_KERNEL_COUNT; i++) {
         r = mn_cu_fn.cuModuleGetFunction(&c->kernels[i], c->module, mn_cu_kernel_names[i]);

@@ -43,7 +43,9 @@
     X(cudnnGetConvolutionBackwardDataAlgorithmMaxCount)                                   \
     X(cudnnGetConvolutionBackwardFilterAlgorithmMaxCount)                                 \
     X(cudnnGetConvolutionForwardAlgorithm_v7) X(cudnnGetConvolutionBackwardDataAlgorithm_v7) \
-    X(cudnnGetConvolutionBackwardFilterAlgorithm_v7) X(cudnnConvolutionForward)           \
+    X(cudnnGetConvolutionBackwardFilterAlgorithm_v7)                                      \
+    X(cudnnGetConvolutionForwardWorkspaceSize) X(cudnnGetConvolutionBackwardDataWorkspaceSize) \
+    X(cudnnGetConvolutionBackwardFilterWorkspaceSize) X(cudnnConvolutionForward)          \
     X(cudnnConvolutionBackwardData) X(cudnnConvolutionBackwardFilter)
 
 typedef struct mn_cu_api {

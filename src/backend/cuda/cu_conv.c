@@ -4,9 +4,9 @@
  * NHWC (KRSC) filter, pad 1, cross-correlation. Per shape (n, h, w, c, k) the descriptors
  * and, for each direction, cuDNN's heuristic ranking (cudnnGet*Algorithm_v7, not timed,
  * so the same choice every run) are computed once and cached; only algorithms cuDNN
- * reports as deterministic are kept (it does for some backward ones that use atomics),
- * and only FMA math (CUDNN_FMA_MATH: no TF32 tensor ops, whose 10-bit mantissas would
- * not match the CPU up to float rounding).
+ * reports as deterministic are kept (some backward ones use atomics), and they run under
+ * CUDNN_FMA_MATH: no TF32 tensor ops, whose 10-bit mantissas would not match the CPU up
+ * to float rounding (CUDNN_DEFAULT_MATH allows them on Ampere and later).
  *
  * Workspace: an op runs the best kept algorithm whose workspace fits in what the caller's
  * workspace view holds. conv3x3_workspace_bytes is the largest first choice over the
@@ -47,13 +47,29 @@ void mn_cu_conv_cache_clear(mn_cu *c) {
         if (c->conv[i].used) mn_cu_conv_entry_clear(&c->conv[i]);
 }
 
-/* Keeps a ranked candidate when cuDNN offers it, calls it deterministic and it does not
- * use tensor-op math. */
-static void mn_cu_algo_keep(mn_cu_algo_list *l, cudnnStatus_t st, cudnnDeterminism_t det,
-                            cudnnMathType_t math, int algo, size_t bytes) {
+/* Keeps a ranked candidate when cuDNN offers it and calls it deterministic. The ranking
+ * lists algorithms under tensor-op math too, whatever the descriptor says: those are
+ * dropped, and the rest run under the descriptor's FMA math, so their workspace is asked
+ * again under it (an algorithm FMA math cannot run is dropped there). */
+static void mn_cu_algo_keep(mn_cu *c, const mn_cu_conv_entry *e, int which,
+                            mn_cu_algo_list *l, cudnnStatus_t st, cudnnDeterminism_t det,
+                            cudnnMathType_t math, int algo) {
+    size_t bytes = 0;
     if (st != CUDNN_STATUS_SUCCESS || det != CUDNN_DETERMINISTIC) return;
     if (math == CUDNN_TENSOR_OP_MATH || math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return;
+    for (int i = 0; i < l->n; i++)
+        if (l->algo[i] == algo) return; /* listed once per math type */
     if (l->n >= MN_CU_ALGOS) return;
+    if (which == MN_CONV_FWD)
+        st = mn_cu_fn.cudnnGetConvolutionForwardWorkspaceSize(
+            c->dnn, e->xd, e->wd, e->cd, e->yd, (cudnnConvolutionFwdAlgo_t)algo, &bytes);
+    else if (which == MN_CONV_DATA)
+        st = mn_cu_fn.cudnnGetConvolutionBackwardDataWorkspaceSize(
+            c->dnn, e->wd, e->yd, e->cd, e->xd, (cudnnConvolutionBwdDataAlgo_t)algo, &bytes);
+    else
+        st = mn_cu_fn.cudnnGetConvolutionBackwardFilterWorkspaceSize(
+            c->dnn, e->xd, e->yd, e->cd, e->wd, (cudnnConvolutionBwdFilterAlgo_t)algo, &bytes);
+    if (st != CUDNN_STATUS_SUCCESS) return;
     l->algo[l->n] = algo;
     l->bytes[l->n] = bytes;
     l->n++;
@@ -74,8 +90,8 @@ static mn_status mn_cu_conv_rank(mn_cu *c, mn_cu_conv_entry *e) {
         if (st != CUDNN_STATUS_SUCCESS)
             return mn_cu_dnn_fail(st, "cudnnGetConvolutionForwardAlgorithm_v7");
         for (int i = 0; i < got; i++)
-            mn_cu_algo_keep(&e->fwd, perf[i].status, perf[i].determinism, perf[i].mathType,
-                            (int)perf[i].algo, perf[i].memory);
+            mn_cu_algo_keep(c, e, MN_CONV_FWD, &e->fwd, perf[i].status, perf[i].determinism,
+                            perf[i].mathType, (int)perf[i].algo);
     }
     {
         cudnnConvolutionBwdDataAlgoPerf_t perf[MN_CU_PERF_MAX];
@@ -87,8 +103,8 @@ static mn_status mn_cu_conv_rank(mn_cu *c, mn_cu_conv_entry *e) {
         if (st != CUDNN_STATUS_SUCCESS)
             return mn_cu_dnn_fail(st, "cudnnGetConvolutionBackwardDataAlgorithm_v7");
         for (int i = 0; i < got; i++)
-            mn_cu_algo_keep(&e->data, perf[i].status, perf[i].determinism, perf[i].mathType,
-                            (int)perf[i].algo, perf[i].memory);
+            mn_cu_algo_keep(c, e, MN_CONV_DATA, &e->data, perf[i].status, perf[i].determinism,
+                            perf[i].mathType, (int)perf[i].algo);
     }
     {
         cudnnConvolutionBwdFilterAlgoPerf_t perf[MN_CU_PERF_MAX];
@@ -100,8 +116,8 @@ static mn_status mn_cu_conv_rank(mn_cu *c, mn_cu_conv_entry *e) {
         if (st != CUDNN_STATUS_SUCCESS)
             return mn_cu_dnn_fail(st, "cudnnGetConvolutionBackwardFilterAlgorithm_v7");
         for (int i = 0; i < got; i++)
-            mn_cu_algo_keep(&e->filt, perf[i].status, perf[i].determinism, perf[i].mathType,
-                            (int)perf[i].algo, perf[i].memory);
+            mn_cu_algo_keep(c, e, MN_CONV_WEIGHTS, &e->filt, perf[i].status,
+                            perf[i].determinism, perf[i].mathType, (int)perf[i].algo);
     }
     return MN_OK;
 }
