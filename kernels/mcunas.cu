@@ -64,6 +64,74 @@ __global__ void mn_colsum(const float *src, unsigned rows, unsigned cols, float 
     if (lid == 0) dst[j] = s;
 }
 
+/* ---- direct 3x3 'same' convolution: the fallback where cuDNN offers no deterministic
+ * algorithm (or MN_CUDA_CONV=direct asks for it). x: [N][H][W][C], w: [K][3][3][C]
+ * (OHWI), y: [N][H][W][K]. Each output is one thread's sum in a fixed order. ---- */
+
+/* y[n][i][j][k] = sum_{ky,kx,c} x[n][i+ky-1][j+kx-1][c] w[k][ky][kx][c]; count = N*H*W*K. */
+__global__ void mn_conv_fwd_direct(const float *x, const float *w, float *y, unsigned h,
+                                   unsigned wd, unsigned c, unsigned k, unsigned count) {
+    const unsigned i = MN_CU_INDEX();
+    if (i >= count) return;
+    const unsigned o = i % k, p = i / k, col = p % wd, r = p / wd, row = r % h, n = r / h;
+    float acc = 0.0f;
+    for (int ky = 0; ky < 3; ky++) {
+        const int iy = (int)row + ky - 1;
+        if (iy < 0 || iy >= (int)h) continue;
+        for (int kx = 0; kx < 3; kx++) {
+            const int ix = (int)col + kx - 1;
+            if (ix < 0 || ix >= (int)wd) continue;
+            const float *xp = x + (((size_t)n * h + iy) * wd + ix) * c;
+            const float *wp = w + ((size_t)o * 9 + ky * 3 + kx) * c;
+            for (unsigned ch = 0; ch < c; ch++) acc += xp[ch] * wp[ch];
+        }
+    }
+    y[i] = acc;
+}
+
+/* dx[n][i][j][c] = sum_{ky,kx,k} dy[n][i-ky+1][j-kx+1][k] w[k][ky][kx][c];
+ * count = N*H*W*C. */
+__global__ void mn_conv_bwd_data_direct(const float *dy, const float *w, float *dx, unsigned h,
+                                        unsigned wd, unsigned c, unsigned k, unsigned count) {
+    const unsigned i = MN_CU_INDEX();
+    if (i >= count) return;
+    const unsigned ch = i % c, p = i / c, col = p % wd, r = p / wd, row = r % h, n = r / h;
+    float acc = 0.0f;
+    for (int ky = 0; ky < 3; ky++) {
+        const int oy = (int)row - ky + 1;
+        if (oy < 0 || oy >= (int)h) continue;
+        for (int kx = 0; kx < 3; kx++) {
+            const int ox = (int)col - kx + 1;
+            if (ox < 0 || ox >= (int)wd) continue;
+            const float *gp = dy + (((size_t)n * h + oy) * wd + ox) * k;
+            for (unsigned o = 0; o < k; o++)
+                acc += gp[o] * w[((size_t)o * 9 + ky * 3 + kx) * c + ch];
+        }
+    }
+    dx[i] = acc;
+}
+
+/* One block per weight (k, ky, kx, c): dw = sum over all output pixels of
+ * dy[.][k] * x[shifted][c], Kahan per thread then the fixed tree. */
+__global__ void mn_conv_bwd_filter_direct(const float *x, const float *dy, float *dw,
+                                          unsigned n, unsigned h, unsigned wd, unsigned c,
+                                          unsigned k) {
+    __shared__ float buf[MN_CU_RED];
+    const unsigned e = blockIdx.x, lid = threadIdx.x;
+    const unsigned ch = e % c, t = (e / c) % 9, o = e / (9 * c);
+    const int ky = (int)(t / 3), kx = (int)(t % 3);
+    const unsigned pix = n * h * wd;
+    mn_kahan acc = {0.0f, 0.0f};
+    for (unsigned p = lid; p < pix; p += MN_CU_RED) {
+        const unsigned col = p % wd, r = p / wd, row = r % h, img = r / h;
+        const int iy = (int)row + ky - 1, ix = (int)col + kx - 1;
+        if (iy < 0 || iy >= (int)h || ix < 0 || ix >= (int)wd) continue;
+        kahan_add(&acc, dy[(size_t)p * k + o] * x[(((size_t)img * h + iy) * wd + ix) * c + ch]);
+    }
+    const float s = block_sum(buf, acc.s - acc.c);
+    if (lid == 0) dw[e] = s;
+}
+
 /* ---- 2x2 max pool ---- */
 
 __global__ void mn_maxpool2_fwd(const float *x, float *y, unsigned h, unsigned w, unsigned c,

@@ -31,6 +31,9 @@ static const char *const mn_cu_kernel_names[MN_CU_KERNEL_COUNT] = {
     [MN_CU_ADAM] = "mn_adam",
     [MN_CU_SCALE_U8] = "mn_scale_u8",
     [MN_CU_SOFTMAX_XENT] = "mn_softmax_xent",
+    [MN_CU_CONV_FWD_DIRECT] = "mn_conv_fwd_direct",
+    [MN_CU_CONV_BWD_DATA_DIRECT] = "mn_conv_bwd_data_direct",
+    [MN_CU_CONV_BWD_FILTER_DIRECT] = "mn_conv_bwd_filter_direct",
 };
 
 /* ---- errors ---- */
@@ -405,6 +408,11 @@ static mn_status mn_cu_setup(mn_cu *c, int device) {
     }
     ds = mn_cu_fn.cudnnSetStream(c->dnn, c->stream);
     if (ds != CUDNN_STATUS_SUCCESS) return mn_cu_dnn_fail(ds, "cudnnSetStream");
+    const char *conv = getenv("MN_CUDA_CONV");
+    if (conv && *conv && strcmp(conv, "direct") != 0 && strcmp(conv, "cudnn") != 0)
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "cuda: MN_CUDA_CONV must be 'cudnn' or 'direct' (got '%s')", conv);
+    c->conv_direct = conv && strcmp(conv, "direct") == 0;
     return MN_OK;
 }
 

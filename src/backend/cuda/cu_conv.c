@@ -8,6 +8,11 @@
  * CUDNN_FMA_MATH: no TF32 tensor ops, whose 10-bit mantissas would not match the CPU up
  * to float rounding (CUDNN_DEFAULT_MATH allows them on Ampere and later).
  *
+ * After cuDNN's list comes our direct kernel (kernels/mcunas.cu: one thread per output,
+ * one block per weight gradient, fixed-order sums, no workspace), so a shape cuDNN offers
+ * no deterministic algorithm for still runs; MN_CUDA_CONV=direct uses only it (to check
+ * cuDNN's results against ours).
+ *
  * Workspace: an op runs the best kept algorithm whose workspace fits in what the caller's
  * workspace view holds. conv3x3_workspace_bytes is the largest first choice over the
  * three directions, for this batch and for a batch of one, so a plan made for the full
@@ -59,7 +64,7 @@ static void mn_cu_algo_keep(mn_cu *c, const mn_cu_conv_entry *e, int which,
     if (math == CUDNN_TENSOR_OP_MATH || math == CUDNN_TENSOR_OP_MATH_ALLOW_CONVERSION) return;
     for (int i = 0; i < l->n; i++)
         if (l->algo[i] == algo) return; /* listed once per math type */
-    if (l->n >= MN_CU_ALGOS) return;
+    if (l->n >= MN_CU_ALGOS - 1) return; /* the last slot is the direct kernel's */
     if (which == MN_CONV_FWD)
         st = mn_cu_fn.cudnnGetConvolutionForwardWorkspaceSize(
             c->dnn, e->xd, e->wd, e->cd, e->yd, (cudnnConvolutionFwdAlgo_t)algo, &bytes);
@@ -123,10 +128,24 @@ static mn_status mn_cu_conv_rank(mn_cu *c, mn_cu_conv_entry *e) {
 }
 
 /* Fills *e (descriptors and rankings) for shape s; on failure *e holds nothing. */
+static void mn_cu_conv_add_direct(mn_cu_conv_entry *e) {
+    mn_cu_algo_list *lists[3] = {&e->fwd, &e->data, &e->filt};
+    for (int i = 0; i < 3; i++) {
+        lists[i]->algo[lists[i]->n] = MN_CU_ALGO_DIRECT;
+        lists[i]->bytes[lists[i]->n] = 0;
+        lists[i]->n++;
+    }
+}
+
 static mn_status mn_cu_conv_entry_make(mn_cu *c, const mn_conv_shape *s, mn_cu_conv_entry *e) {
     memset(e, 0, sizeof *e);
-    MN_CU_TRY(mn_cu_enter(c));
     e->s = *s;
+    if (c->conv_direct) {
+        mn_cu_conv_add_direct(e);
+        e->used = 1;
+        return MN_OK;
+    }
+    MN_CU_TRY(mn_cu_enter(c));
     cudnnStatus_t st = mn_cu_fn.cudnnCreateTensorDescriptor(&e->xd);
     if (st == CUDNN_STATUS_SUCCESS) st = mn_cu_fn.cudnnCreateTensorDescriptor(&e->yd);
     if (st == CUDNN_STATUS_SUCCESS) st = mn_cu_fn.cudnnCreateFilterDescriptor(&e->wd);
@@ -153,6 +172,7 @@ static mn_status mn_cu_conv_entry_make(mn_cu *c, const mn_conv_shape *s, mn_cu_c
         mn_cu_conv_entry_clear(e);
         return ms;
     }
+    mn_cu_conv_add_direct(e);
     e->used = 1;
     return MN_OK;
 }
@@ -241,11 +261,6 @@ static mn_status mn_cu_conv_pick(const char *op, const mn_cu_conv_entry *e, int 
             *bytes = l->bytes[i];
             return MN_OK;
         }
-    if (l->n == 0)
-        return mn_error_set(MN_ERR_UNSUPPORTED,
-                            "%s: cuDNN offers no deterministic %s algorithm for n=%d h=%d w=%d "
-                            "c=%d k=%d",
-                            op, mn_cu_conv_dir[which], e->s.n, e->s.h, e->s.w, e->s.c, e->s.k);
     return mn_error_set(MN_ERR_INVALID_ARG,
                         "%s: argument 'workspace' holds %zu bytes but the %s algorithm needs "
                         "%zu (conv3x3_workspace_bytes)",
@@ -265,8 +280,8 @@ mn_status mn_cu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view 
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr px, pw, pb, py;
     mn_cu_conv_entry *e;
-    int algo;
-    size_t wsb;
+    int algo = MN_CU_ALGO_DIRECT;
+    size_t wsb = 0;
     MN_CU_TRY(mn_cu_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w, kz = (size_t)s->k;
     MN_CU_TRY(mn_cu_view(op, "x", x, pix * (size_t)s->c, 4, &px));
@@ -276,12 +291,20 @@ mn_status mn_cu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view 
     MN_CU_TRY(mn_cu_conv_entry_get(c, s, &e));
     MN_CU_TRY(mn_cu_conv_pick(op, e, MN_CONV_FWD, mn_cu_view_room(workspace), &algo, &wsb));
     const float one = 1.0f, zero = 0.0f;
+    if (algo == MN_CU_ALGO_DIRECT) {
+        MN_CU_TRY(mn_cu_run(c, MN_CU_CONV_FWD_DIRECT, pix * kz,
+                            MN_CU_ARGS(MN_KP(px), MN_KP(pw), MN_KP(py), MN_KU32(s->h),
+                                       MN_KU32(s->w), MN_KU32(s->c), MN_KU32(s->k),
+                                       MN_KU32(pix * kz))));
+        goto bias;
+    }
     MN_CU_TRY(mn_cu_enter(c));
     cudnnStatus_t st = mn_cu_fn.cudnnConvolutionForward(
         c->dnn, &one, e->xd, MN_DEV(px), e->wd, MN_DEV(pw), e->cd, (cudnnConvolutionFwdAlgo_t)algo,
         MN_DEV(mn_cu_ws_ptr(workspace, wsb)), wsb, &zero, e->yd, MN_DEV(py));
     if (st != CUDNN_STATUS_SUCCESS)
         return mn_cu_dnn_fail(st, "%s: cudnnConvolutionForward (algo %d)", op, algo);
+bias:
     if (!pb) return MN_OK;
     return mn_cu_run(c, MN_CU_BIAS_ROWS, pix * kz,
                      MN_CU_ARGS(MN_KP(py), MN_KP(pb), MN_KU32(kz), MN_KU32(pix * kz)));
@@ -293,8 +316,8 @@ mn_status mn_cu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr pdy, pw, pdx;
     mn_cu_conv_entry *e;
-    int algo;
-    size_t wsb;
+    int algo = MN_CU_ALGO_DIRECT;
+    size_t wsb = 0;
     MN_CU_TRY(mn_cu_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w;
     MN_CU_TRY(mn_cu_view(op, "dy", dy, pix * (size_t)s->k, 4, &pdy));
@@ -302,6 +325,11 @@ mn_status mn_cu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn
     MN_CU_TRY(mn_cu_view(op, "dx", dx, pix * (size_t)s->c, 4, &pdx));
     MN_CU_TRY(mn_cu_conv_entry_get(c, s, &e));
     MN_CU_TRY(mn_cu_conv_pick(op, e, MN_CONV_DATA, mn_cu_view_room(workspace), &algo, &wsb));
+    if (algo == MN_CU_ALGO_DIRECT)
+        return mn_cu_run(c, MN_CU_CONV_BWD_DATA_DIRECT, pix * (size_t)s->c,
+                         MN_CU_ARGS(MN_KP(pdy), MN_KP(pw), MN_KP(pdx), MN_KU32(s->h),
+                                    MN_KU32(s->w), MN_KU32(s->c), MN_KU32(s->k),
+                                    MN_KU32(pix * (size_t)s->c)));
     const float one = 1.0f, zero = 0.0f;
     MN_CU_TRY(mn_cu_enter(c));
     cudnnStatus_t st = mn_cu_fn.cudnnConvolutionBackwardData(
@@ -320,8 +348,8 @@ mn_status mn_cu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr px, pdy, pdw, pdb;
     mn_cu_conv_entry *e;
-    int algo;
-    size_t wsb;
+    int algo = MN_CU_ALGO_DIRECT;
+    size_t wsb = 0;
     MN_CU_TRY(mn_cu_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w, kz = (size_t)s->k;
     MN_CU_TRY(mn_cu_view(op, "x", x, pix * (size_t)s->c, 4, &px));
@@ -330,6 +358,13 @@ mn_status mn_cu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
     MN_CU_TRY(mn_cu_view_opt(op, "db", db, kz, 4, &pdb));
     MN_CU_TRY(mn_cu_conv_entry_get(c, s, &e));
     MN_CU_TRY(mn_cu_conv_pick(op, e, MN_CONV_WEIGHTS, mn_cu_view_room(workspace), &algo, &wsb));
+    if (algo == MN_CU_ALGO_DIRECT) {
+        MN_CU_TRY(mn_cu_run_blocks(c, MN_CU_CONV_BWD_FILTER_DIRECT, 9 * kz * (size_t)s->c,
+                                   MN_CU_ARGS(MN_KP(px), MN_KP(pdy), MN_KP(pdw), MN_KU32(s->n),
+                                              MN_KU32(s->h), MN_KU32(s->w), MN_KU32(s->c),
+                                              MN_KU32(s->k))));
+        goto bias;
+    }
     const float one = 1.0f, zero = 0.0f;
     MN_CU_TRY(mn_cu_enter(c));
     cudnnStatus_t st = mn_cu_fn.cudnnConvolutionBackwardFilter(
@@ -338,6 +373,7 @@ mn_status mn_cu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
         &zero, e->wd, MN_DEV(pdw));
     if (st != CUDNN_STATUS_SUCCESS)
         return mn_cu_dnn_fail(st, "%s: cudnnConvolutionBackwardFilter (algo %d)", op, algo);
+bias:
     if (!pdb) return MN_OK;
     return mn_cu_run_blocks(c, MN_CU_COLSUM, kz,
                             MN_CU_ARGS(MN_KP(pdy), MN_KU32(pix), MN_KU32(kz), MN_KP(pdb)));

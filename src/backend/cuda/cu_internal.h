@@ -48,13 +48,18 @@ typedef enum mn_cu_kernel {
     MN_CU_ADAM,
     MN_CU_SCALE_U8,
     MN_CU_SOFTMAX_XENT,
+    MN_CU_CONV_FWD_DIRECT,
+    MN_CU_CONV_BWD_DATA_DIRECT,
+    MN_CU_CONV_BWD_FILTER_DIRECT,
     MN_CU_KERNEL_COUNT
 } mn_cu_kernel;
 
 /* cuDNN's state for one convolution shape: descriptors and, per direction, the
- * deterministic algorithms the heuristics offer, best first, with their workspace. Chosen
- * once per shape (the heuristics are not timed, so the choice is the same every run). */
-#define MN_CU_ALGOS 8
+ * deterministic algorithms the heuristics offer, best first, with their workspace, then
+ * always our direct kernel (MN_CU_ALGO_DIRECT, no workspace) last. Chosen once per shape
+ * (the heuristics are not timed, so the same choice every run). */
+#define MN_CU_ALGOS 9
+#define MN_CU_ALGO_DIRECT (-1)
 typedef struct mn_cu_algo_list {
     int n;
     int algo[MN_CU_ALGOS];
@@ -94,6 +99,7 @@ typedef struct mn_cu {
     int conv_next;
     mn_cu_ws_memo ws_memo[MN_CU_WS_MEMO];
     int ws_memo_next;
+    int conv_direct; /* MN_CUDA_CONV=direct: our kernels only, cuDNN's convolutions unused */
 } mn_cu;
 
 static inline mn_cu *mn_cu_impl(mn_backend *be) { return (mn_cu *)be->impl; }
