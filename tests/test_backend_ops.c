@@ -16,6 +16,7 @@
 
 #include <cmocka.h>
 
+#include "backend/backend_impl.h" /* test_unsupported_op builds tables with NULL entries */
 #include "mcunas/backend.h"
 #include "mcunas/status.h"
 #include "testutil.h"
@@ -213,9 +214,7 @@ typedef struct dev {
     const void *snapshot; /* inputs: what was uploaded, checked unchanged on release */
 } dev;
 
-static void dev_sync(mn_backend *be) {
-    if (be->ops->sync) CHECK_OK(be->ops->sync(be));
-}
+static void dev_sync(mn_backend *be) { CHECK_OK(mn_backend_sync(be)); }
 
 static dev dev_alloc(mn_backend *be, size_t bytes, size_t off, size_t guard) {
     dev d = {be, NULL, off, bytes, off + bytes + guard, NULL};
@@ -293,8 +292,7 @@ static void dev_release(dev *d) {
  * guard, so that (with the CPU backend's heap buffers) ASan reports any overrun; filled
  * with NaN bytes because ops may not assume zeroed scratch. */
 static dev ws_alloc(mn_backend *be, const mn_conv_shape *s) {
-    size_t bytes = be->ops->conv3x3_workspace_bytes ? be->ops->conv3x3_workspace_bytes(be, s)
-                                                    : 0;
+    size_t bytes = mn_backend_conv3x3_workspace_bytes(be, s);
     dev d = {be, NULL, 0, bytes, bytes, NULL};
     if (bytes) d = dev_alloc(be, bytes, 0, 0);
     return d;
@@ -309,11 +307,11 @@ static mn_view opt_view(const dev *d, int present) { return present ? dv(d) : mn
  * unsupported-op test checks how declining is reported). */
 static int backend_has(mn_backend *be, mn_op op) {
     if (mn_backend_supports(be, op)) return 1;
-    if (strcmp(be->ops->name, "cpu") == 0) {
+    if (strcmp(mn_backend_name(be), "cpu") == 0) {
         print_error("the cpu backend must implement %s\n", mn_op_name(op));
         fail();
     }
-    print_message("note: backend '%s' does not implement %s; skipped\n", be->ops->name,
+    print_message("note: backend '%s' does not implement %s; skipped\n", mn_backend_name(be),
                   mn_op_name(op));
     return 0;
 }
@@ -427,8 +425,8 @@ static double conv_loss_fn(void *p) {
 }
 
 static void what_conv(mn_backend *be, const char *op, const conv_case *cc, const char *extra) {
-    set_what("%s %s n=%d h=%d w=%d c=%d k=%d off=%zu%s", be->ops->name, op, cc->s.n, cc->s.h,
-             cc->s.w, cc->s.c, cc->s.k, cc->off, extra);
+    set_what("%s %s n=%d h=%d w=%d c=%d k=%d off=%zu%s", mn_backend_name(be), op, cc->s.n,
+             cc->s.h, cc->s.w, cc->s.c, cc->s.k, cc->off, extra);
 }
 
 static void test_conv3x3_forward(void **state) {
@@ -450,8 +448,8 @@ static void test_conv3x3_forward(void **state) {
                 dev bd = dev_in(be, b, (size_t)s->k * 4, 3 * cc->off);
                 dev yd = dev_out(be, ny * 4, cc->off + 4 * (cc->off != 0));
                 dev ws = ws_alloc(be, s);
-                CHECK_OK(MN_CALL(be, conv3x3_forward, MN_OP_CONV3X3_FORWARD, s, dv(&xd),
-                                 dv(&wd), opt_view(&bd, bias), dv(&yd), ws_view(&ws)));
+                CHECK_OK(mn_backend_conv3x3_forward(be, s, dv(&xd), dv(&wd), opt_view(&bd, bias),
+                                                    dv(&yd), ws_view(&ws)));
                 float *y = dev_read_floats(&yd);
                 double *yr = new_doubles(ny);
                 ref_conv_forward(s, to_double(x, nx), to_double(wt, nw),
@@ -487,8 +485,8 @@ static void test_conv3x3_backward(void **state) {
                 dev wd = dev_in(be, wt, nw * 4, 2 * cc->off);
                 dev dxd = dev_out(be, nx * 4, 3 * cc->off);
                 dev ws = ws_alloc(be, s);
-                CHECK_OK(MN_CALL(be, conv3x3_backward_data, MN_OP_CONV3X3_BACKWARD_DATA, s,
-                                 dv(&dyd), dv(&wd), dv(&dxd), ws_view(&ws)));
+                CHECK_OK(mn_backend_conv3x3_backward_data(be, s, dv(&dyd), dv(&wd), dv(&dxd),
+                                                          ws_view(&ws)));
                 float *dx = dev_read_floats(&dxd);
                 double *dxr = new_doubles(nx);
                 ref_conv_backward_data(s, L.r, L.wt, dxr);
@@ -505,9 +503,9 @@ static void test_conv3x3_backward(void **state) {
                     dev dwd = dev_out(be, nw * 4, 3 * cc->off);
                     dev dbd = dev_out(be, nk * 4, cc->off + 4);
                     dev ws = ws_alloc(be, s);
-                    CHECK_OK(MN_CALL(be, conv3x3_backward_weights,
-                                     MN_OP_CONV3X3_BACKWARD_WEIGHTS, s, dv(&xd), dv(&dyd),
-                                     dv(&dwd), opt_view(&dbd, with_db), ws_view(&ws)));
+                    CHECK_OK(mn_backend_conv3x3_backward_weights(be, s, dv(&xd), dv(&dyd), dv(&dwd),
+                                                                 opt_view(&dbd, with_db),
+                                                                 ws_view(&ws)));
                     float *dw = dev_read_floats(&dwd);
                     double *dwr = new_doubles(nw), *dbr = new_doubles(nk);
                     ref_conv_backward_weights(s, L.x, L.r, dwr, dbr);
@@ -555,12 +553,12 @@ static void test_conv3x3_determinism(void **state) {
             float **out = run ? second : first;
             dev_poison(&yd), dev_poison(&dxd), dev_poison(&dwd), dev_poison(&dbd);
             if (ws.buf) dev_poison(&ws);
-            CHECK_OK(MN_CALL(be, conv3x3_forward, MN_OP_CONV3X3_FORWARD, s, dv(&xd), dv(&wd),
-                             dv(&bd), dv(&yd), ws_view(&ws)));
-            CHECK_OK(MN_CALL(be, conv3x3_backward_data, MN_OP_CONV3X3_BACKWARD_DATA, s,
-                             dv(&dyd), dv(&wd), dv(&dxd), ws_view(&ws)));
-            CHECK_OK(MN_CALL(be, conv3x3_backward_weights, MN_OP_CONV3X3_BACKWARD_WEIGHTS, s,
-                             dv(&xd), dv(&dyd), dv(&dwd), dv(&dbd), ws_view(&ws)));
+            CHECK_OK(mn_backend_conv3x3_forward(be, s, dv(&xd), dv(&wd), dv(&bd), dv(&yd),
+                                                ws_view(&ws)));
+            CHECK_OK(mn_backend_conv3x3_backward_data(be, s, dv(&dyd), dv(&wd), dv(&dxd),
+                                                      ws_view(&ws)));
+            CHECK_OK(mn_backend_conv3x3_backward_weights(be, s, dv(&xd), dv(&dyd), dv(&dwd),
+                                                         dv(&dbd), ws_view(&ws)));
             out[0] = dev_read_floats(&yd);
             out[1] = dev_read_floats(&dxd);
             out[2] = dev_read_floats(&dwd);
@@ -654,8 +652,8 @@ static float *distinct_floats(size_t n, uint64_t seed) {
 }
 
 static void what_pool(mn_backend *be, const char *op, const pool_case *p, const char *extra) {
-    set_what("%s %s n=%d h=%d w=%d c=%d off=%zu%s", be->ops->name, op, p->n, p->h, p->w, p->c,
-             p->off, extra);
+    set_what("%s %s n=%d h=%d w=%d c=%d off=%zu%s", mn_backend_name(be), op, p->n, p->h, p->w,
+             p->c, p->off, extra);
 }
 
 static void test_maxpool2(void **state) {
@@ -676,8 +674,7 @@ static void test_maxpool2(void **state) {
             if (has_fwd) {
                 what_pool(be, "maxpool2_forward", p, "");
                 dev yd = dev_out(be, ny * 4, 2 * p->off);
-                CHECK_OK(MN_CALL(be, maxpool2_forward, MN_OP_MAXPOOL2_FORWARD, p->n, p->h, p->w,
-                                 p->c, dv(&xd), dv(&yd)));
+                CHECK_OK(mn_backend_maxpool2_forward(be, p->n, p->h, p->w, p->c, dv(&xd), dv(&yd)));
                 CHECK_CLOSE("y", dev_read_floats(&yd), yr, ny, 0.0); /* a max is exact */
                 dev_release(&yd);
             }
@@ -687,8 +684,8 @@ static void test_maxpool2(void **state) {
                 dev yd = dev_in(be, y, ny * 4, 2 * p->off);
                 dev dyd = dev_in(be, dy, ny * 4, 3 * p->off);
                 dev dxd = dev_out(be, nx * 4, p->off + 4);
-                CHECK_OK(MN_CALL(be, maxpool2_backward, MN_OP_MAXPOOL2_BACKWARD, p->n, p->h,
-                                 p->w, p->c, dv(&xd), dv(&yd), dv(&dyd), dv(&dxd)));
+                CHECK_OK(mn_backend_maxpool2_backward(be, p->n, p->h, p->w, p->c, dv(&xd), dv(&yd),
+                                                      dv(&dyd), dv(&dxd)));
                 float *dx = dev_read_floats(&dxd);
                 CHECK_CLOSE("dx", dx, dxr, nx, 0.0); /* copies of dy or zeros */
                 CHECK_FD("dx", pool_loss_fn, &L, L.x, nx, dx, TOL_F32, ci);
@@ -722,8 +719,8 @@ static void test_maxpool2_ties(void **state) {
         dev yd = dev_in(be, to_float(yr, ny), ny * 4, 0);
         dev dyd = dev_in(be, dy, ny * 4, p.off);
         dev dxd = dev_out(be, nx * 4, 2 * p.off);
-        CHECK_OK(MN_CALL(be, maxpool2_backward, MN_OP_MAXPOOL2_BACKWARD, p.n, p.h, p.w, p.c,
-                         dv(&xd), dv(&yd), dv(&dyd), dv(&dxd)));
+        CHECK_OK(mn_backend_maxpool2_backward(be, p.n, p.h, p.w, p.c, dv(&xd), dv(&yd), dv(&dyd),
+                                              dv(&dxd)));
         CHECK_CLOSE("dx", dev_read_floats(&dxd), dxr, nx, 0.0);
         dev_release(&xd), dev_release(&yd), dev_release(&dyd), dev_release(&dxd);
         scratch_free_all();
@@ -813,7 +810,7 @@ static float *bn_input(int m, int c, uint64_t seed) {
 }
 
 static void what_bn(mn_backend *be, const char *op, const bn_case *b) {
-    set_what("%s %s m=%d c=%d off=%zu", be->ops->name, op, b->m, b->c, b->off);
+    set_what("%s %s m=%d c=%d off=%zu", mn_backend_name(be), op, b->m, b->c, b->off);
 }
 
 static void test_batchnorm_train_infer(void **state) {
@@ -840,9 +837,9 @@ static void test_batchnorm_train_infer(void **state) {
                 dev rvd = dev_inout(be, rvar, nc * 4, off + 8);
                 dev yd = dev_out(be, nx * 4, off + 12), smd = dev_out(be, nc * 4, off);
                 dev sid = dev_out(be, nc * 4, 2 * off);
-                CHECK_OK(MN_CALL(be, batchnorm_train, MN_OP_BATCHNORM_TRAIN, m, c, dv(&xd),
-                                 dv(&gd), dv(&bd), dv(&rmd), dv(&rvd), momentum, eps, dv(&yd),
-                                 dv(&smd), dv(&sid)));
+                CHECK_OK(mn_backend_batchnorm_train(be, m, c, dv(&xd), dv(&gd), dv(&bd), dv(&rmd),
+                                                    dv(&rvd), momentum, eps, dv(&yd), dv(&smd),
+                                                    dv(&sid)));
                 double *yr = new_doubles(nx), *mean = new_doubles(nc), *invstd = new_doubles(nc);
                 double *var = new_doubles(nc), *rmr = new_doubles(nc), *rvr = new_doubles(nc);
                 ref_bn_train(m, c, to_double(x, nx), to_double(gamma, nc), to_double(beta, nc),
@@ -867,8 +864,8 @@ static void test_batchnorm_train_infer(void **state) {
                 dev rmd = dev_in(be, rmean, nc * 4, off + 4);
                 dev rvd = dev_in(be, rvar, nc * 4, off + 8);
                 dev yd = dev_out(be, nx * 4, off + 12);
-                CHECK_OK(MN_CALL(be, batchnorm_infer, MN_OP_BATCHNORM_INFER, m, c, dv(&xd),
-                                 dv(&gd), dv(&bd), dv(&rmd), dv(&rvd), eps, dv(&yd)));
+                CHECK_OK(mn_backend_batchnorm_infer(be, m, c, dv(&xd), dv(&gd), dv(&bd), dv(&rmd),
+                                                    dv(&rvd), eps, dv(&yd)));
                 double *yr = new_doubles(nx);
                 for (int i = 0; i < m; i++)
                     for (int j = 0; j < c; j++) {
@@ -915,9 +912,8 @@ static void test_batchnorm_backward(void **state) {
             dev sid = dev_in(be, sinvstd, nc * 4, off + 8);
             dev dxd = dev_out(be, nx * 4, off + 12), dgd = dev_out(be, nc * 4, off);
             dev dbd = dev_out(be, nc * 4, 2 * off);
-            CHECK_OK(MN_CALL(be, batchnorm_backward, MN_OP_BATCHNORM_BACKWARD, m, c, dv(&xd),
-                             dv(&dyd), dv(&gd), dv(&smd), dv(&sid), dv(&dxd), dv(&dgd),
-                             dv(&dbd)));
+            CHECK_OK(mn_backend_batchnorm_backward(be, m, c, dv(&xd), dv(&dyd), dv(&gd), dv(&smd),
+                                                   dv(&sid), dv(&dxd), dv(&dgd), dv(&dbd)));
             float *dx = dev_read_floats(&dxd), *dgamma = dev_read_floats(&dgd);
             float *dbeta = dev_read_floats(&dbd);
             double *dxr = new_doubles(nx), *dgr = new_doubles(nc), *dbr = new_doubles(nc);
@@ -983,24 +979,23 @@ static void test_relu(void **state) {
                     dxr[i] = yr[i] > 0 ? dy[i] : 0;
                 }
                 if (has_fwd) {
-                    set_what("%s relu_forward count=%zu off=%zu%s", be->ops->name, n, off,
+                    set_what("%s relu_forward count=%zu off=%zu%s", mn_backend_name(be), n, off,
                              in_place ? " in-place" : "");
                     dev xd = in_place ? dev_inout(be, x, n * 4, off) : dev_in(be, x, n * 4, off);
                     dev yd = in_place ? xd : dev_out(be, n * 4, off + 8);
-                    CHECK_OK(MN_CALL(be, relu_forward, MN_OP_RELU_FORWARD, n, dv(&xd), dv(&yd)));
+                    CHECK_OK(mn_backend_relu_forward(be, n, dv(&xd), dv(&yd)));
                     CHECK_CLOSE("y", dev_read_floats(&yd), yr, n, 0.0);
                     dev_release(&xd);
                     if (!in_place) dev_release(&yd);
                 }
                 if (has_bwd) {
-                    set_what("%s relu_backward count=%zu off=%zu%s", be->ops->name, n, off,
+                    set_what("%s relu_backward count=%zu off=%zu%s", mn_backend_name(be), n, off,
                              in_place ? " in-place" : "");
                     float *y = to_float(yr, n);
                     dev yd = dev_in(be, y, n * 4, off + 12);
                     dev dyd = in_place ? dev_inout(be, dy, n * 4, off) : dev_in(be, dy, n * 4, off);
                     dev dxd = in_place ? dyd : dev_out(be, n * 4, 2 * off);
-                    CHECK_OK(MN_CALL(be, relu_backward, MN_OP_RELU_BACKWARD, n, dv(&yd), dv(&dyd),
-                                     dv(&dxd)));
+                    CHECK_OK(mn_backend_relu_backward(be, n, dv(&yd), dv(&dyd), dv(&dxd)));
                     float *dx = dev_read_floats(&dxd);
                     CHECK_CLOSE("dx", dx, dxr, n, 0.0);
                     CHECK_FD("dx", relu_loss_fn, &L, L.x, n, dx, TOL_F32, ci);
@@ -1063,8 +1058,7 @@ static void test_gap(void **state) {
             if (has_fwd) {
                 what_pool(be, "gap_forward", p, "");
                 dev xd = dev_in(be, x, nx * 4, p->off), yd = dev_out(be, ny * 4, 2 * p->off);
-                CHECK_OK(MN_CALL(be, gap_forward, MN_OP_GAP_FORWARD, p->n, p->h, p->w, p->c,
-                                 dv(&xd), dv(&yd)));
+                CHECK_OK(mn_backend_gap_forward(be, p->n, p->h, p->w, p->c, dv(&xd), dv(&yd)));
                 double *yr = new_doubles(ny);
                 ref_gap(p, L.x, yr);
                 /* a mean of <= 120 terms: the error stays ~1e-6 of the values' scale */
@@ -1074,8 +1068,7 @@ static void test_gap(void **state) {
             if (has_bwd) {
                 what_pool(be, "gap_backward", p, "");
                 dev dyd = dev_in(be, dy, ny * 4, p->off), dxd = dev_out(be, nx * 4, 3 * p->off);
-                CHECK_OK(MN_CALL(be, gap_backward, MN_OP_GAP_BACKWARD, p->n, p->h, p->w, p->c,
-                                 dv(&dyd), dv(&dxd)));
+                CHECK_OK(mn_backend_gap_backward(be, p->n, p->h, p->w, p->c, dv(&dyd), dv(&dxd)));
                 float *dx = dev_read_floats(&dxd);
                 double *dxr = new_doubles(nx);
                 for (size_t i = 0; i < nx; i++) {
@@ -1144,12 +1137,11 @@ static void test_dropout(void **state) {
             /* the hash itself: roughly 1-rate of the elements kept */
             if (n > 1000) assert_true(fabs((double)kept / n - (1.0 - rate)) < 0.06);
             if (has_fwd) {
-                set_what("%s dropout_forward count=%zu rate=%g off=%zu", be->ops->name, n,
+                set_what("%s dropout_forward count=%zu rate=%g off=%zu", mn_backend_name(be), n,
                          (double)rate, off);
                 dev xd = dev_in(be, x, n * 4, off), md = dev_out(be, n * 4, 2 * off);
                 dev yd = dev_out(be, n * 4, off + 4);
-                CHECK_OK(MN_CALL(be, dropout_forward, MN_OP_DROPOUT_FORWARD, n, rate, seed,
-                                 dv(&xd), dv(&md), dv(&yd)));
+                CHECK_OK(mn_backend_dropout_forward(be, n, rate, seed, dv(&xd), dv(&md), dv(&yd)));
                 float *mask = dev_read_floats(&md);
                 for (size_t i = 0; i < n; i++)
                     if ((mask[i] == 0) != (maskr[i] == 0)) {
@@ -1163,13 +1155,12 @@ static void test_dropout(void **state) {
                 dev_release(&xd), dev_release(&md), dev_release(&yd);
             }
             if (has_bwd) {
-                set_what("%s dropout_backward count=%zu rate=%g off=%zu", be->ops->name, n,
+                set_what("%s dropout_backward count=%zu rate=%g off=%zu", mn_backend_name(be), n,
                          (double)rate, off);
                 float *mask = to_float(maskr, n);
                 dev md = dev_in(be, mask, n * 4, off), dyd = dev_in(be, dy, n * 4, 2 * off);
                 dev dxd = dev_out(be, n * 4, off + 4);
-                CHECK_OK(MN_CALL(be, dropout_backward, MN_OP_DROPOUT_BACKWARD, n, dv(&md),
-                                 dv(&dyd), dv(&dxd)));
+                CHECK_OK(mn_backend_dropout_backward(be, n, dv(&md), dv(&dyd), dv(&dxd)));
                 float *dx = dev_read_floats(&dxd);
                 CHECK_CLOSE_REL("dx", dx, dxr, n, TOL_ELEM, 1e-30);
                 dropout_loss L = {n, to_double(x, n), maskr, to_double(dy, n)};
@@ -1221,8 +1212,8 @@ static double dense_loss_fn(void *v) {
 }
 
 static void what_dense(mn_backend *be, const char *op, const dense_case *d, const char *extra) {
-    set_what("%s %s n=%d in=%d out=%d off=%zu%s", be->ops->name, op, d->n, d->in, d->out, d->off,
-             extra);
+    set_what("%s %s n=%d in=%d out=%d off=%zu%s", mn_backend_name(be), op, d->n, d->in, d->out,
+             d->off, extra);
 }
 
 static void test_dense(void **state) {
@@ -1245,8 +1236,8 @@ static void test_dense(void **state) {
             if (has_fwd) {
                 what_dense(be, "dense_forward", d, "");
                 dev bd = dev_in(be, b, nb * 4, 3 * off), yd = dev_out(be, ny * 4, off + 4);
-                CHECK_OK(MN_CALL(be, dense_forward, MN_OP_DENSE_FORWARD, d->n, d->in, d->out,
-                                 dv(&xd), dv(&wd), dv(&bd), dv(&yd)));
+                CHECK_OK(mn_backend_dense_forward(be, d->n, d->in, d->out, dv(&xd), dv(&wd),
+                                                  dv(&bd), dv(&yd)));
                 double *yr = new_doubles(ny);
                 ref_dense(d, L.x, L.wt, L.b, yr);
                 CHECK_CLOSE("y", dev_read_floats(&yd), yr, ny, tol_for((size_t)d->in));
@@ -1258,9 +1249,9 @@ static void test_dense(void **state) {
                     dev dyd = dev_in(be, dy, ny * 4, 3 * off);
                     dev dxd = dev_out(be, nx * 4, off + 4), dwd = dev_out(be, nw * 4, off + 8);
                     dev dbd = dev_out(be, nb * 4, off + 12);
-                    CHECK_OK(MN_CALL(be, dense_backward, MN_OP_DENSE_BACKWARD, d->n, d->in,
-                                     d->out, dv(&xd), dv(&wd), dv(&dyd), opt_view(&dxd, with_dx),
-                                     dv(&dwd), dv(&dbd)));
+                    CHECK_OK(mn_backend_dense_backward(be, d->n, d->in, d->out, dv(&xd), dv(&wd),
+                                                       dv(&dyd), opt_view(&dxd, with_dx), dv(&dwd),
+                                                       dv(&dbd)));
                     double *dxr = new_doubles(nx), *dwr = new_doubles(nw), *dbr = new_doubles(nb);
                     for (int n = 0; n < d->n; n++)
                         for (int o = 0; o < d->out; o++) {
@@ -1350,8 +1341,9 @@ static void test_softmax_xent(void **state) {
             for (int with_grad = 1; with_grad >= 0; with_grad--) {
                 int n = cases[ci].n, classes = cases[ci].classes;
                 size_t nl = (size_t)n * classes, nn = (size_t)n, off = cases[ci].off;
-                set_what("%s softmax_xent n=%d classes=%d shift=%g off=%zu%s", be->ops->name, n,
-                         classes, (double)cases[ci].shift, off, with_grad ? "" : " no-dlogits");
+                set_what("%s softmax_xent n=%d classes=%d shift=%g off=%zu%s", mn_backend_name(be),
+                         n, classes, (double)cases[ci].shift, off,
+                         with_grad ? "" : " no-dlogits");
                 float *logits = rand_floats(nl, 1600 + ci, -5, 5);
                 for (size_t i = 0; i < nl; i++) logits[i] += cases[ci].shift;
                 int32_t *labels = scratch(nn * sizeof *labels);
@@ -1361,8 +1353,8 @@ static void test_softmax_xent(void **state) {
                 dev ld = dev_in(be, logits, nl * 4, off), lbd = dev_in(be, labels, nn * 4, 2 * off);
                 dev pd = dev_out(be, nl * 4, off + 4), lsd = dev_out(be, nn * 4, off + 8);
                 dev gd = dev_out(be, nl * 4, 3 * off);
-                CHECK_OK(MN_CALL(be, softmax_xent, MN_OP_SOFTMAX_XENT, n, classes, dv(&ld),
-                                 dv(&lbd), scale, dv(&pd), dv(&lsd), opt_view(&gd, with_grad)));
+                CHECK_OK(mn_backend_softmax_xent(be, n, classes, dv(&ld), dv(&lbd), scale, dv(&pd),
+                                                 dv(&lsd), opt_view(&gd, with_grad)));
                 xent_loss L = {n, classes, to_double(logits, nl), labels, scale, new_doubles(nn)};
                 double *pr = new_doubles(nl), *lr = new_doubles(nn), *gr = new_doubles(nl);
                 ref_softmax_xent(n, classes, L.logits, labels, scale, pr, lr, gr);
@@ -1403,12 +1395,12 @@ static void test_adam_step(void **state) {
             dev pd = dev_inout(be, p0, n * 4, off), md = dev_inout(be, zeros, n * 4, 2 * off);
             dev vd = dev_inout(be, zeros, n * 4, 3 * off);
             for (int t = 1; t <= steps; t++) {
-                set_what("%s adam_step count=%zu off=%zu step=%d", be->ops->name, n, off, t);
+                set_what("%s adam_step count=%zu off=%zu step=%d", mn_backend_name(be), n, off, t);
                 float *g = rand_floats(n, 1810 + (uint64_t)t, -1, 1);
                 for (size_t i = 0; i < n; i += 97) g[i] = 0; /* v stays 0: the update must be 0 */
                 dev gd = dev_in(be, g, n * 4, off + 4);
-                CHECK_OK(MN_CALL(be, adam_step, MN_OP_ADAM_STEP, n, dv(&pd), dv(&gd), dv(&md),
-                                 dv(&vd), lr, beta1, beta2, eps, t));
+                CHECK_OK(mn_backend_adam_step(be, n, dv(&pd), dv(&gd), dv(&md), dv(&vd), lr, beta1,
+                                              beta2, eps, t));
                 double b1 = beta1, b2 = beta2;
                 double lr_t = lr * sqrt(1 - pow(b2, t)) / (1 - pow(b1, t));
                 for (size_t i = 0; i < n; i++) {
@@ -1444,12 +1436,12 @@ static void test_scale_u8(void **state) {
         for (size_t ci = 0; ci < 2; ci++) {
             const size_t n = counts[ci];
             const size_t off = ci == 0 ? 3 : 0; /* 3: a u8 view at an odd byte offset */
-            set_what("%s scale_u8 count=%zu off=%zu", be->ops->name, n, off);
+            set_what("%s scale_u8 count=%zu off=%zu", mn_backend_name(be), n, off);
             uint8_t *x = scratch(n);
             uint64_t s = 1900 + off;
             for (size_t i = 0; i < n; i++) x[i] = i < 256 ? (uint8_t)i : (uint8_t)rng_next(&s);
             dev xd = dev_in(be, x, n, off), yd = dev_out(be, n * 4, off ? 8 : 0);
-            CHECK_OK(MN_CALL(be, scale_u8, MN_OP_SCALE_U8, n, dv(&xd), scale, dv(&yd)));
+            CHECK_OK(mn_backend_scale_u8(be, n, dv(&xd), scale, dv(&yd)));
             double *yr = new_doubles(n);
             for (size_t i = 0; i < n; i++) yr[i] = (double)x[i] * (double)scale;
             CHECK_CLOSE_REL("y", dev_read_floats(&yd), yr, n, TOL_ELEM, 1e-30);
@@ -1463,83 +1455,56 @@ static void test_scale_u8(void **state) {
 /* errors                                                                               */
 /* ==================================================================================== */
 
+/* Clears the table entry of `op`, whichever it is. */
 static void null_op(mn_backend_ops *o, mn_op op) {
     switch (op) {
-    case MN_OP_CONV3X3_FORWARD: o->conv3x3_forward = NULL; break;
-    case MN_OP_CONV3X3_BACKWARD_DATA: o->conv3x3_backward_data = NULL; break;
-    case MN_OP_CONV3X3_BACKWARD_WEIGHTS: o->conv3x3_backward_weights = NULL; break;
-    case MN_OP_MAXPOOL2_FORWARD: o->maxpool2_forward = NULL; break;
-    case MN_OP_MAXPOOL2_BACKWARD: o->maxpool2_backward = NULL; break;
-    case MN_OP_BATCHNORM_TRAIN: o->batchnorm_train = NULL; break;
-    case MN_OP_BATCHNORM_INFER: o->batchnorm_infer = NULL; break;
-    case MN_OP_BATCHNORM_BACKWARD: o->batchnorm_backward = NULL; break;
-    case MN_OP_RELU_FORWARD: o->relu_forward = NULL; break;
-    case MN_OP_RELU_BACKWARD: o->relu_backward = NULL; break;
-    case MN_OP_GAP_FORWARD: o->gap_forward = NULL; break;
-    case MN_OP_GAP_BACKWARD: o->gap_backward = NULL; break;
-    case MN_OP_DROPOUT_FORWARD: o->dropout_forward = NULL; break;
-    case MN_OP_DROPOUT_BACKWARD: o->dropout_backward = NULL; break;
-    case MN_OP_DENSE_FORWARD: o->dense_forward = NULL; break;
-    case MN_OP_DENSE_BACKWARD: o->dense_backward = NULL; break;
-    case MN_OP_SOFTMAX_XENT: o->softmax_xent = NULL; break;
-    case MN_OP_ADAM_STEP: o->adam_step = NULL; break;
-    case MN_OP_SCALE_U8: o->scale_u8 = NULL; break;
+#define MN_BACKEND_OP(fn, OP_ID, params, args)                                            \
+    case OP_ID: o->fn = NULL; break;
+#include "mcunas/backend_ops.def"
     case MN_OP_COUNT: break;
     }
 }
 
-/* Calls `op` through MN_CALL with placeholder arguments; only used on a table whose entry
- * for `op` is NULL, so nothing is ever executed. */
+/* Calls `op` through its wrapper with placeholder arguments; only used on a table whose
+ * entry for `op` is NULL, so nothing is ever executed. */
 static mn_status call_op(mn_backend *be, mn_op op) {
     const mn_conv_shape s = {1, 1, 1, 1, 1};
     mn_view z = mn_view_none();
     switch (op) {
-    case MN_OP_CONV3X3_FORWARD:
-        return MN_CALL(be, conv3x3_forward, MN_OP_CONV3X3_FORWARD, &s, z, z, z, z, z);
-    case MN_OP_CONV3X3_BACKWARD_DATA:
-        return MN_CALL(be, conv3x3_backward_data, MN_OP_CONV3X3_BACKWARD_DATA, &s, z, z, z, z);
+    case MN_OP_CONV3X3_FORWARD: return mn_backend_conv3x3_forward(be, &s, z, z, z, z, z);
+    case MN_OP_CONV3X3_BACKWARD_DATA: return mn_backend_conv3x3_backward_data(be, &s, z, z, z, z);
     case MN_OP_CONV3X3_BACKWARD_WEIGHTS:
-        return MN_CALL(be, conv3x3_backward_weights, MN_OP_CONV3X3_BACKWARD_WEIGHTS, &s, z, z, z,
-                       z, z);
-    case MN_OP_MAXPOOL2_FORWARD:
-        return MN_CALL(be, maxpool2_forward, MN_OP_MAXPOOL2_FORWARD, 1, 2, 2, 1, z, z);
+        return mn_backend_conv3x3_backward_weights(be, &s, z, z, z, z, z);
+    case MN_OP_MAXPOOL2_FORWARD: return mn_backend_maxpool2_forward(be, 1, 2, 2, 1, z, z);
     case MN_OP_MAXPOOL2_BACKWARD:
-        return MN_CALL(be, maxpool2_backward, MN_OP_MAXPOOL2_BACKWARD, 1, 2, 2, 1, z, z, z, z);
+        return mn_backend_maxpool2_backward(be, 1, 2, 2, 1, z, z, z, z);
     case MN_OP_BATCHNORM_TRAIN:
-        return MN_CALL(be, batchnorm_train, MN_OP_BATCHNORM_TRAIN, 2, 1, z, z, z, z, z, 0.9f,
-                       1e-3f, z, z, z);
+        return mn_backend_batchnorm_train(be, 2, 1, z, z, z, z, z, 0.9f, 1e-3f, z, z, z);
     case MN_OP_BATCHNORM_INFER:
-        return MN_CALL(be, batchnorm_infer, MN_OP_BATCHNORM_INFER, 2, 1, z, z, z, z, z, 1e-3f, z);
+        return mn_backend_batchnorm_infer(be, 2, 1, z, z, z, z, z, 1e-3f, z);
     case MN_OP_BATCHNORM_BACKWARD:
-        return MN_CALL(be, batchnorm_backward, MN_OP_BATCHNORM_BACKWARD, 2, 1, z, z, z, z, z, z,
-                       z, z);
-    case MN_OP_RELU_FORWARD: return MN_CALL(be, relu_forward, MN_OP_RELU_FORWARD, 1, z, z);
-    case MN_OP_RELU_BACKWARD: return MN_CALL(be, relu_backward, MN_OP_RELU_BACKWARD, 1, z, z, z);
-    case MN_OP_GAP_FORWARD: return MN_CALL(be, gap_forward, MN_OP_GAP_FORWARD, 1, 1, 1, 1, z, z);
-    case MN_OP_GAP_BACKWARD:
-        return MN_CALL(be, gap_backward, MN_OP_GAP_BACKWARD, 1, 1, 1, 1, z, z);
-    case MN_OP_DROPOUT_FORWARD:
-        return MN_CALL(be, dropout_forward, MN_OP_DROPOUT_FORWARD, 1, 0.5f, 1, z, z, z);
-    case MN_OP_DROPOUT_BACKWARD:
-        return MN_CALL(be, dropout_backward, MN_OP_DROPOUT_BACKWARD, 1, z, z, z);
-    case MN_OP_DENSE_FORWARD:
-        return MN_CALL(be, dense_forward, MN_OP_DENSE_FORWARD, 1, 1, 1, z, z, z, z);
-    case MN_OP_DENSE_BACKWARD:
-        return MN_CALL(be, dense_backward, MN_OP_DENSE_BACKWARD, 1, 1, 1, z, z, z, z, z, z);
-    case MN_OP_SOFTMAX_XENT:
-        return MN_CALL(be, softmax_xent, MN_OP_SOFTMAX_XENT, 1, 2, z, z, 1.0f, z, z, z);
+        return mn_backend_batchnorm_backward(be, 2, 1, z, z, z, z, z, z, z, z);
+    case MN_OP_RELU_FORWARD: return mn_backend_relu_forward(be, 1, z, z);
+    case MN_OP_RELU_BACKWARD: return mn_backend_relu_backward(be, 1, z, z, z);
+    case MN_OP_GAP_FORWARD: return mn_backend_gap_forward(be, 1, 1, 1, 1, z, z);
+    case MN_OP_GAP_BACKWARD: return mn_backend_gap_backward(be, 1, 1, 1, 1, z, z);
+    case MN_OP_DROPOUT_FORWARD: return mn_backend_dropout_forward(be, 1, 0.5f, 1, z, z, z);
+    case MN_OP_DROPOUT_BACKWARD: return mn_backend_dropout_backward(be, 1, z, z, z);
+    case MN_OP_DENSE_FORWARD: return mn_backend_dense_forward(be, 1, 1, 1, z, z, z, z);
+    case MN_OP_DENSE_BACKWARD: return mn_backend_dense_backward(be, 1, 1, 1, z, z, z, z, z, z);
+    case MN_OP_SOFTMAX_XENT: return mn_backend_softmax_xent(be, 1, 2, z, z, 1.0f, z, z, z);
     case MN_OP_ADAM_STEP:
-        return MN_CALL(be, adam_step, MN_OP_ADAM_STEP, 1, z, z, z, z, 1e-3f, 0.9f, 0.999f, 1e-7f,
-                       1);
-    case MN_OP_SCALE_U8: return MN_CALL(be, scale_u8, MN_OP_SCALE_U8, 1, z, 1.0f, z);
+        return mn_backend_adam_step(be, 1, z, z, z, z, 1e-3f, 0.9f, 0.999f, 1e-7f, 1);
+    case MN_OP_SCALE_U8: return mn_backend_scale_u8(be, 1, z, 1.0f, z);
     case MN_OP_COUNT: break;
     }
     return MN_OK;
 }
 
-/* A backend that leaves an op NULL: mn_backend_supports says no, and MN_CALL returns
- * MN_ERR_UNSUPPORTED with a message naming the op and the backend. Tried for every op on
- * a copy of each real backend's table with that one entry removed. */
+/* A backend that leaves an op out: a test-only backend whose table is a copy of a real
+ * backend's (backend_impl.h) under another name, with that one entry NULL. For every op,
+ * mn_backend_supports says no, and the op's wrapper returns MN_ERR_UNSUPPORTED with a
+ * message naming the op and the backend, while the other ops are unaffected. */
 static void test_unsupported_op(void **state) {
     (void)state;
     for (int bi = 0; bi < g_nbackends; bi++) {
@@ -1550,7 +1515,7 @@ static void test_unsupported_op(void **state) {
             null_op(&fake_ops, (mn_op)op);
             mn_backend fake = *be;
             fake.ops = &fake_ops;
-            set_what("%s without %s", be->ops->name, mn_op_name((mn_op)op));
+            set_what("%s without %s", mn_backend_name(be), mn_op_name((mn_op)op));
             assert_string_not_equal(mn_op_name((mn_op)op), "unknown-op");
             assert_false(mn_backend_supports(&fake, (mn_op)op));
             mn_error_clear();
@@ -1560,10 +1525,56 @@ static void test_unsupported_op(void **state) {
                 print_error("[%s] message does not name op and backend: '%s'\n", g_what, msg);
                 fail();
             }
+            /* mn_backend_unsupported, as the net uses it, says the same */
+            char want[256];
+            snprintf(want, sizeof want, "%s", msg);
+            assert_int_equal(mn_backend_unsupported(&fake, (mn_op)op), MN_ERR_UNSUPPORTED);
+            assert_string_equal(mn_error_message(), want);
             /* the other ops are still reported as supported */
-            int other = (op + 1) % MN_OP_COUNT;
-            assert_int_equal(mn_backend_supports(&fake, (mn_op)other),
-                             mn_backend_supports(be, (mn_op)other));
+            for (int other = 0; other < MN_OP_COUNT; other++)
+                if (other != op)
+                    assert_int_equal(mn_backend_supports(&fake, (mn_op)other),
+                                     mn_backend_supports(be, (mn_op)other));
+        }
+    }
+    assert_string_equal(mn_op_name(MN_OP_COUNT), "unknown-op");
+    assert_string_equal(mn_op_name(MN_OP_CONV3X3_FORWARD), "conv3x3_forward");
+    assert_string_equal(mn_op_name(MN_OP_SCALE_U8), "scale_u8");
+}
+
+/* mn_backend_create refuses a table without one of the required (non-op) entries; the
+ * check, run on every real backend's table and on copies with each entry removed. */
+static void test_required_entries(void **state) {
+    (void)state;
+    static const char *const required[] = {"destroy", "buf_alloc", "buf_free",
+                                           "upload",  "download",  "fill",
+                                           "sync",    "mem_info",  "conv3x3_workspace_bytes"};
+    for (int bi = 0; bi < g_nbackends; bi++) {
+        mn_backend *be = g_backends[bi];
+        assert_int_equal(mn_backend_check_table(be), MN_OK);
+        for (size_t r = 0; r < sizeof required / sizeof required[0]; r++) {
+            mn_backend_ops fake_ops = *be->ops;
+            fake_ops.name = "fakebackend";
+            switch (r) {
+            case 0: fake_ops.destroy = NULL; break;
+            case 1: fake_ops.buf_alloc = NULL; break;
+            case 2: fake_ops.buf_free = NULL; break;
+            case 3: fake_ops.upload = NULL; break;
+            case 4: fake_ops.download = NULL; break;
+            case 5: fake_ops.fill = NULL; break;
+            case 6: fake_ops.sync = NULL; break;
+            case 7: fake_ops.mem_info = NULL; break;
+            default: fake_ops.conv3x3_workspace_bytes = NULL; break;
+            }
+            mn_backend fake = *be;
+            fake.ops = &fake_ops;
+            mn_error_clear();
+            assert_int_equal(mn_backend_check_table(&fake), MN_ERR_BACKEND);
+            const char *msg = mn_error_message();
+            if (!strstr(msg, required[r]) || !strstr(msg, "fakebackend")) {
+                print_error("message for a table without %s: '%s'\n", required[r], msg);
+                fail();
+            }
         }
     }
 }
@@ -1607,6 +1618,71 @@ static void test_create_unknown_backend(void **state) {
         }
 }
 
+/* The registry's descriptions agree with mn_backend_available; each built backend with
+ * devices lists them (indices 0..n-1, and device 0 is the one a created backend reports
+ * in mem_info); the others refuse with a message naming the backend. */
+static void test_list_devices(void **state) {
+    (void)state;
+    char names[MAX_BACKENDS][32];
+    int n = backend_names(names, MAX_BACKENDS), built = 0;
+    const mn_backend_desc *d;
+    assert_null(mn_backend_describe(-1));
+    for (int i = 0; (d = mn_backend_describe(i)); i++) {
+        assert_non_null(d->name);
+        assert_non_null(d->title);
+        mn_device_info *devs = (mn_device_info *)&built; /* must be reset to NULL */
+        int count = -1;
+        mn_error_clear();
+        mn_status st = mn_backend_list_devices(d->name, &devs, &count);
+        if (!d->built) {
+            /* listed after the built-in ones, and refused with the reason */
+            assert_true(i >= n);
+            assert_non_null(d->note);
+            assert_int_equal(st, MN_ERR_UNSUPPORTED);
+            assert_non_null(strstr(mn_error_message(), d->name));
+            assert_non_null(strstr(mn_error_message(), "not built"));
+            assert_null(devs);
+            assert_int_equal(count, 0);
+            continue;
+        }
+        assert_true(i < n);
+        assert_string_equal(d->name, names[i]);
+        built++;
+        if (!d->has_devices) {
+            assert_int_equal(st, MN_ERR_UNSUPPORTED);
+            assert_non_null(strstr(mn_error_message(), d->name));
+            assert_null(devs);
+            assert_int_equal(count, 0);
+            continue;
+        }
+        CHECK_OK(st);
+        assert_non_null(d->note); /* what to do when no device is found */
+        assert_true(count >= 0);
+        assert_true(count == 0 || devs != NULL);
+        for (int k = 0; k < count; k++) {
+            assert_int_equal(devs[k].index, k);
+            assert_true(devs[k].name[0] != '\0');
+            assert_true(strcmp(devs[k].type, "gpu") == 0 || strcmp(devs[k].type, "cpu") == 0 ||
+                        strcmp(devs[k].type, "accelerator") == 0 ||
+                        strcmp(devs[k].type, "other") == 0);
+        }
+        for (int b = 0; b < g_nbackends && count > 0; b++) {
+            if (strcmp(mn_backend_name(g_backends[b]), d->name) != 0) continue;
+            mn_backend_mem mem;
+            mn_backend_mem_info(g_backends[b], &mem); /* created on device 0 */
+            assert_int_equal(mem.device_total_bytes, devs[0].global_mem_bytes);
+            assert_int_equal(mem.max_alloc_bytes, devs[0].max_alloc_bytes);
+        }
+        free(devs);
+    }
+    assert_int_equal(built, n);
+    mn_device_info *devs = NULL;
+    int count = 0;
+    mn_error_clear();
+    assert_int_equal(mn_backend_list_devices("nope", &devs, &count), MN_ERR_UNSUPPORTED);
+    assert_non_null(strstr(mn_error_message(), "nope"));
+}
+
 /* ==================================================================================== */
 
 static int create_backends(void **state) {
@@ -1631,13 +1707,13 @@ static int create_backends(void **state) {
                          names[i], mn_error_message());
             continue;
         }
-        if (!be || !be->ops || strcmp(be->ops->name, names[i]) != 0) {
+        if (!be || strcmp(mn_backend_name(be), names[i]) != 0) {
             print_error("backend '%s' created with a wrong name\n", names[i]);
             return -1;
         }
         have_cpu |= strcmp(names[i], "cpu") == 0;
         g_backends[g_nbackends++] = be;
-        print_message("testing backend '%s' (threads %d)\n", names[i], be->threads);
+        print_message("testing backend '%s' (threads %d)\n", names[i], mn_backend_threads(be));
     }
     return have_cpu ? 0 : -1;
 }
@@ -1658,15 +1734,12 @@ static int destroy_backends(void **state) {
     int rc = 0;
     for (int i = 0; i < g_nbackends; i++) {
         mn_backend *be = g_backends[i];
-        if (be->ops->mem_info) {
-            mn_backend_mem mem;
-            memset(&mem, 0, sizeof mem);
-            be->ops->mem_info(be, &mem);
-            if (mem.allocated_bytes != 0) {
-                print_error("backend '%s' still reports %zu bytes allocated\n", be->ops->name,
-                            mem.allocated_bytes);
-                rc = -1;
-            }
+        mn_backend_mem mem;
+        mn_backend_mem_info(be, &mem);
+        if (mem.allocated_bytes != 0) {
+            print_error("backend '%s' still reports %zu bytes allocated\n", mn_backend_name(be),
+                        mem.allocated_bytes);
+            rc = -1;
         }
         mn_backend_destroy(be);
         g_backends[i] = NULL;
@@ -1692,7 +1765,9 @@ int main(void) {
         cmocka_unit_test(test_adam_step),
         cmocka_unit_test(test_scale_u8),
         cmocka_unit_test(test_unsupported_op),
+        cmocka_unit_test(test_required_entries),
         cmocka_unit_test(test_create_unknown_backend),
+        cmocka_unit_test(test_list_devices),
         cmocka_unit_test(test_gpu_backends_present),
     };
     return cmocka_run_group_tests(tests, create_backends, destroy_backends);

@@ -1,5 +1,6 @@
-/* The compute backend interface: a table of function pointers (ggml-style) over opaque,
- * backend-owned buffers (CLBlast-style caller-held handles, status codes).
+/* The compute backend interface: an opaque backend handle (its function table lives in
+ * src/backend/backend_impl.h, ggml-style) over opaque, backend-owned buffers
+ * (CLBlast-style caller-held handles, status codes), the registry, and checked wrappers.
  *
  * Conventions shared by every op:
  *  - Tensors cross the interface as `mn_view`s: a buffer plus a byte offset. All float
@@ -9,9 +10,12 @@
  *  - Dense weights are [O][I] (TFLite's FULLY_CONNECTED layout); dense bias [O].
  *  - Ops overwrite their outputs (no accumulation) unless documented otherwise.
  *  - Ops that need scratch memory take a caller-allocated workspace whose size the caller
- *    asks for first (`conv3x3_workspace_bytes`), so a training plan knows every byte.
- *  - A backend may leave an op NULL; `mn_backend_supports` tells, and the wrappers in
- *    this header return MN_ERR_UNSUPPORTED with a message naming the op and backend.
+ *    asks for first (`mn_backend_conv3x3_workspace_bytes`), so a training plan knows
+ *    every byte.
+ *  - The ops are listed once, with their contracts, in mcunas/backend_ops.def; callers
+ *    go through the wrappers declared below (mn_backend_<op>). A backend may leave an op
+ *    out; `mn_backend_supports` tells, and the wrapper returns MN_ERR_UNSUPPORTED with a
+ *    message naming the op and backend.
  * Results must not depend on anything but the inputs and the backend's thread count:
  * same inputs, same threads, bit-identical outputs. */
 #ifndef MCUNAS_BACKEND_H
@@ -50,29 +54,14 @@ typedef struct mn_conv_shape {
     int k;       /* output channels */
 } mn_conv_shape;
 
+/* The ops, one per entry of mcunas/backend_ops.def (MN_OP_CONV3X3_FORWARD, ...). */
 typedef enum mn_op {
-    MN_OP_CONV3X3_FORWARD,
-    MN_OP_CONV3X3_BACKWARD_DATA,
-    MN_OP_CONV3X3_BACKWARD_WEIGHTS,
-    MN_OP_MAXPOOL2_FORWARD,
-    MN_OP_MAXPOOL2_BACKWARD,
-    MN_OP_BATCHNORM_TRAIN,
-    MN_OP_BATCHNORM_INFER,
-    MN_OP_BATCHNORM_BACKWARD,
-    MN_OP_RELU_FORWARD,
-    MN_OP_RELU_BACKWARD,
-    MN_OP_GAP_FORWARD,
-    MN_OP_GAP_BACKWARD,
-    MN_OP_DROPOUT_FORWARD,
-    MN_OP_DROPOUT_BACKWARD,
-    MN_OP_DENSE_FORWARD,
-    MN_OP_DENSE_BACKWARD,
-    MN_OP_SOFTMAX_XENT,
-    MN_OP_ADAM_STEP,
-    MN_OP_SCALE_U8,
+#define MN_BACKEND_OP(fn, OP_ID, params, args) OP_ID,
+#include "mcunas/backend_ops.def"
     MN_OP_COUNT
 } mn_op;
 
+/* "conv3x3_forward" for MN_OP_CONV3X3_FORWARD; "unknown-op" outside the enum. */
 const char *mn_op_name(mn_op op);
 
 /* Memory a backend reports: what it has allocated through this interface, its peak, and
@@ -86,111 +75,6 @@ typedef struct mn_backend_mem {
     size_t max_alloc_bytes;      /* largest single buffer; 0 when unlimited/unknown */
     int shares_host_memory;
 } mn_backend_mem;
-
-/* The function table. Every entry receives the backend itself first. */
-typedef struct mn_backend_ops {
-    const char *name;
-    void (*destroy)(mn_backend *be);
-
-    /* Memory. `alloc` returns zeroed memory. */
-    mn_status (*buf_alloc)(mn_backend *be, size_t bytes, mn_buf **out);
-    void (*buf_free)(mn_backend *be, mn_buf *buf);
-    mn_status (*upload)(mn_backend *be, mn_view dst, const void *src, size_t bytes);
-    mn_status (*download)(mn_backend *be, mn_view src, void *dst, size_t bytes);
-    mn_status (*fill)(mn_backend *be, mn_view dst, float value, size_t count);
-    mn_status (*sync)(mn_backend *be);
-    void (*mem_info)(mn_backend *be, mn_backend_mem *out);
-
-    /* y[n,h,w,k] = b[k] + sum_{ky,kx,c} x[n,h+ky-1,w+kx-1,c] * w[k,ky,kx,c] (zero pad).
-     * b may be absent. */
-    size_t (*conv3x3_workspace_bytes)(mn_backend *be, const mn_conv_shape *s);
-    mn_status (*conv3x3_forward)(mn_backend *be, const mn_conv_shape *s, mn_view x,
-                                 mn_view w, mn_view b, mn_view y, mn_view workspace);
-    /* dx[n,h,w,c] = sum over the outputs that read x of dy * w. */
-    mn_status (*conv3x3_backward_data)(mn_backend *be, const mn_conv_shape *s, mn_view dy,
-                                       mn_view w, mn_view dx, mn_view workspace);
-    /* dw[k,ky,kx,c] = sum_{n,h,w} dy[n,h,w,k] * x[n,h+ky-1,w+kx-1,c];
-     * db[k] = sum dy[.., k] (db may be absent). */
-    mn_status (*conv3x3_backward_weights)(mn_backend *be, const mn_conv_shape *s,
-                                          mn_view x, mn_view dy, mn_view dw, mn_view db,
-                                          mn_view workspace);
-
-    /* 2x2 stride 2 'valid' max pool: x[n,h,w,c] -> y[n,h/2,w/2,c] (floor). */
-    mn_status (*maxpool2_forward)(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                                  mn_view y);
-    /* Routes dy to the first maximum of each window (row-major order), zero elsewhere,
-     * recomputing the argmax from x and y; rows/columns dropped by the floor get 0. */
-    mn_status (*maxpool2_backward)(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                                   mn_view y, mn_view dy, mn_view dx);
-
-    /* Batch norm over x[m][c] (m = N*H*W rows). Training mode normalises with the batch
-     * mean and biased variance, saves mean and 1/sqrt(var+eps) for the backward pass, and
-     * updates running stats the Keras way:
-     *   running = momentum * running + (1 - momentum) * batch (unbiased variance). */
-    mn_status (*batchnorm_train)(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
-                                 mn_view beta, mn_view running_mean, mn_view running_var,
-                                 float momentum, float eps, mn_view y, mn_view save_mean,
-                                 mn_view save_invstd);
-    mn_status (*batchnorm_infer)(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
-                                 mn_view beta, mn_view running_mean, mn_view running_var,
-                                 float eps, mn_view y);
-    mn_status (*batchnorm_backward)(mn_backend *be, int m, int c, mn_view x, mn_view dy,
-                                    mn_view gamma, mn_view save_mean, mn_view save_invstd,
-                                    mn_view dx, mn_view dgamma, mn_view dbeta);
-
-    /* y = max(x, 0); dx = dy where y > 0 else 0. In place (x == y, dy == dx) is allowed. */
-    mn_status (*relu_forward)(mn_backend *be, size_t count, mn_view x, mn_view y);
-    mn_status (*relu_backward)(mn_backend *be, size_t count, mn_view y, mn_view dy,
-                               mn_view dx);
-
-    /* Global average pool x[n,h,w,c] -> y[n,c] and its backward. */
-    mn_status (*gap_forward)(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                             mn_view y);
-    mn_status (*gap_backward)(mn_backend *be, int n, int h, int w, int c, mn_view dy,
-                              mn_view dx);
-
-    /* Inverted dropout: mask[i] = keep ? 1/(1-rate) : 0 with keep decided by
-     * mn_dropout_keep(seed, i, rate) (a counter-based hash, identical on every backend);
-     * y = x * mask. Backward: dx = dy * mask. Both may run in place (x == y, dy == dx). */
-    mn_status (*dropout_forward)(mn_backend *be, size_t count, float rate, uint64_t seed,
-                                 mn_view x, mn_view mask, mn_view y);
-    mn_status (*dropout_backward)(mn_backend *be, size_t count, mn_view mask, mn_view dy,
-                                  mn_view dx);
-
-    /* y[n,o] = b[o] + sum_i x[n,i] w[o,i]. Backward: dx = dy w, dw = dy^T x, db = sum dy
-     * (dx may be absent when x is the network input). */
-    mn_status (*dense_forward)(mn_backend *be, int n, int in, int out, mn_view x,
-                               mn_view w, mn_view b, mn_view y);
-    mn_status (*dense_backward)(mn_backend *be, int n, int in, int out, mn_view x,
-                                mn_view w, mn_view dy, mn_view dx, mn_view dw, mn_view db);
-
-    /* Softmax cross-entropy on logits[n][classes] with int32 labels[n]:
-     * probs = softmax(logits); loss[i] = -log(probs[i][label]) (per sample);
-     * dlogits = (probs - onehot) * grad_scale (grad_scale is usually 1/n).
-     * probs may alias nothing else; dlogits may be absent (evaluation). */
-    mn_status (*softmax_xent)(mn_backend *be, int n, int classes, mn_view logits,
-                              mn_view labels, float grad_scale, mn_view probs,
-                              mn_view loss, mn_view dlogits);
-
-    /* Adam, Keras form:
-     *   m = b1 m + (1-b1) g;  v = b2 v + (1-b2) g^2;
-     *   p -= lr_t * m / (sqrt(v) + eps),  lr_t = lr * sqrt(1-b2^t) / (1-b1^t). */
-    mn_status (*adam_step)(mn_backend *be, size_t count, mn_view param, mn_view grad,
-                           mn_view m, mn_view v, float lr, float beta1, float beta2,
-                           float eps, int step);
-
-    /* y[i] = (float)x_u8[i] * scale: uint8 images to float (the model's x/255). */
-    /* Note for workspace sizes: conv3x3_workspace_bytes must not grow when s->n shrinks,
-     * so one workspace planned for the full batch serves a partial last batch. */
-    mn_status (*scale_u8)(mn_backend *be, size_t count, mn_view x_u8, float scale,
-                          mn_view y);
-} mn_backend_ops;
-
-struct mn_backend {
-    const mn_backend_ops *ops;
-    int threads;  /* worker threads this backend uses (CPU: OpenMP threads) */
-    void *impl;   /* backend-private state */
-};
 
 /* ---- registry ---- */
 
@@ -207,7 +91,55 @@ void mn_backend_destroy(mn_backend *be);
 /* Comma-separated names of the backends built into this binary. */
 const char *mn_backend_available(void);
 
+/* What the registry knows of a backend, built into this binary or not. */
+typedef struct mn_backend_desc {
+    const char *name;  /* what mn_backend_create takes: "opencl" */
+    const char *title; /* how messages name it: "OpenCL" */
+    int built;         /* compiled into this binary */
+    int has_devices;   /* addresses devices (--device N) that mn_backend_list_devices lists */
+    /* Not built: why ("OpenCL/CLBlast not found when mcunas was configured").
+     * Built with devices: the likely reason when none is found, and the cure. */
+    const char *note;
+} mn_backend_desc;
+
+/* The i-th backend mcunas knows (built-in ones first, in mn_backend_available's order);
+ * NULL past the last. */
+const mn_backend_desc *mn_backend_describe(int i);
+
+/* One device of a backend that addresses devices. `index` is what `--device N` (and
+ * mn_backend_options.device) takes for that backend. */
+typedef struct mn_device_info {
+    int index;
+    int platform_index; /* the platform (OpenCL) or driver the device belongs to */
+    char platform[128];
+    char name[128];
+    char vendor[128];
+    char driver[64];
+    char version[128];  /* the device's API version string */
+    char type[16];      /* "gpu", "cpu", "accelerator", "other" */
+    size_t global_mem_bytes;
+    size_t max_alloc_bytes;
+    unsigned compute_units;
+    int host_unified;   /* the device's memory is the host's */
+    int fp64;
+} mn_device_info;
+
+/* The devices of backend `name`, in index order. *out is malloc'ed (free it); a machine
+ * without any gives *count = 0 and MN_OK. A backend that is unknown, not built, or has no
+ * devices (cpu) fails with MN_ERR_UNSUPPORTED naming it; a failing device query with
+ * MN_ERR_BACKEND. */
+mn_status mn_backend_list_devices(const char *name, mn_device_info **out, int *count);
+
+/* ---- a backend's properties ---- */
+
+/* The name it was created by ("cpu"). */
+const char *mn_backend_name(const mn_backend *be);
+/* Worker threads it uses (CPU: OpenMP threads). */
+int mn_backend_threads(const mn_backend *be);
+/* Nonzero when it implements `op`; the op's wrapper fails otherwise. */
 int mn_backend_supports(const mn_backend *be, mn_op op);
+/* Fails with MN_ERR_UNSUPPORTED and "backend '<name>' does not implement <op>". */
+mn_status mn_backend_unsupported(const mn_backend *be, mn_op op);
 
 /* The counter-based keep decision shared by every backend's dropout. */
 static inline int mn_dropout_keep(uint64_t seed, uint64_t index, float rate) {
@@ -221,20 +153,29 @@ static inline int mn_dropout_keep(uint64_t seed, uint64_t index, float rate) {
     return u >= (double)rate;
 }
 
-/* Allocation helpers that check the table and leave a message. */
+/* ---- memory and synchronisation (every backend implements these) ---- */
+
+/* Zeroed memory; a failure's message names the size and the backend. */
 mn_status mn_buf_alloc(mn_backend *be, size_t bytes, mn_buf **out);
-void mn_buf_free(mn_backend *be, mn_buf *buf);
+void mn_buf_free(mn_backend *be, mn_buf *buf); /* NULL is a no-op */
 mn_status mn_upload(mn_backend *be, mn_view dst, const void *src, size_t bytes);
 mn_status mn_download(mn_backend *be, mn_view src, void *dst, size_t bytes);
+/* dst[0..count) = value (floats). */
+mn_status mn_backend_fill(mn_backend *be, mn_view dst, float value, size_t count);
+/* Waits until every op enqueued so far has finished. */
+mn_status mn_backend_sync(mn_backend *be);
+void mn_backend_mem_info(mn_backend *be, mn_backend_mem *out);
+/* Bytes of workspace the conv3x3 ops need for shape s. Must not grow when s->n shrinks,
+ * so one workspace planned for the full batch serves a partial last batch. */
+size_t mn_backend_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
 
-/* Calls an op through the table, or fails with MN_ERR_UNSUPPORTED naming op and backend.
- *   MN_CALL(be, relu_forward, MN_OP_RELU_FORWARD, count, x, y) */
-#define MN_CALL(be, fn, opid, ...)                                                        \
-    ((be)->ops->fn ? (be)->ops->fn((be), __VA_ARGS__) : mn_backend_unsupported((be), (opid)))
-mn_status mn_backend_unsupported(const mn_backend *be, mn_op op);
-
-/* Backend constructors (registered in src/backend/registry.c). */
-mn_status mn_backend_cpu_create(const mn_backend_options *opts, mn_backend **out);
+/* ---- the ops ----
+ * One checked wrapper per entry of mcunas/backend_ops.def, where each op's contract is
+ * documented: mn_backend_conv3x3_forward(be, s, x, w, b, y, workspace), ... A backend
+ * that leaves the op out makes its wrapper fail with MN_ERR_UNSUPPORTED and a message
+ * naming the op and the backend. */
+#define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_backend_##fn params;
+#include "mcunas/backend_ops.def"
 
 #ifdef __cplusplus
 }

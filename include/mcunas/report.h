@@ -3,6 +3,7 @@
 #ifndef MCUNAS_REPORT_H
 #define MCUNAS_REPORT_H
 
+#include "mcunas/export.h"
 #include "mcunas/search.h"
 
 #ifdef __cplusplus
@@ -10,7 +11,7 @@ extern "C" {
 #endif
 
 #define MN_FINAL_EPOCHS_DEFAULT 20
-#define MN_CALIB_IMAGES_DEFAULT 150
+#define MN_CALIB_IMAGES_DEFAULT MN_EXPORT_CALIB_DEFAULT
 
 typedef struct mn_final_result {
     mn_arch arch;

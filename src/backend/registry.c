@@ -1,137 +1,118 @@
-/* Backend registry and the checked wrappers every caller goes through. */
-#include "mcunas/backend.h"
+/* The backends mcunas knows, built in or not: names to constructors and device listings. */
+#include "backend/backend_impl.h"
 
+#include <pthread.h>
 #include <string.h>
 
-#ifdef MN_HAVE_OPENCL
-#include "backend/opencl/opencl.h"
-#endif
-#ifdef MN_HAVE_CUDA
-#include "backend/cuda/cuda_backend.h"
-#endif
-
-static const char *const mn_op_names[MN_OP_COUNT] = {
-    [MN_OP_CONV3X3_FORWARD] = "conv3x3_forward",
-    [MN_OP_CONV3X3_BACKWARD_DATA] = "conv3x3_backward_data",
-    [MN_OP_CONV3X3_BACKWARD_WEIGHTS] = "conv3x3_backward_weights",
-    [MN_OP_MAXPOOL2_FORWARD] = "maxpool2_forward",
-    [MN_OP_MAXPOOL2_BACKWARD] = "maxpool2_backward",
-    [MN_OP_BATCHNORM_TRAIN] = "batchnorm_train",
-    [MN_OP_BATCHNORM_INFER] = "batchnorm_infer",
-    [MN_OP_BATCHNORM_BACKWARD] = "batchnorm_backward",
-    [MN_OP_RELU_FORWARD] = "relu_forward",
-    [MN_OP_RELU_BACKWARD] = "relu_backward",
-    [MN_OP_GAP_FORWARD] = "gap_forward",
-    [MN_OP_GAP_BACKWARD] = "gap_backward",
-    [MN_OP_DROPOUT_FORWARD] = "dropout_forward",
-    [MN_OP_DROPOUT_BACKWARD] = "dropout_backward",
-    [MN_OP_DENSE_FORWARD] = "dense_forward",
-    [MN_OP_DENSE_BACKWARD] = "dense_backward",
-    [MN_OP_SOFTMAX_XENT] = "softmax_xent",
-    [MN_OP_ADAM_STEP] = "adam_step",
-    [MN_OP_SCALE_U8] = "scale_u8",
-};
-
-const char *mn_op_name(mn_op op) {
-    return (op >= 0 && op < MN_OP_COUNT) ? mn_op_names[op] : "unknown-op";
-}
-
 typedef struct mn_backend_entry {
-    const char *name;
-    mn_status (*create)(const mn_backend_options *opts, mn_backend **out);
+    mn_backend_desc desc;
+    const mn_backend_reg *reg; /* NULL when not built into this binary */
 } mn_backend_entry;
 
+/* Built-in backends first (mn_backend_available lists them in this order), then the
+ * optional ones this build lacks, with the reason. desc.has_devices says whether the
+ * backend lists devices (reg->list_devices), also when it is not built. */
 static const mn_backend_entry mn_backends[] = {
-    {"cpu", mn_backend_cpu_create},
+    {{"cpu", "CPU", 1, 0, NULL}, &mn_backend_cpu_reg},
 #ifdef MN_HAVE_OPENCL
-    {"opencl", mn_backend_opencl_create},
+    {{"opencl", "OpenCL", 1, 1,
+      "no platform or ICD installed; on Debian, pocl-opencl-icd gives a CPU device"},
+     &mn_backend_opencl_reg},
 #endif
 #ifdef MN_HAVE_CUDA
-    {"cuda", mn_backend_cuda_create},
+    {{"cuda", "CUDA", 1, 1,
+      "no NVIDIA driver (libcuda.so.1) or no NVIDIA GPU; the backend also needs cuBLAS and "
+      "cuDNN 8 or 9"},
+     &mn_backend_cuda_reg},
+#endif
+#ifndef MN_HAVE_OPENCL
+    {{"opencl", "OpenCL", 0, 1, "OpenCL/CLBlast not found when mcunas was configured"},
+     NULL},
+#endif
+#ifndef MN_HAVE_CUDA
+    {{"cuda", "CUDA", 0, 1,
+      "the CUDA toolkit with cuBLAS and cuDNN headers not found when mcunas was configured"},
+     NULL},
 #endif
 };
-#define MN_N_BACKENDS (sizeof mn_backends / sizeof mn_backends[0])
+#define MN_N_BACKENDS ((int)(sizeof mn_backends / sizeof mn_backends[0]))
 
-#ifdef MN_HAVE_OPENCL
-#define MN_AVAILABLE_OPENCL ",opencl"
-#else
-#define MN_AVAILABLE_OPENCL ""
-#endif
-#ifdef MN_HAVE_CUDA
-#define MN_AVAILABLE_CUDA ",cuda"
-#else
-#define MN_AVAILABLE_CUDA ""
-#endif
+const mn_backend_desc *mn_backend_describe(int i) {
+    return (i >= 0 && i < MN_N_BACKENDS) ? &mn_backends[i].desc : NULL;
+}
 
-const char *mn_backend_available(void) { return "cpu" MN_AVAILABLE_OPENCL MN_AVAILABLE_CUDA; }
+/* "cpu,opencl": the names of the built-in entries, joined once. */
+static char mn_available[256];
+static pthread_once_t mn_available_once = PTHREAD_ONCE_INIT;
+
+static void mn_available_join(void) {
+    size_t len = 0;
+    for (int i = 0; i < MN_N_BACKENDS; i++) {
+        if (!mn_backends[i].reg) continue;
+        size_t n = strlen(mn_backends[i].desc.name);
+        if (len + (len ? 1 : 0) + n + 1 > sizeof mn_available) break;
+        if (len) mn_available[len++] = ',';
+        memcpy(mn_available + len, mn_backends[i].desc.name, n + 1);
+        len += n;
+    }
+}
+
+const char *mn_backend_available(void) {
+    pthread_once(&mn_available_once, mn_available_join);
+    return mn_available;
+}
+
+/* The entry called `name`, or NULL with MN_ERR_UNSUPPORTED: unknown, or not built. */
+static const mn_backend_entry *mn_backend_find(const char *name, mn_status *st) {
+    for (int i = 0; i < MN_N_BACKENDS; i++) {
+        const mn_backend_entry *e = &mn_backends[i];
+        if (strcmp(e->desc.name, name) != 0) continue;
+        if (e->reg) return e;
+        *st = mn_error_set(MN_ERR_UNSUPPORTED,
+                           "backend '%s' is not built into this binary (%s; available: %s)",
+                           name, e->desc.note, mn_backend_available());
+        return NULL;
+    }
+    *st = mn_error_set(MN_ERR_UNSUPPORTED, "unknown backend '%s' (available: %s)", name,
+                       mn_backend_available());
+    return NULL;
+}
 
 mn_status mn_backend_create(const char *name, const mn_backend_options *opts,
                             mn_backend **out) {
     mn_backend_options defaults = {0, 0};
+    mn_status st = MN_OK;
     *out = NULL;
     if (!name) name = "cpu";
     if (!opts) opts = &defaults;
     if (opts->threads < 0)
         return mn_error_set(MN_ERR_INVALID_ARG, "threads must be >= 0 (got %d)", opts->threads);
-    for (size_t i = 0; i < MN_N_BACKENDS; i++)
-        if (strcmp(mn_backends[i].name, name) == 0) return mn_backends[i].create(opts, out);
-    return mn_error_set(MN_ERR_UNSUPPORTED, "unknown backend '%s' (available: %s)", name,
-                        mn_backend_available());
+    const mn_backend_entry *e = mn_backend_find(name, &st);
+    if (!e) return st;
+    mn_backend *be = NULL;
+    st = e->reg->create(opts, &be);
+    if (st != MN_OK) return st;
+    st = mn_backend_check_table(be);
+    if (st != MN_OK) {
+        if (be->ops && be->ops->destroy) be->ops->destroy(be);
+        return st;
+    }
+    *out = be;
+    return MN_OK;
 }
 
 void mn_backend_destroy(mn_backend *be) {
     if (be) be->ops->destroy(be);
 }
 
-int mn_backend_supports(const mn_backend *be, mn_op op) {
-    const mn_backend_ops *o = be->ops;
-    switch (op) {
-    case MN_OP_CONV3X3_FORWARD: return o->conv3x3_forward != NULL;
-    case MN_OP_CONV3X3_BACKWARD_DATA: return o->conv3x3_backward_data != NULL;
-    case MN_OP_CONV3X3_BACKWARD_WEIGHTS: return o->conv3x3_backward_weights != NULL;
-    case MN_OP_MAXPOOL2_FORWARD: return o->maxpool2_forward != NULL;
-    case MN_OP_MAXPOOL2_BACKWARD: return o->maxpool2_backward != NULL;
-    case MN_OP_BATCHNORM_TRAIN: return o->batchnorm_train != NULL;
-    case MN_OP_BATCHNORM_INFER: return o->batchnorm_infer != NULL;
-    case MN_OP_BATCHNORM_BACKWARD: return o->batchnorm_backward != NULL;
-    case MN_OP_RELU_FORWARD: return o->relu_forward != NULL;
-    case MN_OP_RELU_BACKWARD: return o->relu_backward != NULL;
-    case MN_OP_GAP_FORWARD: return o->gap_forward != NULL;
-    case MN_OP_GAP_BACKWARD: return o->gap_backward != NULL;
-    case MN_OP_DROPOUT_FORWARD: return o->dropout_forward != NULL;
-    case MN_OP_DROPOUT_BACKWARD: return o->dropout_backward != NULL;
-    case MN_OP_DENSE_FORWARD: return o->dense_forward != NULL;
-    case MN_OP_DENSE_BACKWARD: return o->dense_backward != NULL;
-    case MN_OP_SOFTMAX_XENT: return o->softmax_xent != NULL;
-    case MN_OP_ADAM_STEP: return o->adam_step != NULL;
-    case MN_OP_SCALE_U8: return o->scale_u8 != NULL;
-    case MN_OP_COUNT: break;
-    }
-    return 0;
-}
-
-mn_status mn_backend_unsupported(const mn_backend *be, mn_op op) {
-    return mn_error_set(MN_ERR_UNSUPPORTED, "backend '%s' does not implement %s",
-                        be->ops->name, mn_op_name(op));
-}
-
-mn_status mn_buf_alloc(mn_backend *be, size_t bytes, mn_buf **out) {
+mn_status mn_backend_list_devices(const char *name, mn_device_info **out, int *count) {
+    mn_status st = MN_OK;
     *out = NULL;
-    mn_status st = be->ops->buf_alloc(be, bytes, out);
-    if (st != MN_OK)
-        return mn_error_prefix(st, "allocating %zu bytes on backend '%s': ", bytes,
-                               be->ops->name);
-    return MN_OK;
-}
-
-void mn_buf_free(mn_backend *be, mn_buf *buf) {
-    if (buf) be->ops->buf_free(be, buf);
-}
-
-mn_status mn_upload(mn_backend *be, mn_view dst, const void *src, size_t bytes) {
-    return be->ops->upload(be, dst, src, bytes);
-}
-
-mn_status mn_download(mn_backend *be, mn_view src, void *dst, size_t bytes) {
-    return be->ops->download(be, src, dst, bytes);
+    *count = 0;
+    if (!name) return mn_error_set(MN_ERR_INVALID_ARG, "listing devices: no backend named");
+    const mn_backend_entry *e = mn_backend_find(name, &st);
+    if (!e) return st;
+    if (!e->reg->list_devices)
+        return mn_error_set(MN_ERR_UNSUPPORTED, "backend '%s' has no devices to list", name);
+    return e->reg->list_devices(out, count);
 }

@@ -15,6 +15,10 @@ enum {
     MN_EXIT_INTERRUPTED = 130
 };
 
+/* What a subcommand's option parser returns to go on running; anything else is the exit
+ * code to return at once (--help printed, or a usage error). */
+#define MN_CLI_CONTINUE (-1)
+
 typedef struct mn_cli_command {
     const char *name;
     const char *summary;

@@ -3,6 +3,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_arch.h"
 #include "mcunas/arch.h"
 #include "mcunas/cost.h"
 #include "mcunas/target.h"
@@ -34,148 +35,141 @@ static void usage(FILE *f) {
             "reasons (when infeasible), macc_bound, target_ram_bytes, target_flash_bytes.\n");
 }
 
-int mn_cmd_estimate(int argc, char **argv) {
-    enum { OPT_K = 256, OPT_CELLS, OPT_INPUT, OPT_CLASSES, OPT_LAYOUT, OPT_TARGET, OPT_TFILE,
-           OPT_IO, OPT_KERNELS, OPT_LFILE, OPT_JSON };
-    static const struct option longopts[] = {
-        {"k", required_argument, 0, OPT_K},           {"cells", required_argument, 0, OPT_CELLS},
-        {"input", required_argument, 0, OPT_INPUT},   {"classes", required_argument, 0, OPT_CLASSES},
-        {"layout", required_argument, 0, OPT_LAYOUT}, {"target", required_argument, 0, OPT_TARGET},
-        {"target-file", required_argument, 0, OPT_TFILE}, {"io", required_argument, 0, OPT_IO},
-        {"kernels", required_argument, 0, OPT_KERNELS},
-        {"latency-file", required_argument, 0, OPT_LFILE}, {"json", no_argument, 0, OPT_JSON},
-        {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
-    const char *cmd = "estimate", *target = NULL, *tfile = NULL, *lfile = NULL;
-    long k = -1, cells = -1, classes = 2;
-    int h = 50, w = 50, ch = 3, json = 0, io_int8 = 0, c;
-    mn_layout layout = MN_LAYOUT_NANONAS;
-    mn_latency_model lm = {MN_KERNELS_CMSIS_NN, 1.0};
+enum { OPT_TARGET = 256, OPT_TFILE, OPT_KERNELS, OPT_LFILE, OPT_JSON };
+
+static const struct option longopts[] = {
+    MN_CLI_LONGOPT_K,      MN_CLI_LONGOPT_CELLS, MN_CLI_LONGOPT_INPUT,
+    MN_CLI_LONGOPT_CLASSES, MN_CLI_LONGOPT_LAYOUT, MN_CLI_LONGOPT_IO,
+    {"target", required_argument, 0, OPT_TARGET}, {"target-file", required_argument, 0, OPT_TFILE},
+    {"kernels", required_argument, 0, OPT_KERNELS},
+    {"latency-file", required_argument, 0, OPT_LFILE}, {"json", no_argument, 0, OPT_JSON},
+    {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
+
+static const char *const cmd = "estimate";
+
+typedef struct estimate_opts {
+    mn_cli_arch arch; /* --k, --cells, --input, --classes, --layout, --io */
+    const char *target, *tfile, *lfile;
+    mn_latency_model lm;
+    int json;
+} estimate_opts;
+
+static int parse(int argc, char **argv, estimate_opts *o) {
+    memset(o, 0, sizeof *o);
+    mn_cli_arch_init(&o->arch);
+    o->lm = (mn_latency_model){MN_KERNELS_CMSIS_NN, 1.0};
     optind = 1;
+    int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case OPT_K:
-            if (!mn_cli_parse_int(optarg, 1, 4096, &k))
-                return mn_cli_usage_error(cmd, "--k must be in [1, 4096], got '%s'", optarg);
-            break;
-        case OPT_CELLS:
-            if (!mn_cli_parse_int(optarg, 0, MN_ARCH_MAX_CELLS, &cells))
-                return mn_cli_usage_error(cmd, "--cells must be in [0, %d], got '%s'", MN_ARCH_MAX_CELLS, optarg);
-            break;
-        case OPT_INPUT:
-            if (!mn_cli_parse_shape(optarg, &h, &w, &ch))
-                return mn_cli_usage_error(cmd, "--input must look like 28x28x1, got '%s'", optarg);
-            break;
-        case OPT_CLASSES:
-            if (!mn_cli_parse_int(optarg, 2, 65536, &classes))
-                return mn_cli_usage_error(cmd, "--classes must be in [2, 65536], got '%s'", optarg);
-            break;
-        case OPT_LAYOUT:
-            if (mn_layout_parse(optarg, &layout)) return mn_cli_usage_error(cmd, "%s", mn_error_message());
-            break;
-        case OPT_TARGET: target = optarg; break;
-        case OPT_TFILE: tfile = optarg; break;
-        case OPT_LFILE: lfile = optarg; break;
-        case OPT_IO:
-            if (!strcmp(optarg, "uint8")) io_int8 = 0;
-            else if (!strcmp(optarg, "int8")) io_int8 = 1;
-            else return mn_cli_usage_error(cmd, "--io must be uint8 or int8, got '%s'", optarg);
-            break;
+        case OPT_TARGET: o->target = optarg; break;
+        case OPT_TFILE: o->tfile = optarg; break;
+        case OPT_LFILE: o->lfile = optarg; break;
         case OPT_KERNELS:
-            if (!strcmp(optarg, "cmsis-nn")) lm.lib = MN_KERNELS_CMSIS_NN;
-            else if (!strcmp(optarg, "reference")) lm.lib = MN_KERNELS_REFERENCE;
+            if (!strcmp(optarg, "cmsis-nn")) o->lm.lib = MN_KERNELS_CMSIS_NN;
+            else if (!strcmp(optarg, "reference")) o->lm.lib = MN_KERNELS_REFERENCE;
             else return mn_cli_usage_error(cmd, "--kernels must be cmsis-nn or reference, got '%s'", optarg);
             break;
-        case OPT_JSON: json = 1; break;
+        case OPT_JSON: o->json = 1; break;
         case 'h': usage(stdout); return MN_EXIT_OK;
-        default: return mn_cli_usage_error(cmd, "unknown or incomplete option");
+        default:
+            if (!mn_cli_arch_is_option(c)) return mn_cli_usage_error(cmd, "unknown or incomplete option");
+            if (mn_cli_arch_apply(cmd, &o->arch, c, optarg, "") != MN_EXIT_OK) return MN_EXIT_USAGE;
         }
     }
     if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (k < 0 || cells < 0) return mn_cli_usage_error(cmd, "--k and --cells are required");
-    if (!target) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
+    int rc = mn_cli_arch_require_point(cmd, &o->arch);
+    if (rc != MN_EXIT_OK) return rc;
+    if (!o->target) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
+    return MN_CLI_CONTINUE;
+}
 
+/* A candidate too deep for its input: an answer, not a failure. */
+static void print_infeasible(const estimate_opts *o, const mn_target *t) {
+    if (!o->json) {
+        printf("A(%ld,%ld) on %s: feasible no: %s\n", o->arch.k, o->arch.cells, t->name, mn_error_message());
+        return;
+    }
+    mn_json j;
+    mn_json_begin(&j, stdout);
+    mn_json_str(&j, "target", t->name);
+    mn_json_int(&j, "k", o->arch.k);
+    mn_json_int(&j, "cells", o->arch.cells);
+    mn_json_raw(&j, "feasible", "false");
+    mn_json_str(&j, "reasons", mn_error_message());
+    mn_json_end(&j);
+}
+
+static void print_json(const estimate_opts *o, const mn_target *t, const char *desc, const mn_estimate *e) {
+    mn_json j;
+    mn_json_begin(&j, stdout);
+    mn_json_str(&j, "arch", desc);
+    mn_json_str(&j, "target", t->name);
+    mn_json_int(&j, "macc", (long long)e->macc);
+    mn_json_int(&j, "params", (long long)e->params);
+    mn_json_int(&j, "int8_params", (long long)e->int8_params);
+    mn_json_int(&j, "flash_bytes", (long long)e->flash_bytes);
+    mn_json_int(&j, "ram_bytes", (long long)e->ram_bytes);
+    mn_json_int(&j, "ram_head_bytes", (long long)e->ram_head_bytes);
+    mn_json_int(&j, "ram_activations_bytes", (long long)e->ram_activations_bytes);
+    mn_json_int(&j, "ram_x86_64_bytes", (long long)e->ram_x86_64_bytes);
+    mn_json_int(&j, "ram_x86_64_head_bytes", (long long)e->ram_x86_64_head_bytes);
+    mn_json_num(&j, "latency_ms", e->latency_ms);
+    mn_json_raw(&j, "feasible", e->feasible ? "true" : "false");
+    if (!e->feasible) mn_json_str(&j, "reasons", e->reasons);
+    mn_json_int(&j, "macc_bound", (long long)t->macc_bound);
+    mn_json_int(&j, "target_ram_bytes", (long long)t->ram_bytes);
+    mn_json_int(&j, "target_flash_bytes", (long long)t->flash_bytes);
+    if (o->lfile) mn_json_num(&j, "latency_scale", o->lm.scale);
+    mn_json_end(&j);
+}
+
+static void print_text(const estimate_opts *o, const mn_target *t, const char *desc, const mn_estimate *e) {
+    printf("%s on %s (%s, %g MHz)\n", desc, t->name, mn_core_name(t->core), t->clock_mhz);
+    printf("  MACC         %12llu   (bound %llu)\n", (unsigned long long)e->macc,
+           (unsigned long long)t->macc_bound);
+    printf("  params       %12zu   (%zu in the int8 model)\n", e->params, e->int8_params);
+    printf("  flash        %12zu B (%.2f KiB of %.0f KiB)\n", e->flash_bytes, e->flash_bytes / 1024.0,
+           t->flash_bytes / 1024.0);
+    printf("  RAM (arena)  %12zu B (%.2f KiB of %.0f KiB): head %zu + tail %zu\n", e->ram_bytes,
+           e->ram_bytes / 1024.0, t->ram_bytes / 1024.0, e->ram_head_bytes,
+           e->ram_bytes - e->ram_head_bytes);
+    printf("  activations  %12zu B (planned, unrounded)\n", e->ram_activations_bytes);
+    printf("  arena x86-64 %12zu B (desktop TFLM, reference kernels): head %zu\n",
+           e->ram_x86_64_bytes, e->ram_x86_64_head_bytes);
+    printf("  latency      %12.2f ms (%s kernels%s)\n", e->latency_ms,
+           o->lm.lib == MN_KERNELS_CMSIS_NN ? "CMSIS-NN" : "reference", o->lfile ? ", calibrated" : "");
+    printf("  feasible     %s%s%s\n", e->feasible ? "yes" : "no", e->feasible ? "" : ": ", e->reasons);
+}
+
+int mn_cmd_estimate(int argc, char **argv) {
+    estimate_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc != MN_CLI_CONTINUE) return rc;
     mn_target_list list;
-    mn_status st = mn_target_list_init(&list);
-    if (!st && tfile) st = mn_target_list_load(&list, tfile);
-    if (st) {
-        mn_target_list_free(&list);
-        return mn_cli_fail(cmd, st);
-    }
-    const mn_target *t = mn_target_find(&list, target);
-    if (!t) {
-        mn_target_list_free(&list);
-        return mn_cli_usage_error(cmd, "unknown target '%s' (see 'mcunas targets')", target);
-    }
+    const mn_target *t;
+    if ((rc = mn_cli_target_find(cmd, o.target, o.tfile, &list, &t)) != MN_EXIT_OK) return rc;
     int n_cal = 0;
-    if (lfile && (st = mn_latency_calibrate(lfile, &list, &lm, &n_cal))) {
-        mn_target_list_free(&list);
-        return mn_cli_fail(cmd, st);
-    }
+    mn_status st = o.lfile ? mn_latency_calibrate(o.lfile, &list, &o.lm, &n_cal) : MN_OK;
     mn_arch arch;
     mn_estimate e;
-    st = mn_arch_build(&arch, (int)k, (int)cells, layout, (mn_shape){h, w, ch}, (int)classes);
-    if (st == MN_ERR_INFEASIBLE) { /* too deep for its input: an answer, not a failure */
-        if (json) {
-            mn_json j;
-            mn_json_begin(&j, stdout);
-            mn_json_str(&j, "target", t->name);
-            mn_json_int(&j, "k", k);
-            mn_json_int(&j, "cells", cells);
-            mn_json_raw(&j, "feasible", "false");
-            mn_json_str(&j, "reasons", mn_error_message());
-            mn_json_end(&j);
-        } else {
-            printf("A(%ld,%ld) on %s: feasible no: %s\n", k, cells, t->name, mn_error_message());
+    if (!st) {
+        st = mn_arch_build(&arch, (int)o.arch.k, (int)o.arch.cells, o.arch.layout, o.arch.input, (int)o.arch.classes);
+        if (st == MN_ERR_INFEASIBLE) {
+            print_infeasible(&o, t);
+            mn_target_list_free(&list);
+            return MN_EXIT_OK;
         }
-        mn_target_list_free(&list);
-        return MN_EXIT_OK;
     }
-    if (!st) st = mn_estimate_compute(&arch, io_int8, t, &lm, &e);
+    if (!st) st = mn_estimate_compute(&arch, o.arch.io_int8, t, &o.lm, &e);
     if (st) {
         mn_target_list_free(&list);
         return mn_cli_fail(cmd, st);
     }
     char desc[96];
     mn_arch_describe(&arch, desc, sizeof desc);
-    if (json) {
-        mn_json j;
-        mn_json_begin(&j, stdout);
-        mn_json_str(&j, "arch", desc);
-        mn_json_str(&j, "target", t->name);
-        mn_json_int(&j, "macc", (long long)e.macc);
-        mn_json_int(&j, "params", (long long)e.params);
-        mn_json_int(&j, "int8_params", (long long)e.int8_params);
-        mn_json_int(&j, "flash_bytes", (long long)e.flash_bytes);
-        mn_json_int(&j, "ram_bytes", (long long)e.ram_bytes);
-        mn_json_int(&j, "ram_head_bytes", (long long)e.ram_head_bytes);
-        mn_json_int(&j, "ram_activations_bytes", (long long)e.ram_activations_bytes);
-        mn_json_int(&j, "ram_x86_64_bytes", (long long)e.ram_x86_64_bytes);
-        mn_json_int(&j, "ram_x86_64_head_bytes", (long long)e.ram_x86_64_head_bytes);
-        mn_json_num(&j, "latency_ms", e.latency_ms);
-        mn_json_raw(&j, "feasible", e.feasible ? "true" : "false");
-        if (!e.feasible) mn_json_str(&j, "reasons", e.reasons);
-        mn_json_int(&j, "macc_bound", (long long)t->macc_bound);
-        mn_json_int(&j, "target_ram_bytes", (long long)t->ram_bytes);
-        mn_json_int(&j, "target_flash_bytes", (long long)t->flash_bytes);
-        if (lfile) mn_json_num(&j, "latency_scale", lm.scale);
-        mn_json_end(&j);
-    } else {
-        printf("%s on %s (%s, %g MHz)\n", desc, t->name, mn_core_name(t->core), t->clock_mhz);
-        printf("  MACC         %12llu   (bound %llu)\n", (unsigned long long)e.macc,
-               (unsigned long long)t->macc_bound);
-        printf("  params       %12zu   (%zu in the int8 model)\n", e.params, e.int8_params);
-        printf("  flash        %12zu B (%.2f KiB of %.0f KiB)\n", e.flash_bytes, e.flash_bytes / 1024.0,
-               t->flash_bytes / 1024.0);
-        printf("  RAM (arena)  %12zu B (%.2f KiB of %.0f KiB): head %zu + tail %zu\n", e.ram_bytes,
-               e.ram_bytes / 1024.0, t->ram_bytes / 1024.0, e.ram_head_bytes,
-               e.ram_bytes - e.ram_head_bytes);
-        printf("  activations  %12zu B (planned, unrounded)\n", e.ram_activations_bytes);
-        printf("  arena x86-64 %12zu B (desktop TFLM, reference kernels): head %zu\n",
-               e.ram_x86_64_bytes, e.ram_x86_64_head_bytes);
-        printf("  latency      %12.2f ms (%s kernels%s)\n", e.latency_ms,
-               lm.lib == MN_KERNELS_CMSIS_NN ? "CMSIS-NN" : "reference", lfile ? ", calibrated" : "");
-        printf("  feasible     %s%s%s\n", e.feasible ? "yes" : "no", e.feasible ? "" : ": ", e.reasons);
-    }
+    if (o.json) print_json(&o, t, desc, &e);
+    else print_text(&o, t, desc, &e);
     mn_target_list_free(&list);
     return MN_EXIT_OK;
 }

@@ -108,6 +108,39 @@ enum {
     OPT_COUNT, OPT_CLASSES, OPT_TEST_COUNT
 };
 
+static const struct option longopts[] = {
+    {"images", required_argument, 0, OPT_IMAGES},
+    {"labels", required_argument, 0, OPT_LABELS},
+    {"test-images", required_argument, 0, OPT_TIMAGES},
+    {"test-labels", required_argument, 0, OPT_TLABELS},
+    {"class-names", required_argument, 0, OPT_NAMES},
+    {"dir", required_argument, 0, OPT_DIR},
+    {"limit", required_argument, 0, OPT_LIMIT},
+    {"output", required_argument, 0, 'o'},
+    {"quiet", no_argument, 0, OPT_QUIET},
+    {"coarse", no_argument, 0, OPT_COARSE},
+    {"size", required_argument, 0, OPT_SIZE},
+    {"channels", required_argument, 0, OPT_CHANNELS},
+    {"test-split", required_argument, 0, OPT_TEST_SPLIT},
+    {"seed", required_argument, 0, OPT_SEED},
+    {"skip-bad", no_argument, 0, OPT_SKIP_BAD},
+    {"count", required_argument, 0, OPT_COUNT},
+    {"classes", required_argument, 0, OPT_CLASSES},
+    {"test-count", required_argument, 0, OPT_TEST_COUNT},
+    {"help", no_argument, 0, 'h'},
+    {0, 0, 0, 0}};
+
+static const char *const cmd = "import";
+
+/* Every option of every format; each importer reads the ones it takes. */
+typedef struct import_opts {
+    const char *images, *labels, *test_images, *test_labels, *names, *dir, *output;
+    int dir_given, coarse, skip_bad, quiet;
+    int sw, sh; /* --size, 0 when not given */
+    long channels, seed, count, classes, test_count, limit;
+    double test_split;
+} import_opts;
+
 /* Class-coloured noise: class k has its own mean colour per channel and a gradient, so a
  * net can learn it; cheap to make at any size. */
 static mn_status make_synthetic(const char *out, long count, long test_count, int w, int h,
@@ -161,186 +194,214 @@ static mn_status make_synthetic(const char *out, long count, long test_count, in
     return mn_dataset_writer_commit(wr);
 }
 
+
+/* One option into `o`; MN_CLI_CONTINUE, or the exit code of a usage error. */
+static int apply(import_opts *o, int c, const char *arg) {
+    switch (c) {
+    case OPT_IMAGES: o->images = arg; break;
+    case OPT_LABELS: o->labels = arg; break;
+    case OPT_TIMAGES: o->test_images = arg; break;
+    case OPT_TLABELS: o->test_labels = arg; break;
+    case OPT_NAMES: o->names = arg; break;
+    case OPT_DIR: o->dir = arg; o->dir_given = 1; break;
+    case OPT_COARSE: o->coarse = 1; break;
+    case OPT_SKIP_BAD: o->skip_bad = 1; break;
+    case OPT_SIZE: {
+        int a = 0, b = 0;
+        char extra;
+        if (sscanf(arg, "%dx%d%c", &a, &b, &extra) != 2 || a < 1 || b < 1 || a > 4096 || b > 4096)
+            return mn_cli_usage_error(cmd, "--size must be WxH (e.g. 50x50), got '%s'", arg);
+        o->sw = a;
+        o->sh = b;
+        break;
+    }
+    case OPT_CHANNELS:
+        if (!mn_cli_parse_int(arg, 1, 3, &o->channels) || o->channels == 2)
+            return mn_cli_usage_error(cmd, "--channels must be 1 or 3, got '%s'", arg);
+        break;
+    case OPT_TEST_SPLIT:
+        if (!mn_cli_parse_double(arg, 0, 0.99, &o->test_split))
+            return mn_cli_usage_error(cmd, "--test-split must be in [0, 0.99], got '%s'", arg);
+        break;
+    case OPT_SEED:
+        if (!mn_cli_parse_int(arg, 0, 0x7fffffffL, &o->seed))
+            return mn_cli_usage_error(cmd, "--seed must be a non-negative integer, got '%s'", arg);
+        break;
+    case OPT_COUNT:
+        if (!mn_cli_parse_int(arg, 1, 0x7fffffffL, &o->count))
+            return mn_cli_usage_error(cmd, "--count must be a positive integer, got '%s'", arg);
+        break;
+    case OPT_TEST_COUNT:
+        if (!mn_cli_parse_int(arg, 0, 0x7fffffffL, &o->test_count))
+            return mn_cli_usage_error(cmd, "--test-count must be a non-negative integer, got '%s'", arg);
+        break;
+    case OPT_CLASSES:
+        if (!mn_cli_parse_int(arg, 2, 65536, &o->classes))
+            return mn_cli_usage_error(cmd, "--classes must be in [2, 65536], got '%s'", arg);
+        break;
+    case OPT_LIMIT:
+        if (!mn_cli_parse_int(arg, 1, 0x7fffffffL, &o->limit))
+            return mn_cli_usage_error(cmd, "--limit must be a positive integer, got '%s'", arg);
+        break;
+    case 'o': o->output = arg; break;
+    case OPT_QUIET: o->quiet = 1; break;
+    default: return mn_cli_usage_error(cmd, "unknown or incomplete option");
+    }
+    return MN_CLI_CONTINUE;
+}
+
+/* The options after the format (argv[0] is the format). */
+static int parse(int argc, char **argv, import_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->dir = FASHION_MNIST_DIR;
+    o->seed = 1;
+    o->classes = 10;
+    optind = 1;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "ho:", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return MN_EXIT_OK;
+        }
+        if ((rc = apply(o, c, optarg)) != MN_CLI_CONTINUE) return rc;
+    }
+    if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o->output) return mn_cli_usage_error(cmd, "-o OUT.h5 is required");
+    return MN_CLI_CONTINUE;
+}
+
+/* ---- the importers: each checks its own options and runs; returns an exit code ---- */
+
+static int finish(const import_opts *o, mn_status st, double t0, size_t skipped) {
+    if (st) return mn_cli_fail(cmd, st);
+    if (!o->quiet) {
+        if (skipped) fprintf(stderr, "skipped %zu unreadable images\n", skipped);
+        fprintf(stderr, "wrote %s in %.1f s\n", o->output, mn_time_now() - t0);
+    }
+    return MN_EXIT_OK;
+}
+
+static int run_idx_files(const import_opts *o, mn_import_idx_options *io, import_progress *prog) {
+    char **names = NULL;
+    if (o->names) {
+        names = split_names(o->names, &io->n_class_names);
+        if (!names) return mn_cli_fail(cmd, mn_error_set(MN_ERR_NOMEM, "no memory"));
+        io->class_names = (const char *const *)names;
+    }
+    io->output = o->output;
+    io->limit = (size_t)o->limit;
+    io->progress = on_progress;
+    io->progress_user = prog;
+    double t0 = mn_time_now();
+    mn_status st = mn_import_idx(io);
+    free(names);
+    return finish(o, st, t0, 0);
+}
+
+static int run_idx(const import_opts *o, import_progress *prog) {
+    if (!o->images || !o->labels) return mn_cli_usage_error(cmd, "--images and --labels are required");
+    if (!o->test_images != !o->test_labels)
+        return mn_cli_usage_error(cmd, "--test-images and --test-labels go together");
+    mn_import_idx_options io = {.train_images = o->images, .train_labels = o->labels,
+                                .test_images = o->test_images, .test_labels = o->test_labels};
+    return run_idx_files(o, &io, prog);
+}
+
+static int run_fashion_mnist(const import_opts *o, import_progress *prog) {
+    static const char *const files[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
+                                         "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
+    char paths[4][1024];
+    for (int i = 0; i < 4; i++) snprintf(paths[i], sizeof paths[i], "%s/%s", o->dir, files[i]);
+    if (access(paths[0], R_OK) != 0) {
+        fprintf(stderr,
+                "mcunas import: error: %s not found; install Debian's dataset-fashion-mnist "
+                "package (scripts/setup does) or pass --dir\n",
+                paths[0]);
+        return MN_EXIT_FAILURE;
+    }
+    mn_import_idx_options io = {.train_images = paths[0], .train_labels = paths[1],
+                                .test_images = paths[2], .test_labels = paths[3],
+                                .class_names = fashion_mnist_names, .n_class_names = 10};
+    return run_idx_files(o, &io, prog);
+}
+
+static int run_cifar(const import_opts *o, import_progress *prog) {
+    if (!o->dir_given) return mn_cli_usage_error(cmd, "--dir is required");
+    mn_import_cifar_options co = {.dir = o->dir, .output = o->output, .coarse = o->coarse,
+                                  .limit = (size_t)o->limit, .progress = on_progress,
+                                  .progress_user = prog};
+    double t0 = mn_time_now();
+    return finish(o, mn_import_cifar(&co), t0, 0);
+}
+
+static int run_folder(const import_opts *o, import_progress *prog) {
+    if (!o->dir_given) return mn_cli_usage_error(cmd, "--dir is required");
+    size_t skipped = 0;
+    mn_import_folder_options fo;
+    memset(&fo, 0, sizeof fo);
+    fo.dir = o->dir;
+    fo.output = o->output;
+    fo.width = o->sw;
+    fo.height = o->sh;
+    fo.channels = (int)o->channels;
+    fo.test_split = o->test_split;
+    fo.seed = (uint64_t)o->seed;
+    fo.limit = (size_t)o->limit;
+    fo.skip_bad = o->skip_bad;
+    fo.skipped = &skipped;
+    fo.progress = on_progress;
+    fo.progress_user = prog;
+    double t0 = mn_time_now();
+    mn_status st = mn_import_folder(&fo);
+    return finish(o, st, t0, skipped);
+}
+
+static int run_synthetic(const import_opts *o, import_progress *prog) {
+    if (!o->count) return mn_cli_usage_error(cmd, "--count is required");
+    double t0 = mn_time_now();
+    mn_status st = make_synthetic(o->output, o->count, o->test_count, o->sw ? o->sw : 32,
+                                  o->sh ? o->sh : 32, o->channels ? (int)o->channels : 3,
+                                  (int)o->classes, (uint64_t)o->seed, prog);
+    return finish(o, st, t0, 0);
+}
+
+/* The formats, in the order messages list them: one line per importer. */
+static const struct importer {
+    const char *name;
+    int (*run)(const import_opts *o, import_progress *prog);
+} importers[] = {
+    {"idx", run_idx},
+    {"fashion-mnist", run_fashion_mnist},
+    {"cifar", run_cifar},
+    {"folder", run_folder},
+    {"synthetic", run_synthetic},
+};
+#define N_IMPORTERS (sizeof importers / sizeof importers[0])
+
+/* "idx, fashion-mnist, cifar, folder or synthetic" */
+static void format_names(char *buf, size_t n) {
+    size_t len = 0;
+    buf[0] = '\0';
+    for (size_t i = 0; i < N_IMPORTERS && len < n; i++)
+        len += (size_t)snprintf(buf + len, n - len, "%s%s", i == 0 ? "" : i + 1 == N_IMPORTERS ? " or " : ", ",
+                                importers[i].name);
+}
+
 int mn_cmd_import(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"images", required_argument, 0, OPT_IMAGES},
-        {"labels", required_argument, 0, OPT_LABELS},
-        {"test-images", required_argument, 0, OPT_TIMAGES},
-        {"test-labels", required_argument, 0, OPT_TLABELS},
-        {"class-names", required_argument, 0, OPT_NAMES},
-        {"dir", required_argument, 0, OPT_DIR},
-        {"limit", required_argument, 0, OPT_LIMIT},
-        {"output", required_argument, 0, 'o'},
-        {"quiet", no_argument, 0, OPT_QUIET},
-        {"coarse", no_argument, 0, OPT_COARSE},
-        {"size", required_argument, 0, OPT_SIZE},
-        {"channels", required_argument, 0, OPT_CHANNELS},
-        {"test-split", required_argument, 0, OPT_TEST_SPLIT},
-        {"seed", required_argument, 0, OPT_SEED},
-        {"skip-bad", no_argument, 0, OPT_SKIP_BAD},
-        {"count", required_argument, 0, OPT_COUNT},
-        {"classes", required_argument, 0, OPT_CLASSES},
-        {"test-count", required_argument, 0, OPT_TEST_COUNT},
-        {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0}};
-    const char *cmd = "import";
     if (argc >= 2 && (!strcmp(argv[1], "-h") || !strcmp(argv[1], "--help"))) {
         usage(stdout);
         return MN_EXIT_OK;
     }
-    if (argc < 2)
-        return mn_cli_usage_error(cmd, "missing the format (idx, fashion-mnist, cifar, folder or synthetic)");
-    const char *format = argv[1];
-    int fashion = !strcmp(format, "fashion-mnist"), cifar = !strcmp(format, "cifar"),
-        folder = !strcmp(format, "folder"), synthetic = !strcmp(format, "synthetic");
-    if (!fashion && !cifar && !folder && !synthetic && strcmp(format, "idx") != 0)
-        return mn_cli_usage_error(
-            cmd, "unknown format '%s' (expected idx, fashion-mnist, cifar, folder or synthetic)", format);
-    int coarse = 0, skip_bad = 0, dir_given = 0;
-    int sw = 0, sh = 0;
-    long channels = 0, seed_arg = 1, count = 0, classes = 10, test_count = 0;
-    double test_split = 0;
-
-    mn_import_idx_options o;
-    memset(&o, 0, sizeof o);
-    const char *names_arg = NULL, *dir = FASHION_MNIST_DIR;
-    long limit = 0;
-    int quiet = 0;
-    optind = 1;
-    int c;
-    while ((c = getopt_long(argc - 1, argv + 1, "ho:", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_IMAGES: o.train_images = optarg; break;
-        case OPT_LABELS: o.train_labels = optarg; break;
-        case OPT_TIMAGES: o.test_images = optarg; break;
-        case OPT_TLABELS: o.test_labels = optarg; break;
-        case OPT_NAMES: names_arg = optarg; break;
-        case OPT_DIR: dir = optarg; dir_given = 1; break;
-        case OPT_COARSE: coarse = 1; break;
-        case OPT_SKIP_BAD: skip_bad = 1; break;
-        case OPT_SIZE: {
-            int a = 0, b = 0;
-            char extra;
-            if (sscanf(optarg, "%dx%d%c", &a, &b, &extra) != 2 || a < 1 || b < 1 || a > 4096 || b > 4096)
-                return mn_cli_usage_error(cmd, "--size must be WxH (e.g. 50x50), got '%s'", optarg);
-            sw = a;
-            sh = b;
-            break;
-        }
-        case OPT_CHANNELS:
-            if (!mn_cli_parse_int(optarg, 1, 3, &channels) || channels == 2)
-                return mn_cli_usage_error(cmd, "--channels must be 1 or 3, got '%s'", optarg);
-            break;
-        case OPT_TEST_SPLIT:
-            if (!mn_cli_parse_double(optarg, 0, 0.99, &test_split))
-                return mn_cli_usage_error(cmd, "--test-split must be in [0, 0.99], got '%s'", optarg);
-            break;
-        case OPT_SEED:
-            if (!mn_cli_parse_int(optarg, 0, 0x7fffffffL, &seed_arg))
-                return mn_cli_usage_error(cmd, "--seed must be a non-negative integer, got '%s'", optarg);
-            break;
-        case OPT_COUNT:
-            if (!mn_cli_parse_int(optarg, 1, 0x7fffffffL, &count))
-                return mn_cli_usage_error(cmd, "--count must be a positive integer, got '%s'", optarg);
-            break;
-        case OPT_TEST_COUNT:
-            if (!mn_cli_parse_int(optarg, 0, 0x7fffffffL, &test_count))
-                return mn_cli_usage_error(cmd, "--test-count must be a non-negative integer, got '%s'", optarg);
-            break;
-        case OPT_CLASSES:
-            if (!mn_cli_parse_int(optarg, 2, 65536, &classes))
-                return mn_cli_usage_error(cmd, "--classes must be in [2, 65536], got '%s'", optarg);
-            break;
-        case OPT_LIMIT:
-            if (!mn_cli_parse_int(optarg, 1, 0x7fffffffL, &limit))
-                return mn_cli_usage_error(cmd, "--limit must be a positive integer, got '%s'", optarg);
-            break;
-        case 'o': o.output = optarg; break;
-        case OPT_QUIET: quiet = 1; break;
-        case 'h': usage(stdout); return MN_EXIT_OK;
-        default: return mn_cli_usage_error(cmd, "unknown or incomplete option");
-        }
-    }
-    if (optind < argc - 1) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind + 1]);
-    if (!o.output) return mn_cli_usage_error(cmd, "-o OUT.h5 is required");
-
-    import_progress prog0 = {isatty(fileno(stderr)), quiet, 0};
-    if (cifar || folder || synthetic) {
-        double t0 = mn_time_now();
-        mn_status st;
-        size_t skipped = 0;
-        if (cifar) {
-            if (!dir_given) return mn_cli_usage_error(cmd, "--dir is required");
-            mn_import_cifar_options co = {dir, o.output, coarse, (size_t)limit, on_progress, &prog0};
-            st = mn_import_cifar(&co);
-        } else if (folder) {
-            if (!dir_given) return mn_cli_usage_error(cmd, "--dir is required");
-            mn_import_folder_options fo;
-            memset(&fo, 0, sizeof fo);
-            fo.dir = dir;
-            fo.output = o.output;
-            fo.width = sw;
-            fo.height = sh;
-            fo.channels = (int)channels;
-            fo.test_split = test_split;
-            fo.seed = (uint64_t)seed_arg;
-            fo.limit = (size_t)limit;
-            fo.skip_bad = skip_bad;
-            fo.skipped = &skipped;
-            fo.progress = on_progress;
-            fo.progress_user = &prog0;
-            st = mn_import_folder(&fo);
-        } else {
-            if (!count) return mn_cli_usage_error(cmd, "--count is required");
-            st = make_synthetic(o.output, count, test_count, sw ? sw : 32, sh ? sh : 32,
-                                channels ? (int)channels : 3, (int)classes, (uint64_t)seed_arg, &prog0);
-        }
-        if (st) return mn_cli_fail(cmd, st);
-        if (!quiet) {
-            if (skipped) fprintf(stderr, "skipped %zu unreadable images\n", skipped);
-            fprintf(stderr, "wrote %s in %.1f s\n", o.output, mn_time_now() - t0);
-        }
-        return MN_EXIT_OK;
-    }
-
-    char paths[4][1024];
-    if (fashion) {
-        static const char *const files[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
-                                             "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
-        for (int i = 0; i < 4; i++) snprintf(paths[i], sizeof paths[i], "%s/%s", dir, files[i]);
-        if (access(paths[0], R_OK) != 0) {
-            fprintf(stderr,
-                    "mcunas import: error: %s not found; install Debian's dataset-fashion-mnist "
-                    "package (scripts/setup does) or pass --dir\n",
-                    paths[0]);
-            return MN_EXIT_FAILURE;
-        }
-        o.train_images = paths[0];
-        o.train_labels = paths[1];
-        o.test_images = paths[2];
-        o.test_labels = paths[3];
-        o.class_names = fashion_mnist_names;
-        o.n_class_names = 10;
-    } else {
-        if (!o.train_images || !o.train_labels)
-            return mn_cli_usage_error(cmd, "--images and --labels are required");
-        if (!o.test_images != !o.test_labels)
-            return mn_cli_usage_error(cmd, "--test-images and --test-labels go together");
-    }
-    char **names = NULL;
-    if (names_arg) {
-        names = split_names(names_arg, &o.n_class_names);
-        if (!names) return mn_cli_fail(cmd, mn_error_set(MN_ERR_NOMEM, "no memory"));
-        o.class_names = (const char *const *)names;
-    }
-    import_progress prog = {isatty(fileno(stderr)), quiet, 0};
-    o.limit = (size_t)limit;
-    o.progress = on_progress;
-    o.progress_user = &prog;
-    double t0 = mn_time_now();
-    mn_status st = mn_import_idx(&o);
-    free(names);
-    if (st) return mn_cli_fail(cmd, st);
-    if (!quiet) fprintf(stderr, "wrote %s in %.1f s\n", o.output, mn_time_now() - t0);
-    return MN_EXIT_OK;
+    char names[256];
+    format_names(names, sizeof names);
+    if (argc < 2) return mn_cli_usage_error(cmd, "missing the format (%s)", names);
+    const struct importer *imp = NULL;
+    for (size_t i = 0; i < N_IMPORTERS; i++)
+        if (!strcmp(argv[1], importers[i].name)) imp = &importers[i];
+    if (!imp) return mn_cli_usage_error(cmd, "unknown format '%s' (expected %s)", argv[1], names);
+    import_opts o;
+    int rc = parse(argc - 1, argv + 1, &o);
+    if (rc != MN_CLI_CONTINUE) return rc;
+    import_progress prog = {isatty(fileno(stderr)), o.quiet, 0};
+    return imp->run(&o, &prog);
 }

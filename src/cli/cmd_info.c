@@ -46,6 +46,33 @@ static void json_escape(FILE *f, const char *s) {
 
 enum { OPT_JSON = 256, OPT_PREVIEW, OPT_PER_CLASS, OPT_READ_BENCH, OPT_DATA_MEM, OPT_BATCH };
 
+static const struct option longopts[] = {{"json", no_argument, 0, OPT_JSON},
+                                         {"preview", required_argument, 0, OPT_PREVIEW},
+                                         {"per-class", required_argument, 0, OPT_PER_CLASS},
+                                         {"read-bench", no_argument, 0, OPT_READ_BENCH},
+                                         {"data-mem", required_argument, 0, OPT_DATA_MEM},
+                                         {"batch", required_argument, 0, OPT_BATCH},
+                                         {"help", no_argument, 0, 'h'},
+                                         {0, 0, 0, 0}};
+
+static const char *const cmd = "info";
+
+typedef struct info_opts {
+    const char *path, *preview;
+    int json, bench;
+    long per_class, batch;
+    size_t mem;
+} info_opts;
+
+/* What the cache holds: storage and class counts per split. */
+typedef struct info_stats {
+    mn_dataset *ds;
+    const mn_dataset_info *info;
+    size_t *counts; /* [split][class] */
+    mn_dataset_storage sto[MN_SPLITS];
+    long long file_bytes;
+} info_stats;
+
 /* One shuffled epoch of the train split through the stream: what training would see. */
 static int read_bench(const char *path, size_t budget, int batch, int json) {
     mn_stream_options so;
@@ -55,7 +82,7 @@ static int read_bench(const char *path, size_t budget, int batch, int json) {
     double t0 = mn_time_now();
     mn_stream *s = NULL;
     mn_status st = mn_stream_open(path, &so, &s);
-    if (st) return mn_cli_fail("info", st);
+    if (st) return mn_cli_fail(cmd, st);
     double t_open = mn_time_now() - t0;
     size_t n = 0;
     t0 = mn_time_now();
@@ -89,36 +116,28 @@ static int read_bench(const char *path, size_t budget, int batch, int json) {
     return MN_EXIT_OK;
 }
 
-int mn_cmd_info(int argc, char **argv) {
-    static const struct option longopts[] = {{"json", no_argument, 0, OPT_JSON},
-                                             {"preview", required_argument, 0, OPT_PREVIEW},
-                                             {"per-class", required_argument, 0, OPT_PER_CLASS},
-                                             {"read-bench", no_argument, 0, OPT_READ_BENCH},
-                                             {"data-mem", required_argument, 0, OPT_DATA_MEM},
-                                             {"batch", required_argument, 0, OPT_BATCH},
-                                             {"help", no_argument, 0, 'h'},
-                                             {0, 0, 0, 0}};
-    const char *cmd = "info", *preview = NULL;
-    int json = 0, bench = 0;
-    long per_class = 10, batch = 16;
-    size_t mem = MN_STREAM_DEFAULT_BUDGET;
+static int parse(int argc, char **argv, info_opts *o) {
+    memset(o, 0, sizeof *o);
+    o->per_class = 10;
+    o->batch = 16;
+    o->mem = MN_STREAM_DEFAULT_BUDGET;
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
         switch (c) {
-        case OPT_JSON: json = 1; break;
-        case OPT_PREVIEW: preview = optarg; break;
+        case OPT_JSON: o->json = 1; break;
+        case OPT_PREVIEW: o->preview = optarg; break;
         case OPT_PER_CLASS:
-            if (!mn_cli_parse_int(optarg, 1, 1000, &per_class))
+            if (!mn_cli_parse_int(optarg, 1, 1000, &o->per_class))
                 return mn_cli_usage_error(cmd, "--per-class must be in [1, 1000], got '%s'", optarg);
             break;
-        case OPT_READ_BENCH: bench = 1; break;
+        case OPT_READ_BENCH: o->bench = 1; break;
         case OPT_DATA_MEM:
-            if (!mn_cli_parse_size(optarg, &mem))
+            if (!mn_cli_parse_size(optarg, &o->mem))
                 return mn_cli_usage_error(cmd, "--data-mem must be a size like 64M or 1G, got '%s'", optarg);
             break;
         case OPT_BATCH:
-            if (!mn_cli_parse_int(optarg, 1, 65536, &batch))
+            if (!mn_cli_parse_int(optarg, 1, 65536, &o->batch))
                 return mn_cli_usage_error(cmd, "--batch must be in [1, 65536], got '%s'", optarg);
             break;
         case 'h': usage(stdout); return MN_EXIT_OK;
@@ -126,92 +145,113 @@ int mn_cmd_info(int argc, char **argv) {
         }
     }
     if (optind != argc - 1) return mn_cli_usage_error(cmd, "expected one dataset file");
-    const char *path = argv[optind];
-    if (bench) return read_bench(path, mem, (int)batch, json);
-    mn_dataset *ds = NULL;
-    mn_status st = mn_dataset_open(path, &ds);
-    if (st) return mn_cli_fail(cmd, st);
-    const mn_dataset_info *info = mn_dataset_get_info(ds);
-    const int k = info->classes;
-    size_t *counts = calloc(MN_SPLITS * (size_t)k, sizeof *counts);
-    mn_dataset_storage sto[MN_SPLITS];
-    if (!counts) st = mn_error_set(MN_ERR_NOMEM, "no memory");
+    o->path = argv[optind];
+    return MN_CLI_CONTINUE;
+}
+
+static mn_status collect(const info_opts *o, info_stats *s) {
+    memset(s, 0, sizeof *s);
+    mn_status st = mn_dataset_open(o->path, &s->ds);
+    if (st) return st;
+    s->info = mn_dataset_get_info(s->ds);
+    const int k = s->info->classes;
+    s->counts = calloc(MN_SPLITS * (size_t)k, sizeof *s->counts);
+    if (!s->counts) st = mn_error_set(MN_ERR_NOMEM, "no memory");
     for (int sp = 0; sp < MN_SPLITS && !st; sp++) {
-        st = mn_dataset_storage_info(ds, (mn_split)sp, &sto[sp]);
-        if (!st) st = mn_dataset_class_counts(ds, (mn_split)sp, counts + (size_t)sp * (size_t)k);
+        st = mn_dataset_storage_info(s->ds, (mn_split)sp, &s->sto[sp]);
+        if (!st) st = mn_dataset_class_counts(s->ds, (mn_split)sp, s->counts + (size_t)sp * (size_t)k);
     }
-    if (!st && preview) st = mn_dataset_preview(ds, preview, (int)per_class, 100);
-    if (st) {
-        free(counts);
-        mn_dataset_close(ds);
-        return mn_cli_fail(cmd, st);
-    }
+    if (!st && o->preview) st = mn_dataset_preview(s->ds, o->preview, (int)o->per_class, 100);
     struct stat sb;
-    long long file_bytes = stat(path, &sb) == 0 ? (long long)sb.st_size : -1;
-    if (json) {
-        printf("{\"path\":");
-        json_escape(stdout, path);
-        printf(",\"format_version\":%d,\"height\":%d,\"width\":%d,\"channels\":%d,\"classes\":%d,"
-               "\"source\":",
-               info->format_version, info->shape.h, info->shape.w, info->shape.c, k);
-        json_escape(stdout, info->source);
-        printf(",\"file_bytes\":%lld,\"class_names\":[", file_bytes);
-        for (int i = 0; i < k; i++) {
-            if (i) putchar(',');
-            json_escape(stdout, mn_dataset_class_name(ds, i));
-        }
-        printf("],\"splits\":{");
-        int first = 1;
-        for (int sp = 0; sp < MN_SPLITS; sp++) {
-            if (sp != MN_SPLIT_TRAIN && !info->count[sp] && !sto[sp].stored_bytes) continue;
-            printf("%s\"%s\":{\"count\":%zu,\"chunk_images\":%zu,\"compressed\":%s,"
-                   "\"stored_bytes\":%llu,\"per_class\":[",
-                   first ? "" : ",", mn_split_name((mn_split)sp), info->count[sp],
-                   sto[sp].chunk_images, sto[sp].compressed ? "true" : "false",
-                   sto[sp].stored_bytes);
-            for (int i = 0; i < k; i++) printf("%s%zu", i ? "," : "", counts[(size_t)sp * (size_t)k + (size_t)i]);
-            printf("]}");
-            first = 0;
-        }
-        printf("}");
-        if (preview) {
-            printf(",\"preview\":");
-            json_escape(stdout, preview);
-        }
-        printf("}\n");
-    } else {
-        printf("%s: mcunas dataset, format version %d\n", path, info->format_version);
-        printf("  images   %dx%dx%d uint8 (HxWxC), %d classes\n", info->shape.h, info->shape.w,
-               info->shape.c, k);
-        if (info->source[0]) printf("  source   %s\n", info->source);
-        printf("  file     %.1f MB on disk\n", (double)file_bytes / 1e6);
-        for (int sp = 0; sp < MN_SPLITS; sp++) {
-            if (sp != MN_SPLIT_TRAIN && !info->count[sp]) {
-                printf("  %-8s (none)%s\n", mn_split_name((mn_split)sp),
-                       sp == MN_SPLIT_VAL ? ": training holds out part of train" : "");
-                continue;
-            }
-            printf("  %-8s %zu images, ", mn_split_name((mn_split)sp), info->count[sp]);
-            if (sto[sp].chunk_images) printf("chunks of %zu images", sto[sp].chunk_images);
-            else printf("contiguous");
-            printf(", %s, %.1f MB stored\n", sto[sp].compressed ? "deflate" : "uncompressed",
-                   (double)sto[sp].stored_bytes / 1e6);
-        }
-        const int has_val = info->count[MN_SPLIT_VAL] > 0;
-        printf("  %-6s %-24s %10s %10s%s\n", "class", "name", "train", "test", has_val ? "        val" : "");
-        int shown = k > 200 ? 200 : k;
-        for (int i = 0; i < shown; i++) {
-            size_t tr = counts[i], te = counts[(size_t)k + (size_t)i];
-            printf("  %-6d %-24.24s %10zu %10zu", i, mn_dataset_class_name(ds, i), tr, te);
-            if (has_val) printf(" %10zu", counts[2 * (size_t)k + (size_t)i]);
-            printf("%s\n", tr == 0 ? "  (empty)" : "");
-        }
-        if (shown < k) printf("  ... %d more classes (--json lists all)\n", k - shown);
-        if (preview)
-            printf("  preview  %s: one row per class (the first %d), %ld images each\n", preview,
-                   k < 100 ? k : 100, per_class);
+    s->file_bytes = stat(o->path, &sb) == 0 ? (long long)sb.st_size : -1;
+    return st;
+}
+
+static void print_json(const info_opts *o, const info_stats *s) {
+    const mn_dataset_info *info = s->info;
+    const int k = info->classes;
+    printf("{\"path\":");
+    json_escape(stdout, o->path);
+    printf(",\"format_version\":%d,\"height\":%d,\"width\":%d,\"channels\":%d,\"classes\":%d,"
+           "\"source\":",
+           info->format_version, info->shape.h, info->shape.w, info->shape.c, k);
+    json_escape(stdout, info->source);
+    printf(",\"file_bytes\":%lld,\"class_names\":[", s->file_bytes);
+    for (int i = 0; i < k; i++) {
+        if (i) putchar(',');
+        json_escape(stdout, mn_dataset_class_name(s->ds, i));
     }
-    free(counts);
-    mn_dataset_close(ds);
-    return MN_EXIT_OK;
+    printf("],\"splits\":{");
+    int first = 1;
+    for (int sp = 0; sp < MN_SPLITS; sp++) {
+        if (sp != MN_SPLIT_TRAIN && !info->count[sp] && !s->sto[sp].stored_bytes) continue;
+        printf("%s\"%s\":{\"count\":%zu,\"chunk_images\":%zu,\"compressed\":%s,"
+               "\"stored_bytes\":%llu,\"per_class\":[",
+               first ? "" : ",", mn_split_name((mn_split)sp), info->count[sp],
+               s->sto[sp].chunk_images, s->sto[sp].compressed ? "true" : "false",
+               s->sto[sp].stored_bytes);
+        for (int i = 0; i < k; i++) printf("%s%zu", i ? "," : "", s->counts[(size_t)sp * (size_t)k + (size_t)i]);
+        printf("]}");
+        first = 0;
+    }
+    printf("}");
+    if (o->preview) {
+        printf(",\"preview\":");
+        json_escape(stdout, o->preview);
+    }
+    printf("}\n");
+}
+
+static void print_text(const info_opts *o, const info_stats *s) {
+    const mn_dataset_info *info = s->info;
+    const int k = info->classes;
+    printf("%s: mcunas dataset, format version %d\n", o->path, info->format_version);
+    printf("  images   %dx%dx%d uint8 (HxWxC), %d classes\n", info->shape.h, info->shape.w,
+           info->shape.c, k);
+    if (info->source[0]) printf("  source   %s\n", info->source);
+    printf("  file     %.1f MB on disk\n", (double)s->file_bytes / 1e6);
+    for (int sp = 0; sp < MN_SPLITS; sp++) {
+        if (sp != MN_SPLIT_TRAIN && !info->count[sp]) {
+            printf("  %-8s (none)%s\n", mn_split_name((mn_split)sp),
+                   sp == MN_SPLIT_VAL ? ": training holds out part of train" : "");
+            continue;
+        }
+        printf("  %-8s %zu images, ", mn_split_name((mn_split)sp), info->count[sp]);
+        if (s->sto[sp].chunk_images) printf("chunks of %zu images", s->sto[sp].chunk_images);
+        else printf("contiguous");
+        printf(", %s, %.1f MB stored\n", s->sto[sp].compressed ? "deflate" : "uncompressed",
+               (double)s->sto[sp].stored_bytes / 1e6);
+    }
+    const int has_val = info->count[MN_SPLIT_VAL] > 0;
+    printf("  %-6s %-24s %10s %10s%s\n", "class", "name", "train", "test", has_val ? "        val" : "");
+    int shown = k > 200 ? 200 : k;
+    for (int i = 0; i < shown; i++) {
+        size_t tr = s->counts[i], te = s->counts[(size_t)k + (size_t)i];
+        printf("  %-6d %-24.24s %10zu %10zu", i, mn_dataset_class_name(s->ds, i), tr, te);
+        if (has_val) printf(" %10zu", s->counts[2 * (size_t)k + (size_t)i]);
+        printf("%s\n", tr == 0 ? "  (empty)" : "");
+    }
+    if (shown < k) printf("  ... %d more classes (--json lists all)\n", k - shown);
+    if (o->preview)
+        printf("  preview  %s: one row per class (the first %d), %ld images each\n", o->preview,
+               k < 100 ? k : 100, o->per_class);
+}
+
+int mn_cmd_info(int argc, char **argv) {
+    info_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc != MN_CLI_CONTINUE) return rc;
+    if (o.bench) return read_bench(o.path, o.mem, (int)o.batch, o.json);
+    info_stats s;
+    mn_status st = collect(&o, &s);
+    if (st) {
+        rc = mn_cli_fail(cmd, st);
+    } else {
+        if (o.json) print_json(&o, &s);
+        else print_text(&o, &s);
+        rc = MN_EXIT_OK;
+    }
+    free(s.counts);
+    mn_dataset_close(s.ds);
+    return rc;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_arch.h"
 #include "mcunas/backend.h"
 #include "mcunas/proxy.h"
 #include "mcunas/samples.h"
@@ -53,20 +54,20 @@ static void usage(FILE *f) {
 }
 
 enum {
-    OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_LAYOUT, OPT_KMIN, OPT_KMAX, OPT_MAXLAT,
-    OPT_IO, OPT_WF, OPT_WL, OPT_BATCH, OPT_INITS, OPT_RIN, OPT_RDIV, OPT_SEED, OPT_LIMIT,
-    OPT_HOSTMEM, OPT_BACKEND, OPT_THREADS, OPT_OUT, OPT_TOP, OPT_JSON, OPT_QUIET
+    OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_MAXLAT, OPT_WF, OPT_WL, OPT_BATCH,
+    OPT_INITS, OPT_RIN, OPT_RDIV, OPT_SEED, OPT_LIMIT, OPT_HOSTMEM, OPT_BACKEND, OPT_THREADS,
+    OPT_OUT, OPT_TOP, OPT_JSON, OPT_QUIET
 };
 
 static const struct option longopts[] = {
     {"data", required_argument, 0, OPT_DATA},
     {"target", required_argument, 0, OPT_TARGET},
     {"target-file", required_argument, 0, OPT_TARGET_FILE},
-    {"layout", required_argument, 0, OPT_LAYOUT},
-    {"k-min", required_argument, 0, OPT_KMIN},
-    {"k-max", required_argument, 0, OPT_KMAX},
+    MN_CLI_LONGOPT_LAYOUT,
+    MN_CLI_LONGOPT_K_MIN,
+    MN_CLI_LONGOPT_K_MAX,
     {"max-latency-ms", required_argument, 0, OPT_MAXLAT},
-    {"io", required_argument, 0, OPT_IO},
+    MN_CLI_LONGOPT_IO,
     {"wf", required_argument, 0, OPT_WF},
     {"wl", required_argument, 0, OPT_WL},
     {"batch", required_argument, 0, OPT_BATCH},
@@ -84,6 +85,17 @@ static const struct option longopts[] = {
     {"quiet", no_argument, 0, OPT_QUIET},
     {"help", no_argument, 0, 'h'},
     {0, 0, 0, 0}};
+
+static const char *const cmd = "rank";
+
+typedef struct rank_opts {
+    mn_rank_options ro;
+    mn_cli_arch arch; /* --layout (or all), --k-min, --k-max, --io */
+    const char *data, *target, *target_file, *out;
+    long limit, top;
+    int json, quiet;
+    size_t host_mem;
+} rank_opts;
 
 typedef struct progress_ctx {
     int quiet;
@@ -141,183 +153,188 @@ static void json_num_or_null(mn_json *j, const char *key, double v) {
     else mn_json_raw(j, key, isnan(v) ? "null" : (v > 0 ? "1e999" : "-1e999"));
 }
 
-int mn_cmd_rank(int argc, char **argv) {
-    const char *cmd = "rank";
-    mn_rank_options ro;
-    mn_rank_options_default(&ro);
-    const char *data_path = NULL, *target_name = NULL, *target_file = NULL, *out = NULL;
-    long limit = 0, top = 10, lv;
-    int json = 0, quiet = 0;
-    size_t host_mem = 0;
-    int c;
-    optind = 1;
-    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case 'h': usage(stdout); return MN_EXIT_OK;
-        case OPT_DATA: data_path = optarg; break;
-        case OPT_TARGET: target_name = optarg; break;
-        case OPT_TARGET_FILE: target_file = optarg; break;
-        case OPT_OUT: out = optarg; break;
-        case OPT_LAYOUT:
-            if (!strcmp(optarg, "all")) {
-                ro.layouts = 7u;
-            } else {
-                mn_layout l;
-                if (mn_layout_parse(optarg, &l)) return mn_cli_usage_error(cmd, "%s", mn_error_message());
-                ro.layouts = 1u << l;
-            }
-            break;
-        case OPT_KMIN:
-            if (!mn_cli_parse_int(optarg, 1, 4096, &lv)) return mn_cli_usage_error(cmd, "--k-min must be in [1, 4096], got '%s'", optarg);
-            ro.k_min = (int)lv;
-            break;
-        case OPT_KMAX:
-            if (!mn_cli_parse_int(optarg, 1, 4096, &lv)) return mn_cli_usage_error(cmd, "--k-max must be in [1, 4096], got '%s'", optarg);
-            ro.k_max = (int)lv;
-            break;
-        case OPT_MAXLAT:
-            if (!mn_cli_parse_double(optarg, 1e-6, 1e9, &ro.max_latency_ms)) return mn_cli_usage_error(cmd, "--max-latency-ms must be > 0, got '%s'", optarg);
-            break;
-        case OPT_IO:
-            if (!strcmp(optarg, "int8")) ro.io_int8 = 1;
-            else if (!strcmp(optarg, "uint8")) ro.io_int8 = 0;
-            else return mn_cli_usage_error(cmd, "--io must be uint8 or int8, got '%s'", optarg);
-            break;
-        case OPT_WF:
-            if (!mn_cli_parse_double(optarg, 0, 1, &ro.wf)) return mn_cli_usage_error(cmd, "--wf must be in [0, 1], got '%s'", optarg);
-            break;
-        case OPT_WL:
-            if (!mn_cli_parse_double(optarg, 0, 1, &ro.wl)) return mn_cli_usage_error(cmd, "--wl must be in [0, 1], got '%s'", optarg);
-            break;
-        case OPT_BATCH:
-            if (!mn_cli_parse_int(optarg, 2, 4096, &lv)) return mn_cli_usage_error(cmd, "--batch must be in [2, 4096], got '%s'", optarg);
-            ro.proxy.batch = (int)lv;
-            break;
-        case OPT_INITS:
-            if (!mn_cli_parse_int(optarg, 1, 100, &lv)) return mn_cli_usage_error(cmd, "--inits must be in [1, 100], got '%s'", optarg);
-            ro.proxy.inits = (int)lv;
-            break;
-        case OPT_RIN:
-            if (!mn_cli_parse_int(optarg, 2, 1000000, &lv)) return mn_cli_usage_error(cmd, "--regions-inputs must be in [2, 1000000], got '%s'", optarg);
-            ro.proxy.regions_inputs = (int)lv;
-            break;
-        case OPT_RDIV:
-            if (!mn_cli_parse_int(optarg, 1, 4096, &lv)) return mn_cli_usage_error(cmd, "--regions-div must be in [1, 4096], got '%s'", optarg);
-            ro.proxy.regions_div = (int)lv;
-            break;
-        case OPT_SEED:
-            if (!mn_cli_parse_int(optarg, 0, 0x7fffffffL, &lv)) return mn_cli_usage_error(cmd, "--seed must be a non-negative integer, got '%s'", optarg);
-            ro.proxy.seed = (uint64_t)lv;
-            break;
-        case OPT_LIMIT:
-            if (!mn_cli_parse_int(optarg, 1, 0x7fffffffL, &limit)) return mn_cli_usage_error(cmd, "--limit must be a positive integer, got '%s'", optarg);
-            break;
-        case OPT_HOSTMEM:
-            if (!mn_cli_parse_size(optarg, &host_mem)) return mn_cli_usage_error(cmd, "--host-mem must be a size like 512M, got '%s'", optarg);
-            break;
-        case OPT_BACKEND: ro.backend = optarg; break;
-        case OPT_THREADS:
-            if (!mn_cli_parse_int(optarg, 0, 1024, &lv)) return mn_cli_usage_error(cmd, "--threads must be in [0, 1024], got '%s'", optarg);
-            ro.threads = ro.workers = (int)lv;
-            break;
-        case OPT_TOP:
-            if (!mn_cli_parse_int(optarg, 0, 0x7fffffffL, &top)) return mn_cli_usage_error(cmd, "--top must be >= 0, got '%s'", optarg);
-            break;
-        case OPT_JSON: json = 1; break;
-        case OPT_QUIET: quiet = 1; break;
-        default: return mn_cli_usage_error(cmd, "unknown or incomplete option");
-        }
+/* One option into `o`; MN_CLI_CONTINUE, or the exit code of a usage error. */
+static int apply(rank_opts *o, int c, const char *arg) {
+#define BAD(...) return mn_cli_usage_error(cmd, __VA_ARGS__)
+    mn_rank_options *ro = &o->ro;
+    long lv;
+    switch (c) {
+    case OPT_DATA: o->data = arg; break;
+    case OPT_TARGET: o->target = arg; break;
+    case OPT_TARGET_FILE: o->target_file = arg; break;
+    case OPT_OUT: o->out = arg; break;
+    case OPT_MAXLAT:
+        if (!mn_cli_parse_double(arg, 1e-6, 1e9, &ro->max_latency_ms)) BAD("--max-latency-ms must be > 0, got '%s'", arg);
+        break;
+    case OPT_WF:
+        if (!mn_cli_parse_double(arg, 0, 1, &ro->wf)) BAD("--wf must be in [0, 1], got '%s'", arg);
+        break;
+    case OPT_WL:
+        if (!mn_cli_parse_double(arg, 0, 1, &ro->wl)) BAD("--wl must be in [0, 1], got '%s'", arg);
+        break;
+    case OPT_BATCH:
+        if (!mn_cli_parse_int(arg, 2, 4096, &lv)) BAD("--batch must be in [2, 4096], got '%s'", arg);
+        ro->proxy.batch = (int)lv;
+        break;
+    case OPT_INITS:
+        if (!mn_cli_parse_int(arg, 1, 100, &lv)) BAD("--inits must be in [1, 100], got '%s'", arg);
+        ro->proxy.inits = (int)lv;
+        break;
+    case OPT_RIN:
+        if (!mn_cli_parse_int(arg, 2, 1000000, &lv)) BAD("--regions-inputs must be in [2, 1000000], got '%s'", arg);
+        ro->proxy.regions_inputs = (int)lv;
+        break;
+    case OPT_RDIV:
+        if (!mn_cli_parse_int(arg, 1, 4096, &lv)) BAD("--regions-div must be in [1, 4096], got '%s'", arg);
+        ro->proxy.regions_div = (int)lv;
+        break;
+    case OPT_SEED:
+        if (!mn_cli_parse_int(arg, 0, 0x7fffffffL, &lv)) BAD("--seed must be a non-negative integer, got '%s'", arg);
+        ro->proxy.seed = (uint64_t)lv;
+        break;
+    case OPT_LIMIT:
+        if (!mn_cli_parse_int(arg, 1, 0x7fffffffL, &o->limit)) BAD("--limit must be a positive integer, got '%s'", arg);
+        break;
+    case OPT_HOSTMEM:
+        if (!mn_cli_parse_size(arg, &o->host_mem)) BAD("--host-mem must be a size like 512M, got '%s'", arg);
+        break;
+    case OPT_BACKEND: ro->backend = arg; break;
+    case OPT_THREADS:
+        if (!mn_cli_parse_int(arg, 0, 1024, &lv)) BAD("--threads must be in [0, 1024], got '%s'", arg);
+        ro->threads = ro->workers = (int)lv;
+        break;
+    case OPT_TOP:
+        if (!mn_cli_parse_int(arg, 0, 0x7fffffffL, &o->top)) BAD("--top must be >= 0, got '%s'", arg);
+        break;
+    case OPT_JSON: o->json = 1; break;
+    case OPT_QUIET: o->quiet = 1; break;
+    default:
+        if (!mn_cli_arch_is_option(c)) BAD("unknown or incomplete option");
+        if (mn_cli_arch_apply(cmd, &o->arch, c, arg, "") != MN_EXIT_OK) return MN_EXIT_USAGE;
     }
-    if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!data_path) return mn_cli_usage_error(cmd, "--data is required");
-    if (!target_name) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
-    if (ro.k_max < ro.k_min) return mn_cli_usage_error(cmd, "--k-min %d is above --k-max %d", ro.k_min, ro.k_max);
-    if (ro.wf + ro.wl > 1.0) return mn_cli_usage_error(cmd, "--wf + --wl must be <= 1");
+#undef BAD
+    return MN_CLI_CONTINUE;
+}
 
-    mn_target_list targets;
-    mn_status st = mn_target_list_init(&targets);
-    if (!st && target_file) st = mn_target_list_load(&targets, target_file);
-    if (st) return mn_cli_fail(cmd, st);
-    const mn_target *target = mn_target_find(&targets, target_name);
-    if (!target) {
-        mn_target_list_free(&targets);
-        return mn_cli_usage_error(cmd, "unknown target '%s' (see 'mcunas targets')", target_name);
+static int parse(int argc, char **argv, rank_opts *o) {
+    memset(o, 0, sizeof *o);
+    mn_rank_options_default(&o->ro);
+    mn_cli_arch_init(&o->arch);
+    o->arch.allow_all_layouts = 1;
+    o->top = 10;
+    optind = 1;
+    int c, rc;
+    while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
+        if (c == 'h') {
+            usage(stdout);
+            return MN_EXIT_OK;
+        }
+        if ((rc = apply(o, c, optarg)) != MN_CLI_CONTINUE) return rc;
     }
+    mn_rank_options *ro = &o->ro;
+    if (o->arch.layouts) ro->layouts = o->arch.layouts;
+    if (o->arch.k_min) ro->k_min = (int)o->arch.k_min;
+    if (o->arch.k_max) ro->k_max = (int)o->arch.k_max;
+    ro->io_int8 = o->arch.io_int8;
+    if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
+    if (!o->data) return mn_cli_usage_error(cmd, "--data is required");
+    if (!o->target) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
+    if (ro->k_max < ro->k_min) return mn_cli_usage_error(cmd, "--k-min %d is above --k-max %d", ro->k_min, ro->k_max);
+    if (ro->wf + ro->wl > 1.0) return mn_cli_usage_error(cmd, "--wf + --wl must be <= 1");
+    return MN_CLI_CONTINUE;
+}
+
+static void print_json(const mn_rank_result *r, const mn_target *target, double total) {
+    for (size_t i = 0; i < r->count; i++) {
+        const mn_rank_entry *e = &r->entries[i];
+        mn_json j;
+        mn_json_begin(&j, stdout);
+        mn_json_str(&j, "event", "candidate");
+        mn_json_int(&j, "rank", e->rank);
+        mn_json_int(&j, "k", e->k);
+        mn_json_int(&j, "cells", e->cells);
+        mn_json_str(&j, "layout", mn_layout_name(e->layout));
+        mn_json_num(&j, "monas_score", e->score);
+        json_num_or_null(&j, "ntk_cond", e->s.ntk_cond);
+        json_num_or_null(&j, "regions", e->s.regions);
+        json_num_or_null(&j, "naswot", e->s.naswot);
+        json_num_or_null(&j, "synflow", e->s.synflow);
+        json_num_or_null(&j, "grad_norm", e->s.grad_norm);
+        json_num_or_null(&j, "snip", e->s.snip);
+        mn_json_num(&j, "flops", e->s.flops);
+        mn_json_num(&j, "params", e->s.params);
+        mn_json_num(&j, "latency_ms", e->latency_ms);
+        mn_json_int(&j, "ram_bytes", (long long)e->ram_bytes);
+        mn_json_int(&j, "flash_bytes", (long long)e->flash_bytes);
+        mn_json_end(&j);
+    }
+    mn_json j;
+    mn_json_begin(&j, stdout);
+    mn_json_str(&j, "event", "done");
+    mn_json_str(&j, "target", target->name);
+    mn_json_int(&j, "considered", (long long)r->considered);
+    mn_json_int(&j, "feasible", (long long)r->count);
+    mn_json_int(&j, "infeasible", (long long)r->infeasible);
+    mn_json_int(&j, "pruned", (long long)r->pruned);
+    mn_json_num(&j, "filter_seconds", r->filter_seconds);
+    mn_json_num(&j, "proxy_seconds", r->proxy_seconds);
+    mn_json_num(&j, "total_seconds", total);
+    mn_json_end(&j);
+}
+
+static void print_text(const mn_rank_result *r, const mn_target *target, double total, long top) {
+    printf("%zu of %zu candidates fit %s (%zu infeasible, %zu over the host budget); "
+           "filter %.2f s, proxies %.1f s, total %.1f s\n",
+           r->count, r->considered, target->name, r->infeasible, r->pruned, r->filter_seconds,
+           r->proxy_seconds, total);
+    size_t shown = top == 0 || (size_t)top > r->count ? r->count : (size_t)top;
+    if (shown)
+        printf("%4s %-18s %9s %10s %8s %9s %10s %9s\n", "rank", "candidate", "score",
+               "ntk_cond", "regions", "naswot", "MFLOPs", "lat_ms");
+    for (size_t i = 0; i < shown; i++) {
+        const mn_rank_entry *e = &r->entries[i];
+        char name[64];
+        snprintf(name, sizeof name, "A(%d,%d) %s", e->k, e->cells, mn_layout_name(e->layout));
+        printf("%4d %-18s %9.2f %10.4g %8.0f %9.2f %10.3f %9.2f\n", e->rank, name, e->score,
+               e->s.ntk_cond, e->s.regions, e->s.naswot, e->s.flops / 1e6, e->latency_ms);
+    }
+}
+
+int mn_cmd_rank(int argc, char **argv) {
+    rank_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc != MN_CLI_CONTINUE) return rc;
+    mn_target_list targets;
+    const mn_target *target;
+    if ((rc = mn_cli_target_find(cmd, o.target, o.target_file, &targets, &target)) != MN_EXIT_OK) return rc;
     mn_loaded_data data;
     double t0 = mn_time_now();
-    st = mn_loaded_data_read(data_path, (size_t)limit, &data);
+    mn_status st = mn_loaded_data_read(o.data, (size_t)o.limit, &data);
     if (st) {
         mn_target_list_free(&targets);
         return mn_cli_fail(cmd, st);
     }
-    ro.target = target;
-    ro.host_mem = host_mem ? host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
-    progress_ctx pc = {quiet || json, 0, mn_time_now()};
-    ro.progress = on_progress;
-    ro.user = &pc;
-    ro.stop = &mn_cli_stop_flag;
+    mn_rank_options *ro = &o.ro;
+    ro->target = target;
+    ro->host_mem = o.host_mem ? o.host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
+    progress_ctx pc = {o.quiet || o.json, 0, mn_time_now()};
+    ro->progress = on_progress;
+    ro->user = &pc;
+    ro->stop = &mn_cli_stop_flag;
     mn_cli_install_sigint();
     mn_rank_result r;
-    st = mn_rank_space(&ro, &data, &r);
+    st = mn_rank_space(ro, &data, &r);
     double total = mn_time_now() - t0;
-    int rc = MN_EXIT_OK;
+    rc = MN_EXIT_OK;
     if (st) {
         rc = mn_cli_fail(cmd, st);
-    } else if (out && !write_csv(out, &r)) {
-        fprintf(stderr, "mcunas rank: error: cannot write %s\n", out);
+    } else if (o.out && !write_csv(o.out, &r)) {
+        fprintf(stderr, "mcunas rank: error: cannot write %s\n", o.out);
         rc = MN_EXIT_FAILURE;
-    } else if (json) {
-        for (size_t i = 0; i < r.count; i++) {
-            const mn_rank_entry *e = &r.entries[i];
-            mn_json j;
-            mn_json_begin(&j, stdout);
-            mn_json_str(&j, "event", "candidate");
-            mn_json_int(&j, "rank", e->rank);
-            mn_json_int(&j, "k", e->k);
-            mn_json_int(&j, "cells", e->cells);
-            mn_json_str(&j, "layout", mn_layout_name(e->layout));
-            mn_json_num(&j, "monas_score", e->score);
-            json_num_or_null(&j, "ntk_cond", e->s.ntk_cond);
-            json_num_or_null(&j, "regions", e->s.regions);
-            json_num_or_null(&j, "naswot", e->s.naswot);
-            json_num_or_null(&j, "synflow", e->s.synflow);
-            json_num_or_null(&j, "grad_norm", e->s.grad_norm);
-            json_num_or_null(&j, "snip", e->s.snip);
-            mn_json_num(&j, "flops", e->s.flops);
-            mn_json_num(&j, "params", e->s.params);
-            mn_json_num(&j, "latency_ms", e->latency_ms);
-            mn_json_int(&j, "ram_bytes", (long long)e->ram_bytes);
-            mn_json_int(&j, "flash_bytes", (long long)e->flash_bytes);
-            mn_json_end(&j);
-        }
-        mn_json j;
-        mn_json_begin(&j, stdout);
-        mn_json_str(&j, "event", "done");
-        mn_json_str(&j, "target", target->name);
-        mn_json_int(&j, "considered", (long long)r.considered);
-        mn_json_int(&j, "feasible", (long long)r.count);
-        mn_json_int(&j, "infeasible", (long long)r.infeasible);
-        mn_json_int(&j, "pruned", (long long)r.pruned);
-        mn_json_num(&j, "filter_seconds", r.filter_seconds);
-        mn_json_num(&j, "proxy_seconds", r.proxy_seconds);
-        mn_json_num(&j, "total_seconds", total);
-        mn_json_end(&j);
-    } else if (!quiet) {
-        printf("%zu of %zu candidates fit %s (%zu infeasible, %zu over the host budget); "
-               "filter %.2f s, proxies %.1f s, total %.1f s\n",
-               r.count, r.considered, target->name, r.infeasible, r.pruned, r.filter_seconds,
-               r.proxy_seconds, total);
-        size_t shown = top == 0 || (size_t)top > r.count ? r.count : (size_t)top;
-        if (shown)
-            printf("%4s %-18s %9s %10s %8s %9s %10s %9s\n", "rank", "candidate", "score",
-                   "ntk_cond", "regions", "naswot", "MFLOPs", "lat_ms");
-        for (size_t i = 0; i < shown; i++) {
-            const mn_rank_entry *e = &r.entries[i];
-            char name[64];
-            snprintf(name, sizeof name, "A(%d,%d) %s", e->k, e->cells, mn_layout_name(e->layout));
-            printf("%4d %-18s %9.2f %10.4g %8.0f %9.2f %10.3f %9.2f\n", e->rank, name, e->score,
-                   e->s.ntk_cond, e->s.regions, e->s.naswot, e->s.flops / 1e6, e->latency_ms);
-        }
+    } else if (o.json) {
+        print_json(&r, target, total);
+    } else if (!o.quiet) {
+        print_text(&r, target, total, o.top);
     }
     mn_rank_result_free(&r);
     mn_loaded_data_free(&data);

@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_arch.h"
 #include "mcunas/backend.h"
 #include "mcunas/proxy.h"
 #include "mcunas/report.h"
@@ -66,8 +67,8 @@ static void usage(FILE *f) {
 }
 
 enum {
-    OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_OUT, OPT_STRATEGY, OPT_LAYOUT, OPT_KMAX,
-    OPT_MAXLAT, OPT_IO, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
+    OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_OUT, OPT_STRATEGY,
+    OPT_MAXLAT, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
     OPT_LIMIT, OPT_HOSTMEM, OPT_DEVMEM, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_RESUME,
     OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL
 };
@@ -76,9 +77,9 @@ static const struct option longopts[] = {
     {"data", required_argument, 0, OPT_DATA},         {"target", required_argument, 0, OPT_TARGET},
     {"target-file", required_argument, 0, OPT_TARGET_FILE},
     {"out", required_argument, 0, OPT_OUT},           {"strategy", required_argument, 0, OPT_STRATEGY},
-    {"layout", required_argument, 0, OPT_LAYOUT},     {"k-max", required_argument, 0, OPT_KMAX},
+    MN_CLI_LONGOPT_LAYOUT,                            MN_CLI_LONGOPT_K_MAX,
     {"max-latency-ms", required_argument, 0, OPT_MAXLAT},
-    {"io", required_argument, 0, OPT_IO},             {"epochs", required_argument, 0, OPT_EPOCHS},
+    MN_CLI_LONGOPT_IO,                                {"epochs", required_argument, 0, OPT_EPOCHS},
     {"batch", required_argument, 0, OPT_BATCH},       {"lr", required_argument, 0, OPT_LR},
     {"val-split", required_argument, 0, OPT_VAL},     {"seed", required_argument, 0, OPT_SEED},
     {"final-epochs", required_argument, 0, OPT_FINAL}, {"calib", required_argument, 0, OPT_CALIB},
@@ -94,16 +95,17 @@ static const struct option longopts[] = {
 typedef struct opts {
     const char *data, *target, *target_file, *out, *backend;
     mn_strategy_kind strategy;
-    mn_layout layout;
-    long k_max, epochs, batch, seed, final_epochs, calib, limit, threads, device, top;
+    mn_cli_arch arch; /* --layout, --k-max, --io */
+    long epochs, batch, seed, final_epochs, calib, limit, threads, device, top;
     double lr, val, max_latency, wf, wl;
-    int io_int8, resume, json, quiet;
+    int resume, json, quiet;
     size_t host_mem, device_mem;
 } opts;
 
+static const char *const cmd = "search";
+
 /* Applies one option; returns MN_EXIT_OK or a usage error. `where` names its origin. */
 static int apply(opts *o, int c, const char *arg, const char *where) {
-    const char *cmd = "search";
 #define BAD(...) return mn_cli_usage_error(cmd, __VA_ARGS__)
     switch (c) {
     case OPT_DATA: o->data = arg; break;
@@ -113,19 +115,8 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
     case OPT_STRATEGY:
         if (mn_strategy_kind_parse(arg, &o->strategy)) BAD("%s%s", where, mn_error_message());
         break;
-    case OPT_LAYOUT:
-        if (mn_layout_parse(arg, &o->layout)) BAD("%s%s", where, mn_error_message());
-        break;
-    case OPT_KMAX:
-        if (!mn_cli_parse_int(arg, 1, 4096, &o->k_max)) BAD("%s--k-max must be in [1, 4096], got '%s'", where, arg);
-        break;
     case OPT_MAXLAT:
         if (!mn_cli_parse_double(arg, 1e-6, 1e9, &o->max_latency)) BAD("%s--max-latency-ms must be > 0, got '%s'", where, arg);
-        break;
-    case OPT_IO:
-        if (!strcmp(arg, "int8")) o->io_int8 = 1;
-        else if (!strcmp(arg, "uint8")) o->io_int8 = 0;
-        else BAD("%s--io must be uint8 or int8, got '%s'", where, arg);
         break;
     case OPT_EPOCHS:
         if (!mn_cli_parse_int(arg, 1, MN_TRAIN_MAX_EPOCHS, &o->epochs)) BAD("%s--epochs must be in [1, %d], got '%s'", where, MN_TRAIN_MAX_EPOCHS, arg);
@@ -176,7 +167,9 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
     case OPT_RESUME: o->resume = 1; break;
     case OPT_JSON: o->json = 1; break;
     case OPT_QUIET: o->quiet = 1; break;
-    default: BAD("%sunknown or incomplete option", where);
+    default:
+        if (!mn_cli_arch_is_option(c)) BAD("%sunknown or incomplete option", where);
+        return mn_cli_arch_apply(cmd, &o->arch, c, arg, where);
     }
 #undef BAD
     return MN_EXIT_OK;
@@ -197,7 +190,7 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     char where[600];
     snprintf(where, sizeof where, "%s: [%s] %s: ", ctx->path, section, name);
     if (strcmp(section, "search") != 0) {
-        ctx->rc = mn_cli_usage_error("search", "%sunknown section [%s] (expected [search])", where, section);
+        ctx->rc = mn_cli_usage_error(cmd, "%sunknown section [%s] (expected [search])", where, section);
         return 0;
     }
     for (const struct option *lo = longopts; lo->name; lo++) {
@@ -205,12 +198,12 @@ static int on_ini(void *user, const char *section, const char *name, const char 
         if (lo->has_arg == no_argument) {
             if (strcmp(value, "true") && strcmp(value, "yes") && strcmp(value, "1")) {
                 if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) return 1;
-                ctx->rc = mn_cli_usage_error("search", "%s%s takes true or false, got '%s'", where, name, value);
+                ctx->rc = mn_cli_usage_error(cmd, "%s%s takes true or false, got '%s'", where, name, value);
                 return 0;
             }
         }
         if (ctx->n_strings == 64) {
-            ctx->rc = mn_cli_usage_error("search", "%stoo many keys", where);
+            ctx->rc = mn_cli_usage_error(cmd, "%stoo many keys", where);
             return 0;
         }
         char *copy = strdup(value);
@@ -218,14 +211,14 @@ static int on_ini(void *user, const char *section, const char *name, const char 
         ctx->rc = apply(ctx->o, lo->val, copy, where);
         return ctx->rc == MN_EXIT_OK;
     }
-    ctx->rc = mn_cli_usage_error("search", "%sunknown key '%s'", where, name);
+    ctx->rc = mn_cli_usage_error(cmd, "%sunknown key '%s'", where, name);
     return 0;
 }
 
 /* ---- progress and events ---- */
 
 typedef struct run_ctx {
-    opts *o;
+    const opts *o;
     mn_cli_progress prog;
     size_t n;
 } run_ctx;
@@ -267,35 +260,31 @@ static int make_dir(const char *dir) {
     return 0;
 }
 
-int mn_cmd_search(int argc, char **argv) {
-    const char *cmd = "search";
-    opts o;
-    memset(&o, 0, sizeof o);
-    o.backend = "cpu";
-    o.strategy = MN_STRATEGY_NANONAS;
-    o.layout = MN_LAYOUT_NANONAS;
-    o.epochs = 3;
-    o.batch = 16;
-    o.seed = 1;
-    o.final_epochs = MN_FINAL_EPOCHS_DEFAULT;
-    o.calib = MN_CALIB_IMAGES_DEFAULT;
-    o.lr = 1e-3;
-    o.val = 0.3;
-    o.top = 5;
-    o.wf = 0.1;
-    o.wl = 0.1;
-
-    /* The config file first, so that the command line overrides it. */
-    config_ctx cfgctx = {&o, NULL, MN_EXIT_OK, {0}, 0};
+/* The config file first, so that the command line overrides it; then the command line. */
+static int parse(int argc, char **argv, opts *o, config_ctx *cfgctx) {
+    memset(o, 0, sizeof *o);
+    mn_cli_arch_init(&o->arch);
+    o->backend = "cpu";
+    o->strategy = MN_STRATEGY_NANONAS;
+    o->epochs = 3;
+    o->batch = 16;
+    o->seed = 1;
+    o->final_epochs = MN_FINAL_EPOCHS_DEFAULT;
+    o->calib = MN_CALIB_IMAGES_DEFAULT;
+    o->lr = 1e-3;
+    o->val = 0.3;
+    o->top = 5;
+    o->wf = 0.1;
+    o->wl = 0.1;
     for (int i = 1; i < argc; i++) {
         const char *path = NULL;
         if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[i + 1];
         else if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
         if (!path) continue;
-        cfgctx.path = path;
-        int r = ini_parse(path, on_ini, &cfgctx);
+        cfgctx->path = path;
+        int r = ini_parse(path, on_ini, cfgctx);
         if (r < 0) return mn_cli_usage_error(cmd, "cannot read config file %s", path);
-        if (cfgctx.rc != MN_EXIT_OK) return cfgctx.rc;
+        if (cfgctx->rc != MN_EXIT_OK) return cfgctx->rc;
         if (r > 0) return mn_cli_usage_error(cmd, "%s:%d: syntax error", path, r);
     }
     optind = 1;
@@ -306,158 +295,185 @@ int mn_cmd_search(int argc, char **argv) {
             return MN_EXIT_OK;
         }
         if (c == OPT_CONFIG) continue;
-        int rc = apply(&o, c, optarg ? optarg : "", "");
+        int rc = apply(o, c, optarg ? optarg : "", "");
         if (rc != MN_EXIT_OK) return rc;
     }
     if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!o.data) return mn_cli_usage_error(cmd, "--data is required");
-    if (!o.target) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
-    if (!o.out) return mn_cli_usage_error(cmd, "--out DIR is required");
-    if (o.wf + o.wl > 1.0) return mn_cli_usage_error(cmd, "--wf + --wl must be <= 1");
-    const int zero_shot = o.strategy == MN_STRATEGY_ZEROSHOT || o.strategy == MN_STRATEGY_HYBRID;
-    const long k_max_default = o.strategy == MN_STRATEGY_GRID ? 16L : zero_shot ? 64L : 256L;
+    if (!o->data) return mn_cli_usage_error(cmd, "--data is required");
+    if (!o->target) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
+    if (!o->out) return mn_cli_usage_error(cmd, "--out DIR is required");
+    if (o->wf + o->wl > 1.0) return mn_cli_usage_error(cmd, "--wf + --wl must be <= 1");
+    const int zero_shot = o->strategy == MN_STRATEGY_ZEROSHOT || o->strategy == MN_STRATEGY_HYBRID;
+    if (!o->arch.k_max) o->arch.k_max = o->strategy == MN_STRATEGY_GRID ? 16L : zero_shot ? 64L : 256L;
+    return MN_CLI_CONTINUE;
+}
 
-    mn_target_list targets;
-    mn_status st = mn_target_list_init(&targets);
-    if (!st && o.target_file) st = mn_target_list_load(&targets, o.target_file);
-    if (st) return mn_cli_fail(cmd, st);
-    const mn_target *target = mn_target_find(&targets, o.target);
-    if (!target) {
-        mn_target_list_free(&targets);
-        return mn_cli_usage_error(cmd, "unknown target '%s' (see 'mcunas targets')", o.target);
-    }
-    if (!make_dir(o.out)) {
-        mn_target_list_free(&targets);
-        fprintf(stderr, "mcunas search: error: cannot create output folder %s\n", o.out);
-        return MN_EXIT_FAILURE;
-    }
-
-    double t_start = mn_time_now();
-    mn_loaded_data data;
-    st = mn_loaded_data_read(o.data, (size_t)o.limit, &data);
-    if (st) {
-        mn_target_list_free(&targets);
-        return mn_cli_fail(cmd, st);
-    }
-    /* The settings a resumed search must share (the journal's first line). */
-    char settings[1024];
-    snprintf(settings, sizeof settings,
+/* The settings a resumed search must share (the journal's first line). */
+static void format_settings(const opts *o, const mn_target *target, char *settings, size_t n) {
+    snprintf(settings, n,
              "{\"event\":\"search\",\"version\":%d,\"data\":\"%s\",\"limit\":%ld,\"target\":\"%s\","
              "\"strategy\":\"%s\",\"layout\":\"%s\",\"k_max\":%ld,\"io\":\"%s\",\"max_latency_ms\":%g,"
              "\"epochs\":%ld,\"batch\":%ld,\"lr\":%g,\"val_split\":%g,\"seed\":%ld,\"backend\":\"%s\","
              "\"threads\":%ld}",
-             MN_JOURNAL_VERSION, o.data, o.limit, target->name, mn_strategy_kind_name(o.strategy),
-             mn_layout_name(o.layout), o.k_max ? o.k_max : k_max_default,
-             o.io_int8 ? "int8" : "uint8", o.max_latency,
-             o.epochs, o.batch, o.lr, o.val, o.seed, o.backend, o.threads);
-    if (zero_shot) { /* the ranking's settings too (the settings line ends in '}') */
+             MN_JOURNAL_VERSION, o->data, o->limit, target->name, mn_strategy_kind_name(o->strategy),
+             mn_layout_name(o->arch.layout), o->arch.k_max, o->arch.io_int8 ? "int8" : "uint8",
+             o->max_latency, o->epochs, o->batch, o->lr, o->val, o->seed, o->backend, o->threads);
+    if (o->strategy == MN_STRATEGY_ZEROSHOT || o->strategy == MN_STRATEGY_HYBRID) {
+        /* the ranking's settings too (the settings line ends in '}') */
         size_t len = strlen(settings);
-        snprintf(settings + len - 1, sizeof settings - (len - 1), ",\"top\":%ld,\"wf\":%g,\"wl\":%g}",
-                 o.strategy == MN_STRATEGY_ZEROSHOT ? 1L : o.top, o.wf, o.wl);
+        snprintf(settings + len - 1, n - (len - 1), ",\"top\":%ld,\"wf\":%g,\"wl\":%g}",
+                 o->strategy == MN_STRATEGY_ZEROSHOT ? 1L : o->top, o->wf, o->wl);
     }
-    char journal_path[4096];
-    snprintf(journal_path, sizeof journal_path, "%s/journal.jsonl", o.out);
+}
 
+/* The library's search configuration from the options; `ro` and `rc` must outlive it. */
+static void make_config(const opts *o, const mn_target *target, mn_rank_options *ro,
+                        run_ctx *rc, mn_search_config *sc) {
+    memset(sc, 0, sizeof *sc);
+    sc->strategy = o->strategy;
+    sc->layout = o->arch.layout;
+    sc->k_max = (int)o->arch.k_max;
+    mn_rank_options_default(ro);
+    ro->wf = o->wf;
+    ro->wl = o->wl;
+    ro->proxy.seed = (uint64_t)o->seed;
+    sc->rank = ro;
+    sc->top = (int)o->top;
+    sc->target = target;
+    sc->max_latency_ms = o->max_latency;
+    sc->io_int8 = o->arch.io_int8;
+    sc->epochs = (int)o->epochs;
+    sc->batch = (int)o->batch;
+    sc->adam = (mn_adam){(float)o->lr, 0.9f, 0.999f, 1e-7f};
+    sc->val_split = o->val;
+    sc->split_seed = 11;
+    sc->seed = (uint64_t)o->seed;
+    sc->backend = o->backend;
+    sc->threads = (int)o->threads;
+    sc->device = (int)o->device;
+    sc->host_mem = o->host_mem ? o->host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
+    sc->device_mem = o->device_mem;
+    sc->resume = o->resume;
+    sc->on_candidate = on_candidate;
+    sc->on_train_progress = on_progress;
+    sc->user = rc;
+    sc->stop = &mn_cli_stop_flag;
+}
+
+static void print_done_json(const opts *o, const mn_search_result *res, const mn_final_result *fin,
+                            double total) {
+    mn_json j;
+    mn_json_begin(&j, stdout);
+    mn_json_str(&j, "event", "done");
+    mn_json_int(&j, "candidates", (long long)res->evaluated);
+    mn_json_int(&j, "trained", (long long)res->trained);
+    mn_json_num(&j, "search_seconds", res->seconds);
+    mn_json_num(&j, "total_seconds", total);
+    if (fin) {
+        mn_json_int(&j, "k", fin->arch.k);
+        mn_json_int(&j, "cells", fin->arch.cells);
+        mn_json_str(&j, "layout", mn_layout_name(fin->arch.layout));
+        mn_json_num(&j, "float_test_acc", fin->float_test_acc);
+        mn_json_num(&j, "int8_test_acc", fin->int8_test_acc);
+        mn_json_int(&j, "ram_bytes", (long long)fin->est.ram_bytes);
+        mn_json_int(&j, "flash_bytes", (long long)fin->flash_bytes);
+        mn_json_int(&j, "macc", (long long)fin->est.macc);
+        mn_json_num(&j, "latency_ms", fin->est.latency_ms);
+    }
+    mn_json_str(&j, "out", o->out);
+    mn_json_end(&j);
+}
+
+static void print_summary(const opts *o, const mn_target *target, const mn_search_result *res,
+                          const mn_final_result *fin, double total) {
+    printf("\nwinner    A(%d,%d) %s (%zu candidates, %zu trained in this run)\n", fin->arch.k,
+           fin->arch.cells, mn_layout_name(fin->arch.layout), res->evaluated, res->trained);
+    printf("accuracy  float %.4f, int8 %.4f (test split)\n", fin->float_test_acc, fin->int8_test_acc);
+    printf("RAM       %.1f KiB of %zu KiB\n", fin->est.ram_bytes / 1024.0, target->ram_bytes / 1024);
+    printf("flash     %.1f KiB of %zu KiB\n", fin->flash_bytes / 1024.0, target->flash_bytes / 1024);
+    printf("MACC      %llu (bound %llu)\n", (unsigned long long)fin->est.macc,
+           (unsigned long long)target->macc_bound);
+    printf("latency   %.1f ms on %s (estimated)\n", fin->est.latency_ms, target->name);
+    printf("time      search %.1f s, total %.1f s\n", res->seconds, total);
+    printf("files     %s/model.tflite, model_data.c/.h, report.json, candidates.csv, plot.svg\n", o->out);
+}
+
+/* The candidate phase, the winner's export and the report; returns the exit code. */
+static int run(const opts *o, const mn_target *target, const mn_loaded_data *data, double t_start) {
+    char settings[1024], journal_path[4096];
+    format_settings(o, target, settings, sizeof settings);
+    snprintf(journal_path, sizeof journal_path, "%s/journal.jsonl", o->out);
     run_ctx rc;
     memset(&rc, 0, sizeof rc);
-    rc.o = &o;
-    mn_cli_progress_init(&rc.prog, o.quiet || o.json);
+    rc.o = o;
+    mn_cli_progress_init(&rc.prog, o->quiet || o->json);
     mn_search_config sc;
-    memset(&sc, 0, sizeof sc);
-    sc.strategy = o.strategy;
-    sc.layout = o.layout;
-    sc.k_max = (int)(o.k_max ? o.k_max : k_max_default);
     mn_rank_options ro;
-    mn_rank_options_default(&ro);
-    ro.wf = o.wf;
-    ro.wl = o.wl;
-    ro.proxy.seed = (uint64_t)o.seed;
-    sc.rank = &ro;
-    sc.top = (int)o.top;
-    sc.target = target;
-    sc.max_latency_ms = o.max_latency;
-    sc.io_int8 = o.io_int8;
-    sc.epochs = (int)o.epochs;
-    sc.batch = (int)o.batch;
-    sc.adam = (mn_adam){(float)o.lr, 0.9f, 0.999f, 1e-7f};
-    sc.val_split = o.val;
-    sc.split_seed = 11;
-    sc.seed = (uint64_t)o.seed;
-    sc.backend = o.backend;
-    sc.threads = (int)o.threads;
-    sc.device = (int)o.device;
-    sc.host_mem = o.host_mem ? o.host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
-    sc.device_mem = o.device_mem;
+    make_config(o, target, &ro, &rc, &sc);
     sc.journal_path = journal_path;
-    sc.resume = o.resume;
     sc.settings_json = settings;
-    sc.on_candidate = on_candidate;
-    sc.on_train_progress = on_progress;
-    sc.user = &rc;
-    sc.stop = &mn_cli_stop_flag;
     mn_cli_install_sigint();
-
-    if (!o.quiet && !o.json)
+    if (!o->quiet && !o->json)
         fprintf(stderr, "search: %s on %s (%zu train+val images), target %s: RAM %zu KiB, flash %zu KiB, "
                         "MACC bound %.2f M; host budget %.0f MiB\n",
-                mn_strategy_kind_name(o.strategy), o.data, data.train.count, target->name,
+                mn_strategy_kind_name(o->strategy), o->data, data->train.count, target->name,
                 target->ram_bytes / 1024, target->flash_bytes / 1024, target->macc_bound / 1e6,
                 sc.host_mem / 1048576.0);
     mn_search_result res;
-    st = mn_search_run(&sc, &data, &res);
-    int exit_code = MN_EXIT_OK;
+    mn_status st = mn_search_run(&sc, data, &res);
     mn_final_result fin;
     int have_final = 0;
     if (!st && res.have_winner) {
-        if (!o.quiet && !o.json)
+        if (!o->quiet && !o->json)
             fprintf(stderr, "winner A(%d,%d) (val %.3f); retraining for %ld epochs\n", res.winner.k,
-                    res.winner.cells, res.winner_val_acc, o.final_epochs);
-        st = mn_search_finalize(&sc, &data, res.winner, (int)o.final_epochs, (int)o.calib, o.out, &fin);
+                    res.winner.cells, res.winner_val_acc, o->final_epochs);
+        st = mn_search_finalize(&sc, data, res.winner, (int)o->final_epochs, (int)o->calib, o->out, &fin);
         have_final = st == MN_OK;
     }
     double total = mn_time_now() - t_start;
-    if (!st) st = mn_search_write_report(&sc, o.out, &res, have_final ? &fin : NULL, total);
+    if (!st) st = mn_search_write_report(&sc, o->out, &res, have_final ? &fin : NULL, total);
+    if (st) return mn_cli_fail(cmd, st);
+    if (o->json) print_done_json(o, &res, have_final ? &fin : NULL, total);
+    else if (have_final && !o->quiet) print_summary(o, target, &res, &fin, total);
+    if (!have_final) {
+        fprintf(stderr, "mcunas search: no candidate fits %s; see %s/candidates.csv\n", target->name, o->out);
+        return 3;
+    }
+    return MN_EXIT_OK;
+}
+
+/* The target, the output folder and the data, then the run; returns the exit code. */
+static int load_and_run(const opts *o) {
+    mn_target_list targets;
+    const mn_target *target;
+    int rc = mn_cli_target_find(cmd, o->target, o->target_file, &targets, &target);
+    if (rc != MN_EXIT_OK) return rc;
+    if (!make_dir(o->out)) {
+        mn_target_list_free(&targets);
+        fprintf(stderr, "mcunas search: error: cannot create output folder %s\n", o->out);
+        return MN_EXIT_FAILURE;
+    }
+    double t_start = mn_time_now();
+    mn_loaded_data data;
+    mn_status st = mn_loaded_data_read(o->data, (size_t)o->limit, &data);
     if (st) {
-        exit_code = mn_cli_fail(cmd, st);
-    } else if (!have_final) {
-        fprintf(stderr, "mcunas search: no candidate fits %s; see %s/candidates.csv\n", target->name, o.out);
-        exit_code = 3;
+        rc = mn_cli_fail(cmd, st);
+    } else {
+        rc = run(o, target, &data, t_start);
+        mn_loaded_data_free(&data);
     }
-    if (!st && o.json) {
-        mn_json j;
-        mn_json_begin(&j, stdout);
-        mn_json_str(&j, "event", "done");
-        mn_json_int(&j, "candidates", (long long)res.evaluated);
-        mn_json_int(&j, "trained", (long long)res.trained);
-        mn_json_num(&j, "search_seconds", res.seconds);
-        mn_json_num(&j, "total_seconds", total);
-        if (have_final) {
-            mn_json_int(&j, "k", fin.arch.k);
-            mn_json_int(&j, "cells", fin.arch.cells);
-            mn_json_str(&j, "layout", mn_layout_name(fin.arch.layout));
-            mn_json_num(&j, "float_test_acc", fin.float_test_acc);
-            mn_json_num(&j, "int8_test_acc", fin.int8_test_acc);
-            mn_json_int(&j, "ram_bytes", (long long)fin.est.ram_bytes);
-            mn_json_int(&j, "flash_bytes", (long long)fin.flash_bytes);
-            mn_json_int(&j, "macc", (long long)fin.est.macc);
-            mn_json_num(&j, "latency_ms", fin.est.latency_ms);
-        }
-        mn_json_str(&j, "out", o.out);
-        mn_json_end(&j);
-    } else if (!st && have_final && !o.quiet) {
-        printf("\nwinner    A(%d,%d) %s (%zu candidates, %zu trained in this run)\n", fin.arch.k,
-               fin.arch.cells, mn_layout_name(fin.arch.layout), res.evaluated, res.trained);
-        printf("accuracy  float %.4f, int8 %.4f (test split)\n", fin.float_test_acc, fin.int8_test_acc);
-        printf("RAM       %.1f KiB of %zu KiB\n", fin.est.ram_bytes / 1024.0, target->ram_bytes / 1024);
-        printf("flash     %.1f KiB of %zu KiB\n", fin.flash_bytes / 1024.0, target->flash_bytes / 1024);
-        printf("MACC      %llu (bound %llu)\n", (unsigned long long)fin.est.macc,
-               (unsigned long long)target->macc_bound);
-        printf("latency   %.1f ms on %s (estimated)\n", fin.est.latency_ms, target->name);
-        printf("time      search %.1f s, total %.1f s\n", res.seconds, total);
-        printf("files     %s/model.tflite, model_data.c/.h, report.json, candidates.csv, plot.svg\n", o.out);
-    }
-    for (int i = 0; i < cfgctx.n_strings; i++) free(cfgctx.strings[i]);
-    mn_loaded_data_free(&data);
     mn_target_list_free(&targets);
-    return exit_code;
+    return rc;
+}
+
+int mn_cmd_search(int argc, char **argv) {
+    opts o;
+    config_ctx cfgctx;
+    memset(&cfgctx, 0, sizeof cfgctx);
+    cfgctx.o = &o;
+    cfgctx.rc = MN_EXIT_OK;
+    int rc = parse(argc, argv, &o, &cfgctx);
+    if (rc == MN_CLI_CONTINUE) rc = load_and_run(&o);
+    for (int i = 0; i < cfgctx.n_strings; i++) free(cfgctx.strings[i]);
+    return rc;
 }

@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include "cli.h"
+#include "cli_arch.h"
 #include "mcunas/arch.h"
 #include "mcunas/backend.h"
 #include "mcunas/net.h"
@@ -56,10 +57,37 @@ static void usage(FILE *f) {
 }
 
 enum {
-    OPT_DATA = 256, OPT_K, OPT_CELLS, OPT_LAYOUT, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_BETA1,
-    OPT_BETA2, OPT_VAL, OPT_SPLIT_SEED, OPT_SEED, OPT_LIMIT, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_LOAD,
+    OPT_DATA = 256, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_BETA1, OPT_BETA2, OPT_VAL,
+    OPT_SPLIT_SEED, OPT_SEED, OPT_LIMIT, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_LOAD,
     OPT_SAVE, OPT_JSON, OPT_QUIET, OPT_DATA_MEM, OPT_AUGMENT
 };
+
+static const struct option longopts[] = {
+    {"data", required_argument, 0, OPT_DATA},       MN_CLI_LONGOPT_K,
+    MN_CLI_LONGOPT_CELLS,                           MN_CLI_LONGOPT_LAYOUT,
+    {"epochs", required_argument, 0, OPT_EPOCHS},   {"batch", required_argument, 0, OPT_BATCH},
+    {"lr", required_argument, 0, OPT_LR},           {"beta1", required_argument, 0, OPT_BETA1},
+    {"beta2", required_argument, 0, OPT_BETA2},     {"val-split", required_argument, 0, OPT_VAL},
+    {"split-seed", required_argument, 0, OPT_SPLIT_SEED},
+    {"seed", required_argument, 0, OPT_SEED},       {"limit", required_argument, 0, OPT_LIMIT},
+    {"backend", required_argument, 0, OPT_BACKEND}, {"threads", required_argument, 0, OPT_THREADS},
+    {"device", required_argument, 0, OPT_DEVICE},
+    {"load", required_argument, 0, OPT_LOAD},       {"save", required_argument, 0, OPT_SAVE},
+    {"json", no_argument, 0, OPT_JSON},             {"quiet", no_argument, 0, OPT_QUIET},
+    {"data-mem", required_argument, 0, OPT_DATA_MEM},
+    {"augment", required_argument, 0, OPT_AUGMENT},
+    {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
+
+static const char *const cmd = "train";
+
+typedef struct train_opts {
+    const char *data, *backend, *save, *load;
+    mn_cli_arch arch; /* --k, --cells, --layout */
+    long batch, limit, threads, device, seed, split_seed, epochs;
+    double lr, beta1, beta2, val;
+    int json, quiet, augment;
+    size_t data_mem;
+} train_opts;
 
 /* "flip", "rotate", "flip,rotate", "none" -> MN_AUGMENT_* flags; -1 when unknown. */
 static int parse_augment(const char *s) {
@@ -77,232 +105,236 @@ static int parse_augment(const char *s) {
     return flags;
 }
 
-int mn_cmd_train(int argc, char **argv) {
-    static const struct option longopts[] = {
-        {"data", required_argument, 0, OPT_DATA},       {"k", required_argument, 0, OPT_K},
-        {"cells", required_argument, 0, OPT_CELLS},     {"layout", required_argument, 0, OPT_LAYOUT},
-        {"epochs", required_argument, 0, OPT_EPOCHS},   {"batch", required_argument, 0, OPT_BATCH},
-        {"lr", required_argument, 0, OPT_LR},           {"beta1", required_argument, 0, OPT_BETA1},
-        {"beta2", required_argument, 0, OPT_BETA2},     {"val-split", required_argument, 0, OPT_VAL},
-        {"split-seed", required_argument, 0, OPT_SPLIT_SEED},
-        {"seed", required_argument, 0, OPT_SEED},       {"limit", required_argument, 0, OPT_LIMIT},
-        {"backend", required_argument, 0, OPT_BACKEND}, {"threads", required_argument, 0, OPT_THREADS},
-        {"device", required_argument, 0, OPT_DEVICE},
-        {"load", required_argument, 0, OPT_LOAD},       {"save", required_argument, 0, OPT_SAVE},
-        {"json", no_argument, 0, OPT_JSON},             {"quiet", no_argument, 0, OPT_QUIET},
-        {"data-mem", required_argument, 0, OPT_DATA_MEM},
-        {"augment", required_argument, 0, OPT_AUGMENT},
-        {"help", no_argument, 0, 'h'},                  {0, 0, 0, 0}};
-    const char *cmd = "train";
-    const char *data_path = NULL, *backend_name = "cpu", *save_path = NULL, *load_path = NULL;
-    long k = -1, cells = -1, batch = 16, limit = 0, threads = 0, device = 0, seed = 1, split_seed = 11;
-    mn_layout layout = MN_LAYOUT_NANONAS;
-    int json = 0, quiet = 0, augment = 0;
-    size_t data_mem = MN_STREAM_DEFAULT_BUDGET;
+/* One option into `o`; MN_CLI_CONTINUE, or the exit code of a usage error. */
+static int apply(train_opts *o, int c, const char *arg) {
+#define BAD(...) return mn_cli_usage_error(cmd, __VA_ARGS__)
+    switch (c) {
+    case OPT_DATA: o->data = arg; break;
+    case OPT_EPOCHS:
+        if (!mn_cli_parse_int(arg, 1, MN_TRAIN_MAX_EPOCHS, &o->epochs)) BAD("--epochs must be in [1, %d], got '%s'", MN_TRAIN_MAX_EPOCHS, arg);
+        break;
+    case OPT_BATCH:
+        if (!mn_cli_parse_int(arg, 1, 65536, &o->batch)) BAD("--batch must be in [1, 65536], got '%s'", arg);
+        break;
+    case OPT_LR:
+        if (!mn_cli_parse_double(arg, 1e-12, 10, &o->lr)) BAD("--lr must be a number in (0, 10], got '%s'", arg);
+        break;
+    case OPT_BETA1:
+        if (!mn_cli_parse_double(arg, 0, 0.999999, &o->beta1)) BAD("--beta1 must be in [0, 1), got '%s'", arg);
+        break;
+    case OPT_BETA2:
+        if (!mn_cli_parse_double(arg, 0, 0.999999999, &o->beta2)) BAD("--beta2 must be in [0, 1), got '%s'", arg);
+        break;
+    case OPT_VAL:
+        if (!mn_cli_parse_double(arg, 0, 0.99, &o->val)) BAD("--val-split must be in [0, 0.99], got '%s'", arg);
+        break;
+    case OPT_SPLIT_SEED:
+        if (!mn_cli_parse_int(arg, 0, 0x7fffffffL, &o->split_seed)) BAD("--split-seed must be a non-negative integer, got '%s'", arg);
+        break;
+    case OPT_SEED:
+        if (!mn_cli_parse_int(arg, 0, 0x7fffffffL, &o->seed)) BAD("--seed must be a non-negative integer, got '%s'", arg);
+        break;
+    case OPT_LIMIT:
+        if (!mn_cli_parse_int(arg, 1, 0x7fffffffL, &o->limit)) BAD("--limit must be a positive integer, got '%s'", arg);
+        break;
+    case OPT_DATA_MEM:
+        if (!mn_cli_parse_size(arg, &o->data_mem)) BAD("--data-mem must be a size like 64M or 1G, got '%s'", arg);
+        break;
+    case OPT_AUGMENT:
+        if ((o->augment = parse_augment(arg)) < 0) BAD("--augment takes flip, rotate or flip,rotate, got '%s'", arg);
+        break;
+    case OPT_BACKEND: o->backend = arg; break;
+    case OPT_DEVICE:
+        if (!mn_cli_parse_int(arg, 0, 1024, &o->device)) BAD("--device must be in [0, 1024], got '%s'", arg);
+        break;
+    case OPT_THREADS:
+        if (!mn_cli_parse_int(arg, 0, 1024, &o->threads)) BAD("--threads must be in [0, 1024], got '%s'", arg);
+        break;
+    case OPT_LOAD: o->load = arg; break;
+    case OPT_SAVE: o->save = arg; break;
+    case OPT_JSON: o->json = 1; break;
+    case OPT_QUIET: o->quiet = 1; break;
+    default:
+        if (!mn_cli_arch_is_option(c)) BAD("unknown or incomplete option");
+        if (mn_cli_arch_apply(cmd, &o->arch, c, arg, "") != MN_EXIT_OK) return MN_EXIT_USAGE;
+    }
+#undef BAD
+    return MN_CLI_CONTINUE;
+}
+
+static int parse(int argc, char **argv, train_opts *o) {
+    memset(o, 0, sizeof *o);
+    mn_cli_arch_init(&o->arch);
     mn_train_options to;
     mn_train_options_default(&to);
-    long epochs = to.epochs;
-    double lr = to.adam.lr, beta1 = to.adam.beta1, beta2 = to.adam.beta2, val = to.val_split;
-
+    o->backend = "cpu";
+    o->batch = 16;
+    o->seed = 1;
+    o->split_seed = 11;
+    o->data_mem = MN_STREAM_DEFAULT_BUDGET;
+    o->epochs = to.epochs;
+    o->lr = to.adam.lr;
+    o->beta1 = to.adam.beta1;
+    o->beta2 = to.adam.beta2;
+    o->val = to.val_split;
     optind = 1;
-    int c;
+    int c, rc;
     while ((c = getopt_long(argc, argv, "h", longopts, NULL)) != -1) {
-        switch (c) {
-        case OPT_DATA: data_path = optarg; break;
-        case OPT_K:
-            if (!mn_cli_parse_int(optarg, 1, 4096, &k))
-                return mn_cli_usage_error(cmd, "--k must be an integer in [1, 4096], got '%s'", optarg);
-            break;
-        case OPT_CELLS:
-            if (!mn_cli_parse_int(optarg, 0, MN_ARCH_MAX_CELLS, &cells))
-                return mn_cli_usage_error(cmd, "--cells must be an integer in [0, %d], got '%s'",
-                                          MN_ARCH_MAX_CELLS, optarg);
-            break;
-        case OPT_LAYOUT:
-            if (mn_layout_parse(optarg, &layout)) return mn_cli_usage_error(cmd, "%s", mn_error_message());
-            break;
-        case OPT_EPOCHS:
-            if (!mn_cli_parse_int(optarg, 1, MN_TRAIN_MAX_EPOCHS, &epochs))
-                return mn_cli_usage_error(cmd, "--epochs must be in [1, %d], got '%s'",
-                                          MN_TRAIN_MAX_EPOCHS, optarg);
-            break;
-        case OPT_BATCH:
-            if (!mn_cli_parse_int(optarg, 1, 65536, &batch))
-                return mn_cli_usage_error(cmd, "--batch must be in [1, 65536], got '%s'", optarg);
-            break;
-        case OPT_LR:
-            if (!mn_cli_parse_double(optarg, 1e-12, 10, &lr))
-                return mn_cli_usage_error(cmd, "--lr must be a number in (0, 10], got '%s'", optarg);
-            break;
-        case OPT_BETA1:
-            if (!mn_cli_parse_double(optarg, 0, 0.999999, &beta1))
-                return mn_cli_usage_error(cmd, "--beta1 must be in [0, 1), got '%s'", optarg);
-            break;
-        case OPT_BETA2:
-            if (!mn_cli_parse_double(optarg, 0, 0.999999999, &beta2))
-                return mn_cli_usage_error(cmd, "--beta2 must be in [0, 1), got '%s'", optarg);
-            break;
-        case OPT_VAL:
-            if (!mn_cli_parse_double(optarg, 0, 0.99, &val))
-                return mn_cli_usage_error(cmd, "--val-split must be in [0, 0.99], got '%s'", optarg);
-            break;
-        case OPT_SPLIT_SEED:
-            if (!mn_cli_parse_int(optarg, 0, 0x7fffffffL, &split_seed))
-                return mn_cli_usage_error(cmd, "--split-seed must be a non-negative integer, got '%s'", optarg);
-            break;
-        case OPT_SEED:
-            if (!mn_cli_parse_int(optarg, 0, 0x7fffffffL, &seed))
-                return mn_cli_usage_error(cmd, "--seed must be a non-negative integer, got '%s'", optarg);
-            break;
-        case OPT_LIMIT:
-            if (!mn_cli_parse_int(optarg, 1, 0x7fffffffL, &limit))
-                return mn_cli_usage_error(cmd, "--limit must be a positive integer, got '%s'", optarg);
-            break;
-        case OPT_DATA_MEM:
-            if (!mn_cli_parse_size(optarg, &data_mem))
-                return mn_cli_usage_error(cmd, "--data-mem must be a size like 64M or 1G, got '%s'", optarg);
-            break;
-        case OPT_AUGMENT:
-            if ((augment = parse_augment(optarg)) < 0)
-                return mn_cli_usage_error(cmd, "--augment takes flip, rotate or flip,rotate, got '%s'", optarg);
-            break;
-        case OPT_BACKEND: backend_name = optarg; break;
-        case OPT_DEVICE:
-            if (!mn_cli_parse_int(optarg, 0, 1024, &device))
-                return mn_cli_usage_error(cmd, "--device must be in [0, 1024], got '%s'", optarg);
-            break;
-        case OPT_THREADS:
-            if (!mn_cli_parse_int(optarg, 0, 1024, &threads))
-                return mn_cli_usage_error(cmd, "--threads must be in [0, 1024], got '%s'", optarg);
-            break;
-        case OPT_LOAD: load_path = optarg; break;
-        case OPT_SAVE: save_path = optarg; break;
-        case OPT_JSON: json = 1; break;
-        case OPT_QUIET: quiet = 1; break;
-        case 'h': usage(stdout); return MN_EXIT_OK;
-        default: return mn_cli_usage_error(cmd, "unknown or incomplete option");
+        if (c == 'h') {
+            usage(stdout);
+            return MN_EXIT_OK;
         }
+        if ((rc = apply(o, c, optarg)) != MN_CLI_CONTINUE) return rc;
     }
     if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!data_path) return mn_cli_usage_error(cmd, "--data is required");
-    if (k < 0) return mn_cli_usage_error(cmd, "--k is required");
-    if (cells < 0) return mn_cli_usage_error(cmd, "--cells is required");
+    if (!o->data) return mn_cli_usage_error(cmd, "--data is required");
+    if ((rc = mn_cli_arch_require_point(cmd, &o->arch)) != MN_EXIT_OK) return rc;
+    return MN_CLI_CONTINUE;
+}
 
+/* What a run holds; released by release(). */
+typedef struct train_run {
+    mn_stream *data;
+    mn_arch arch;
+    mn_backend *be;
+    mn_net *net;
+} train_run;
+
+static mn_status setup(const train_opts *o, train_run *r) {
     mn_stream_options so;
     mn_stream_options_default(&so);
-    so.memory_budget = data_mem;
-    so.batch = (int)batch;
-    so.limit = (size_t)limit;
-    mn_stream *data = NULL;
-    mn_status st = mn_stream_open(data_path, &so, &data);
-    if (st) return mn_cli_fail(cmd, st);
-    const mn_dataset_info *info = mn_stream_info(data);
-
-    mn_arch arch;
-    st = mn_arch_build(&arch, (int)k, (int)cells, layout, info->shape, info->classes);
-    if (st) {
-        mn_stream_close(data);
-        return mn_cli_fail(cmd, st);
-    }
-    mn_backend_options bo = {(int)threads, (int)device};
-    mn_backend *be = NULL;
-    mn_net *net = NULL;
+    so.memory_budget = o->data_mem;
+    so.batch = (int)o->batch;
+    so.limit = (size_t)o->limit;
+    mn_status st = mn_stream_open(o->data, &so, &r->data);
+    if (st) return st;
+    const mn_dataset_info *info = mn_stream_info(r->data);
+    st = mn_arch_build(&r->arch, (int)o->arch.k, (int)o->arch.cells, o->arch.layout, info->shape, info->classes);
+    if (st) return st;
+    mn_backend_options bo = {(int)o->threads, (int)o->device};
     mn_net_options no;
     mn_net_options_default(&no);
-    no.batch = (int)batch;
-    if ((st = mn_backend_create(backend_name, &bo, &be)) ||
-        (st = mn_net_create(&arch, be, &no, &net)) || (st = mn_net_init(net, (uint64_t)seed)) ||
-        (load_path && (st = mn_weights_load(load_path, net)))) {
-        mn_net_destroy(net);
-        mn_backend_destroy(be);
-        mn_stream_close(data);
+    no.batch = (int)o->batch;
+    if (!st) st = mn_backend_create(o->backend, &bo, &r->be);
+    if (!st) st = mn_net_create(&r->arch, r->be, &no, &r->net);
+    if (!st) st = mn_net_init(r->net, (uint64_t)o->seed);
+    if (!st && o->load) st = mn_weights_load(o->load, r->net);
+    return st;
+}
+
+static void release(train_run *r) {
+    mn_net_destroy(r->net);
+    mn_backend_destroy(r->be);
+    mn_stream_close(r->data);
+}
+
+static void print_plan(const train_opts *o, const train_run *r, const char *desc) {
+    if (o->quiet) return;
+    const mn_dataset_info *info = mn_stream_info(r->data);
+    fprintf(stderr,
+            "%s: %llu MACC, %zu params; %zu train+val images, %zu test; backend %s, %d "
+            "threads, batch %ld\n"
+            "data: %s, %.1f MiB of a %.1f MiB budget%s\n",
+            desc, (unsigned long long)mn_arch_macc(&r->arch), mn_arch_params(&r->arch),
+            info->count[MN_SPLIT_TRAIN], info->count[MN_SPLIT_TEST], o->backend,
+            mn_backend_threads(r->be), o->batch,
+            mn_stream_is_resident(r->data) ? "in RAM" : "streamed from the file",
+            (double)mn_stream_memory_bytes(r->data) / 1048576.0, (double)o->data_mem / 1048576.0,
+            info->count[MN_SPLIT_VAL] ? "; validating on the cache's /val split" : "");
+}
+
+static void print_json(const train_opts *o, const train_run *r, const char *desc,
+                       const mn_train_result *res) {
+    mn_json j;
+    char per_epoch[64 * 16] = "[";
+    size_t len = 1;
+    for (int e = 0; e < res->epochs_run && e < 64; e++)
+        len += (size_t)snprintf(per_epoch + len, sizeof per_epoch - len, "%s%.6g",
+                                e ? "," : "", res->val_acc[e]);
+    snprintf(per_epoch + len, sizeof per_epoch - len, "]");
+    const mn_arch *a = &r->arch;
+    mn_json_begin(&j, stdout);
+    mn_json_str(&j, "arch", desc);
+    mn_json_int(&j, "k", a->k);
+    mn_json_int(&j, "cells", a->cells);
+    mn_json_str(&j, "layout", mn_layout_name(a->layout));
+    mn_json_num(&j, "val_acc", res->val_count ? res->best_val_acc : -1);
+    mn_json_int(&j, "best_epoch", res->best_epoch);
+    mn_json_raw(&j, "val_acc_per_epoch", per_epoch);
+    mn_json_num(&j, "test_acc", res->test_acc);
+    mn_json_num(&j, "test_loss", res->test_loss);
+    mn_json_num(&j, "train_loss", res->final_train_loss);
+    mn_json_num(&j, "train_acc", res->final_train_acc);
+    mn_json_int(&j, "macc", (long long)mn_arch_macc(a));
+    mn_json_int(&j, "params", (long long)mn_arch_params(a));
+    mn_json_int(&j, "trainable_params", (long long)mn_arch_trainable_params(a));
+    mn_json_int(&j, "train_images", (long long)res->train_count);
+    mn_json_int(&j, "val_images", (long long)res->val_count);
+    mn_json_int(&j, "test_images", (long long)res->test_count);
+    mn_json_num(&j, "seconds", res->total_seconds);
+    mn_json_num(&j, "train_seconds", res->train_seconds);
+    mn_json_num(&j, "images_per_second", res->images_per_second);
+    mn_json_int(&j, "device_bytes", (long long)mn_net_get_plan(r->net)->device_bytes);
+    mn_json_str(&j, "backend", o->backend);
+    mn_json_int(&j, "threads", mn_backend_threads(r->be));
+    mn_json_int(&j, "batch", o->batch);
+    mn_json_int(&j, "epochs", res->epochs_run);
+    mn_json_int(&j, "seed", o->seed);
+    mn_json_int(&j, "data_bytes", (long long)mn_stream_memory_bytes(r->data));
+    mn_json_int(&j, "data_resident", mn_stream_is_resident(r->data));
+    mn_json_end(&j);
+}
+
+static void print_text(const train_opts *o, const train_run *r, const char *desc,
+                       const mn_train_result *res) {
+    printf("%s\n  val acc   %.4f (best of %d epochs, epoch %d)\n", desc, res->best_val_acc,
+           res->epochs_run, res->best_epoch);
+    if (res->test_acc >= 0) printf("  test acc  %.4f (%zu images)\n", res->test_acc, res->test_count);
+    printf("  MACC %llu, params %zu, %.0f train images/s, %.1f s\n",
+           (unsigned long long)mn_arch_macc(&r->arch), mn_arch_params(&r->arch),
+           res->images_per_second, res->total_seconds);
+    if (o->save) printf("  weights saved to %s\n", o->save);
+}
+
+int mn_cmd_train(int argc, char **argv) {
+    train_opts o;
+    int rc = parse(argc, argv, &o);
+    if (rc != MN_CLI_CONTINUE) return rc;
+    train_run r;
+    memset(&r, 0, sizeof r);
+    mn_status st = setup(&o, &r);
+    if (st) {
+        release(&r);
         return mn_cli_fail(cmd, st);
     }
-
     char desc[96];
-    mn_arch_describe(&arch, desc, sizeof desc);
-    if (!quiet)
-        fprintf(stderr,
-                "%s: %llu MACC, %zu params; %zu train+val images, %zu test; backend %s, %d "
-                "threads, batch %ld\n"
-                "data: %s, %.1f MiB of a %.1f MiB budget%s\n",
-                desc, (unsigned long long)mn_arch_macc(&arch), mn_arch_params(&arch),
-                info->count[MN_SPLIT_TRAIN], info->count[MN_SPLIT_TEST], backend_name,
-                be->threads, batch,
-                mn_stream_is_resident(data) ? "in RAM" : "streamed from the file",
-                (double)mn_stream_memory_bytes(data) / 1048576.0, (double)data_mem / 1048576.0,
-                info->count[MN_SPLIT_VAL] ? "; validating on the cache's /val split" : "");
+    mn_arch_describe(&r.arch, desc, sizeof desc);
+    print_plan(&o, &r, desc);
 
     mn_cli_progress prog;
-    mn_cli_progress_init(&prog, quiet);
-    to.epochs = (int)epochs;
-    to.adam.lr = (float)lr;
-    to.adam.beta1 = (float)beta1;
-    to.adam.beta2 = (float)beta2;
-    to.val_split = val;
-    to.split_seed = (uint64_t)split_seed;
-    to.seed = (uint64_t)seed;
+    mn_cli_progress_init(&prog, o.quiet);
+    mn_train_options to;
+    mn_train_options_default(&to);
+    to.epochs = (int)o.epochs;
+    to.adam.lr = (float)o.lr;
+    to.adam.beta1 = (float)o.beta1;
+    to.adam.beta2 = (float)o.beta2;
+    to.val_split = o.val;
+    to.split_seed = (uint64_t)o.split_seed;
+    to.seed = (uint64_t)o.seed;
     to.progress = mn_cli_progress_train;
     to.progress_user = &prog;
     to.stop = &mn_cli_stop_flag;
-    to.augment = augment;
+    to.augment = o.augment;
     mn_cli_install_sigint();
 
     mn_train_result res;
-    st = mn_train_run_stream(net, data, &to, &res);
-    if (!st && save_path) st = mn_weights_save(save_path, net);
-    int rc = MN_EXIT_OK;
-    if (st) {
-        rc = mn_cli_fail(cmd, st);
-    } else if (json) {
-        mn_json j;
-        char per_epoch[64 * 16] = "[";
-        size_t len = 1;
-        for (int e = 0; e < res.epochs_run && e < 64; e++)
-            len += (size_t)snprintf(per_epoch + len, sizeof per_epoch - len, "%s%.6g",
-                                    e ? "," : "", res.val_acc[e]);
-        snprintf(per_epoch + len, sizeof per_epoch - len, "]");
-        mn_json_begin(&j, stdout);
-        mn_json_str(&j, "arch", desc);
-        mn_json_int(&j, "k", arch.k);
-        mn_json_int(&j, "cells", arch.cells);
-        mn_json_str(&j, "layout", mn_layout_name(arch.layout));
-        mn_json_num(&j, "val_acc", res.val_count ? res.best_val_acc : -1);
-        mn_json_int(&j, "best_epoch", res.best_epoch);
-        mn_json_raw(&j, "val_acc_per_epoch", per_epoch);
-        mn_json_num(&j, "test_acc", res.test_acc);
-        mn_json_num(&j, "test_loss", res.test_loss);
-        mn_json_num(&j, "train_loss", res.final_train_loss);
-        mn_json_num(&j, "train_acc", res.final_train_acc);
-        mn_json_int(&j, "macc", (long long)mn_arch_macc(&arch));
-        mn_json_int(&j, "params", (long long)mn_arch_params(&arch));
-        mn_json_int(&j, "trainable_params", (long long)mn_arch_trainable_params(&arch));
-        mn_json_int(&j, "train_images", (long long)res.train_count);
-        mn_json_int(&j, "val_images", (long long)res.val_count);
-        mn_json_int(&j, "test_images", (long long)res.test_count);
-        mn_json_num(&j, "seconds", res.total_seconds);
-        mn_json_num(&j, "train_seconds", res.train_seconds);
-        mn_json_num(&j, "images_per_second", res.images_per_second);
-        mn_json_int(&j, "device_bytes", (long long)mn_net_get_plan(net)->device_bytes);
-        mn_json_str(&j, "backend", backend_name);
-        mn_json_int(&j, "threads", be->threads);
-        mn_json_int(&j, "batch", batch);
-        mn_json_int(&j, "epochs", res.epochs_run);
-        mn_json_int(&j, "seed", seed);
-        mn_json_int(&j, "data_bytes", (long long)mn_stream_memory_bytes(data));
-        mn_json_int(&j, "data_resident", mn_stream_is_resident(data));
-        mn_json_end(&j);
-    } else {
-        printf("%s\n  val acc   %.4f (best of %d epochs, epoch %d)\n", desc, res.best_val_acc,
-               res.epochs_run, res.best_epoch);
-        if (res.test_acc >= 0) printf("  test acc  %.4f (%zu images)\n", res.test_acc, res.test_count);
-        printf("  MACC %llu, params %zu, %.0f train images/s, %.1f s\n",
-               (unsigned long long)mn_arch_macc(&arch), mn_arch_params(&arch), res.images_per_second,
-               res.total_seconds);
-        if (save_path) printf("  weights saved to %s\n", save_path);
-    }
-    mn_net_destroy(net);
-    mn_backend_destroy(be);
-    mn_stream_close(data);
+    st = mn_train_run_stream(r.net, r.data, &to, &res);
+    if (!st && o.save) st = mn_weights_save(o.save, r.net);
+    rc = MN_EXIT_OK;
+    if (st) rc = mn_cli_fail(cmd, st);
+    else if (o.json) print_json(&o, &r, desc, &res);
+    else print_text(&o, &r, desc, &res);
+    release(&r);
     return rc;
 }

@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "mcunas/tflite.h"
+#include "deploy_io.h"
 
 typedef struct fbb {
     uint8_t *buf;
@@ -358,7 +359,7 @@ mn_status mn_tflite_size(const mn_qgraph *g, size_t *size) {
     return st;
 }
 
-static mn_status write_atomic(const char *path, const void *data, size_t size) {
+mn_status mn_deploy_write_atomic(const char *path, const void *data, size_t size) {
     char tmp[4096];
     if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
         return mn_error_set(MN_ERR_INVALID_ARG, "path too long: %s", path);
@@ -384,7 +385,7 @@ mn_status mn_tflite_write(const mn_qgraph *g, const char *path, size_t *size) {
     size_t n;
     mn_status st = mn_tflite_serialize(g, &buf, &n);
     if (st) return st;
-    st = write_atomic(path, buf, n);
+    st = mn_deploy_write_atomic(path, buf, n);
     free(buf);
     if (!st && size) *size = n;
     return st;
@@ -421,7 +422,7 @@ mn_status mn_tflite_write_c_array(const uint8_t *data, size_t size, const char *
              "#include <stdalign.h>\n\n"
              "extern alignas(16) const unsigned char %s[%zu];\nextern const unsigned int %s_len;\n\n#endif\n",
              guard, guard, symbol, size, symbol);
-    mn_status st = write_atomic(c_path, s, n);
+    mn_status st = mn_deploy_write_atomic(c_path, s, n);
     free(s);
     if (st) return st;
     char hpath[4096];
@@ -429,5 +430,5 @@ mn_status mn_tflite_write_c_array(const uint8_t *data, size_t size, const char *
                                                      ? strrchr(c_path, '.') - c_path
                                                      : (long)strlen(c_path)),
              c_path);
-    return write_atomic(hpath, hdr, strlen(hdr));
+    return mn_deploy_write_atomic(hpath, hdr, strlen(hdr));
 }

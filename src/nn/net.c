@@ -81,8 +81,7 @@ static void layout_compute(const mn_arch *arch, mn_backend *be, int batch, mn_ne
             act = align_up(act + out_floats * sizeof(float));
         } else if (l->kind == MN_LAYER_CONV3X3) {
             mn_conv_shape s = conv_shape(l, batch);
-            size_t w = be->ops->conv3x3_workspace_bytes ? be->ops->conv3x3_workspace_bytes(be, &s)
-                                                        : 0;
+            size_t w = mn_backend_conv3x3_workspace_bytes(be, &s);
             if (w > work) work = w;
         } else if (l->kind == MN_LAYER_DENSE) {
             lay->logits_off = nl->out_off;
@@ -155,9 +154,7 @@ void mn_net_destroy(mn_net *net) {
  * the number). */
 static mn_status budget_check(const mn_arch *arch, mn_backend *be, const mn_net_plan *p) {
     mn_backend_mem mem;
-    memset(&mem, 0, sizeof mem);
-    if (!be->ops->mem_info) return MN_OK;
-    be->ops->mem_info(be, &mem);
+    mn_backend_mem_info(be, &mem);
     const double mib = 1024.0 * 1024.0;
     if (mem.device_total_bytes) {
         size_t used = mem.allocated_bytes;
@@ -167,7 +164,7 @@ static mn_status budget_check(const mn_arch *arch, mn_backend *be, const mn_net_
                                 "A(%d,%d) needs %.1f MiB of device memory for batch %d but the "
                                 "device of backend '%s' has %.1f MiB (%.1f MiB in use)",
                                 arch->k, arch->cells, (double)p->device_bytes / mib, p->batch,
-                                be->ops->name, (double)mem.device_total_bytes / mib,
+                                mn_backend_name(be), (double)mem.device_total_bytes / mib,
                                 (double)used / mib);
     }
     if (mem.max_alloc_bytes) {
@@ -181,7 +178,7 @@ static mn_status budget_check(const mn_arch *arch, mn_backend *be, const mn_net_
                                 "A(%d,%d) needs a single buffer of %.1f MiB for batch %d but the "
                                 "device of backend '%s' allocates at most %.1f MiB at once",
                                 arch->k, arch->cells, (double)largest / mib, p->batch,
-                                be->ops->name, (double)mem.max_alloc_bytes / mib);
+                                mn_backend_name(be), (double)mem.max_alloc_bytes / mib);
     }
     return MN_OK;
 }
@@ -280,7 +277,7 @@ mn_status mn_net_init(mn_net *net, uint64_t seed) {
     free(state);
     if (st) return st;
     /* Gradients and Adam moments start at zero. */
-    st = net->be->ops->fill(net->be, param_view(net, 1, 0), 0.0f, 3 * p->trainable);
+    st = mn_backend_fill(net->be, param_view(net, 1, 0), 0.0f, 3 * p->trainable);
     net->adam_step = 0;
     return st;
 }
@@ -352,8 +349,8 @@ static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_s
         switch (l->kind) {
         case MN_LAYER_RESCALE:
             /* the model's x/255, fused with the uint8 upload */
-            st = MN_CALL(be, scale_u8, MN_OP_SCALE_U8, count,
-                         mn_view_at(net->io, net->lay.io_u8_off), 1.0f / 255.0f, y);
+            st = mn_backend_scale_u8(be, count, mn_view_at(net->io, net->lay.io_u8_off),
+                                     1.0f / 255.0f, y);
             break;
         case MN_LAYER_BATCHNORM: {
             mn_view beta = param_view(net, 0, nl->param_off + (size_t)c);
@@ -362,38 +359,37 @@ static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_s
             if (mode_ex == 2)
                 st = copy_through_host(net, x, y, count);
             else if (training)
-                st = MN_CALL(be, batchnorm_train, MN_OP_BATCHNORM_TRAIN, m, c, x, p0, beta, rmean,
-                             rvar, net->opts.bn_momentum, eps, y, act(net, nl->save_off),
-                             act(net, nl->save_off + (size_t)c * sizeof(float)));
+                st = mn_backend_batchnorm_train(be, m, c, x, p0, beta, rmean, rvar,
+                                                net->opts.bn_momentum, eps, y,
+                                                act(net, nl->save_off),
+                                                act(net, nl->save_off + (size_t)c * sizeof(float)));
             else
-                st = MN_CALL(be, batchnorm_infer, MN_OP_BATCHNORM_INFER, m, c, x, p0, beta, rmean,
-                             rvar, eps, y);
+                st = mn_backend_batchnorm_infer(be, m, c, x, p0, beta, rmean, rvar, eps, y);
             break;
         }
         case MN_LAYER_CONV3X3: {
             mn_conv_shape s = conv_shape(l, n);
             mn_view b = param_view(net, 0, nl->param_off + (size_t)l->out.c * 9 * c);
-            st = MN_CALL(be, conv3x3_forward, MN_OP_CONV3X3_FORWARD, &s, x, p0, b, y,
-                         mn_view_at(net->work, 0));
+            st = mn_backend_conv3x3_forward(be, &s, x, p0, b, y, mn_view_at(net->work, 0));
             break;
         }
         case MN_LAYER_RELU:
-            st = MN_CALL(be, relu_forward, MN_OP_RELU_FORWARD, count, x, y);
+            st = mn_backend_relu_forward(be, count, x, y);
             break;
         case MN_LAYER_MAXPOOL2:
-            st = MN_CALL(be, maxpool2_forward, MN_OP_MAXPOOL2_FORWARD, n, l->in.h, l->in.w, c, x, y);
+            st = mn_backend_maxpool2_forward(be, n, l->in.h, l->in.w, c, x, y);
             break;
         case MN_LAYER_GAP:
-            st = MN_CALL(be, gap_forward, MN_OP_GAP_FORWARD, n, l->in.h, l->in.w, c, x, y);
+            st = mn_backend_gap_forward(be, n, l->in.h, l->in.w, c, x, y);
             break;
         case MN_LAYER_DROPOUT:
             if (training && !mode_ex)
-                st = MN_CALL(be, dropout_forward, MN_OP_DROPOUT_FORWARD, count, l->rate,
-                             dropout_seed, x, act(net, nl->save_off), y);
+                st = mn_backend_dropout_forward(be, count, l->rate, dropout_seed, x,
+                                                act(net, nl->save_off), y);
             break; /* inference: identity, and the layer is in place */
         case MN_LAYER_DENSE: {
             mn_view b = param_view(net, 0, nl->param_off + (size_t)l->out.c * c);
-            st = MN_CALL(be, dense_forward, MN_OP_DENSE_FORWARD, n, c, l->out.c, x, p0, b, y);
+            st = mn_backend_dense_forward(be, n, c, l->out.c, x, p0, b, y);
             break;
         }
         case MN_LAYER_SOFTMAX:
@@ -406,10 +402,10 @@ static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_s
 /* Softmax cross-entropy on the logits; dlogits (scaled by 1/n) into grads[0] if wanted. */
 static mn_status loss_and_grad(mn_net *net, int n, int want_grad) {
     mn_view dlogits = want_grad ? mn_view_at(net->grads, 0) : mn_view_none();
-    return MN_CALL(net->be, softmax_xent, MN_OP_SOFTMAX_XENT, n, net->arch.classes,
-                   act(net, net->lay.logits_off), mn_view_at(net->io, net->lay.io_labels_off),
-                   1.0f / (float)n, mn_view_at(net->io, net->lay.io_probs_off),
-                   mn_view_at(net->io, net->lay.io_loss_off), dlogits);
+    return mn_backend_softmax_xent(net->be, n, net->arch.classes, act(net, net->lay.logits_off),
+                                   mn_view_at(net->io, net->lay.io_labels_off), 1.0f / (float)n,
+                                   mn_view_at(net->io, net->lay.io_probs_off),
+                                   mn_view_at(net->io, net->lay.io_loss_off), dlogits);
 }
 
 /* Back-propagates from dlogits in grads[0]; leaves every parameter gradient in region 1.
@@ -434,47 +430,46 @@ static mn_status backward_ex(mn_net *net, int n, int mode_ex) {
         switch (l->kind) {
         case MN_LAYER_BATCHNORM:
             if (mode_ex == 2) { /* identity: dx = dy in place, no parameter gradient */
-                st = be->ops->fill(be, g0, 0.0f, 2 * (size_t)c);
+                st = mn_backend_fill(be, g0, 0.0f, 2 * (size_t)c);
                 swaps = 0;
                 break;
             }
-            st = MN_CALL(be, batchnorm_backward, MN_OP_BATCHNORM_BACKWARD, m, c, x, dy, p0,
-                         act(net, nl->save_off), act(net, nl->save_off + (size_t)c * sizeof(float)),
-                         dx, g0, param_view(net, 1, nl->param_off + (size_t)c));
+            st = mn_backend_batchnorm_backward(be, m, c, x, dy, p0, act(net, nl->save_off),
+                                               act(net, nl->save_off + (size_t)c * sizeof(float)),
+                                               dx, g0,
+                                               param_view(net, 1, nl->param_off + (size_t)c));
             break;
         case MN_LAYER_CONV3X3: {
             mn_conv_shape s = conv_shape(l, n);
             mn_view db = param_view(net, 1, nl->param_off + (size_t)l->out.c * 9 * c);
-            st = MN_CALL(be, conv3x3_backward_weights, MN_OP_CONV3X3_BACKWARD_WEIGHTS, &s, x, dy,
-                         g0, db, mn_view_at(net->work, 0));
+            st = mn_backend_conv3x3_backward_weights(be, &s, x, dy, g0, db,
+                                                     mn_view_at(net->work, 0));
             if (!st)
-                st = MN_CALL(be, conv3x3_backward_data, MN_OP_CONV3X3_BACKWARD_DATA, &s, dy, p0,
-                             dx, mn_view_at(net->work, 0));
+                st = mn_backend_conv3x3_backward_data(be, &s, dy, p0, dx, mn_view_at(net->work, 0));
             break;
         }
         case MN_LAYER_RELU:
-            st = MN_CALL(be, relu_backward, MN_OP_RELU_BACKWARD, count, y, dy, dy);
+            st = mn_backend_relu_backward(be, count, y, dy, dy);
             swaps = 0;
             break;
         case MN_LAYER_MAXPOOL2:
-            st = MN_CALL(be, maxpool2_backward, MN_OP_MAXPOOL2_BACKWARD, n, l->in.h, l->in.w, c, x,
-                         y, dy, dx);
+            st = mn_backend_maxpool2_backward(be, n, l->in.h, l->in.w, c, x, y, dy, dx);
             break;
         case MN_LAYER_GAP:
-            st = MN_CALL(be, gap_backward, MN_OP_GAP_BACKWARD, n, l->in.h, l->in.w, c, dy, dx);
+            st = mn_backend_gap_backward(be, n, l->in.h, l->in.w, c, dy, dx);
             break;
         case MN_LAYER_DROPOUT:
             if (mode_ex) { /* no dropout was applied */
                 swaps = 0;
                 break;
             }
-            st = MN_CALL(be, dropout_backward, MN_OP_DROPOUT_BACKWARD, count,
-                         act(net, nl->save_off), dy, dy);
+            st = mn_backend_dropout_backward(be, count, act(net, nl->save_off), dy, dy);
             swaps = 0;
             break;
         case MN_LAYER_DENSE:
-            st = MN_CALL(be, dense_backward, MN_OP_DENSE_BACKWARD, n, c, l->out.c, x, p0, dy, dx,
-                         g0, param_view(net, 1, nl->param_off + (size_t)l->out.c * c));
+            st = mn_backend_dense_backward(
+                be, n, c, l->out.c, x, p0, dy, dx, g0,
+                param_view(net, 1, nl->param_off + (size_t)l->out.c * c));
             break;
         case MN_LAYER_RESCALE:
         case MN_LAYER_SOFTMAX:
@@ -556,10 +551,10 @@ mn_status mn_net_train_step(mn_net *net, const uint8_t *images, const int32_t *l
     if (!st) st = backward(net, n);
     if (!st) {
         net->adam_step++;
-        st = MN_CALL(net->be, adam_step, MN_OP_ADAM_STEP, net->plan.trainable,
-                     param_view(net, 0, 0), param_view(net, 1, 0), param_view(net, 2, 0),
-                     param_view(net, 3, 0), adam->lr, adam->beta1, adam->beta2, adam->eps,
-                     net->adam_step);
+        st = mn_backend_adam_step(net->be, net->plan.trainable, param_view(net, 0, 0),
+                                  param_view(net, 1, 0), param_view(net, 2, 0),
+                                  param_view(net, 3, 0), adam->lr, adam->beta1, adam->beta2,
+                                  adam->eps, net->adam_step);
     }
     if (!st) st = collect(net, labels, n, loss_sum, correct, NULL);
     return st;

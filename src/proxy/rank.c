@@ -139,7 +139,7 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
     }
     mn_backend_mem mem;
     memset(&mem, 0, sizeof mem);
-    be->ops->mem_info(be, &mem);
+    mn_backend_mem_info(be, &mem);
     const size_t rss = mn_host_rss_bytes();
     size_t n = 0;
     /* 1. The cheap filters: depth, target, host budget. */

@@ -118,7 +118,7 @@ static mn_status evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e) {
     mn_backend *be = NULL;
     if ((st = mn_backend_create(cfg->backend, &bo, &be))) return st;
     mn_backend_mem mem;
-    be->ops->mem_info(be, &mem);
+    mn_backend_mem_info(be, &mem);
     mn_net_plan plan;
     if ((st = mn_net_plan_compute(&arch, be, cfg->batch, &plan))) {
         mn_backend_destroy(be);
@@ -165,7 +165,7 @@ static mn_status evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e) {
         mn_search_train_options(cfg, cfg->epochs, &to);
         st = mn_train_run(net, &data->train, NULL, &to, &res);
     }
-    be->ops->mem_info(be, &mem);
+    mn_backend_mem_info(be, &mem);
     e->device_measured_bytes = mem.peak_allocated_bytes;
     e->host_measured_bytes = mn_host_peak_bytes();
     mn_net_destroy(net);
@@ -243,7 +243,7 @@ mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
                 !mn_net_plan_compute(&tiny, be, cfg->batch, &plan) &&
                 !mn_bench_train(&tiny, be, cfg->batch, 0.0, 1, &br)) {
                 mn_backend_mem mem;
-                be->ops->mem_info(be, &mem);
+                mn_backend_mem_info(be, &mem);
                 size_t own = plan.host_bytes + (mem.shares_host_memory ? plan.device_bytes : 0);
                 size_t peak = mn_host_peak_bytes();
                 runtime_bytes = peak > rss0 + own ? peak - rss0 - own : 0;

@@ -173,25 +173,8 @@ static const mn_backend_ops mn_cpu_ops = {
     .sync = mn_cpu_sync,
     .mem_info = mn_cpu_mem_info,
     .conv3x3_workspace_bytes = mn_cpu_conv3x3_workspace_bytes,
-    .conv3x3_forward = mn_cpu_conv3x3_forward,
-    .conv3x3_backward_data = mn_cpu_conv3x3_backward_data,
-    .conv3x3_backward_weights = mn_cpu_conv3x3_backward_weights,
-    .maxpool2_forward = mn_cpu_maxpool2_forward,
-    .maxpool2_backward = mn_cpu_maxpool2_backward,
-    .batchnorm_train = mn_cpu_batchnorm_train,
-    .batchnorm_infer = mn_cpu_batchnorm_infer,
-    .batchnorm_backward = mn_cpu_batchnorm_backward,
-    .relu_forward = mn_cpu_relu_forward,
-    .relu_backward = mn_cpu_relu_backward,
-    .gap_forward = mn_cpu_gap_forward,
-    .gap_backward = mn_cpu_gap_backward,
-    .dropout_forward = mn_cpu_dropout_forward,
-    .dropout_backward = mn_cpu_dropout_backward,
-    .dense_forward = mn_cpu_dense_forward,
-    .dense_backward = mn_cpu_dense_backward,
-    .softmax_xent = mn_cpu_softmax_xent,
-    .adam_step = mn_cpu_adam_step,
-    .scale_u8 = mn_cpu_scale_u8,
+#define MN_BACKEND_OP(fn, OP_ID, params, args) .fn = mn_cpu_##fn,
+#include "mcunas/backend_ops.def"
 };
 
 static size_t mn_cpu_phys_bytes(void) {
@@ -200,7 +183,7 @@ static size_t mn_cpu_phys_bytes(void) {
     return (size_t)pages * (size_t)page;
 }
 
-mn_status mn_backend_cpu_create(const mn_backend_options *opts, mn_backend **out) {
+static mn_status mn_cpu_create(const mn_backend_options *opts, mn_backend **out) {
     int threads = opts ? opts->threads : 0;
     *out = NULL;
     if (threads < 0)
@@ -224,3 +207,5 @@ mn_status mn_backend_cpu_create(const mn_backend_options *opts, mn_backend **out
     *out = be;
     return MN_OK;
 }
+
+const mn_backend_reg mn_backend_cpu_reg = {mn_cpu_create, NULL};

@@ -7,8 +7,8 @@
 #ifndef MN_BACKEND_CPU_INTERNAL_H
 #define MN_BACKEND_CPU_INTERNAL_H
 
+#include "backend/backend_impl.h"
 #include "backend/shape_check.h"
-#include "mcunas/backend.h"
 
 #include <stdatomic.h>
 #include <stddef.h>
@@ -74,53 +74,8 @@ int mn_cpu_slots(const mn_backend *be, size_t items, size_t cost);
 /* ---- ops (one file per family) ---- */
 
 size_t mn_cpu_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
-mn_status mn_cpu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x,
-                                 mn_view w, mn_view b, mn_view y, mn_view workspace);
-mn_status mn_cpu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
-                                       mn_view w, mn_view dx, mn_view workspace);
-mn_status mn_cpu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
-                                          mn_view x, mn_view dy, mn_view dw, mn_view db,
-                                          mn_view workspace);
-
-mn_status mn_cpu_maxpool2_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                                  mn_view y);
-mn_status mn_cpu_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                                   mn_view y, mn_view dy, mn_view dx);
-
-mn_status mn_cpu_batchnorm_train(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
-                                 mn_view beta, mn_view running_mean, mn_view running_var,
-                                 float momentum, float eps, mn_view y, mn_view save_mean,
-                                 mn_view save_invstd);
-mn_status mn_cpu_batchnorm_infer(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
-                                 mn_view beta, mn_view running_mean, mn_view running_var,
-                                 float eps, mn_view y);
-mn_status mn_cpu_batchnorm_backward(mn_backend *be, int m, int c, mn_view x, mn_view dy,
-                                    mn_view gamma, mn_view save_mean, mn_view save_invstd,
-                                    mn_view dx, mn_view dgamma, mn_view dbeta);
-
-mn_status mn_cpu_relu_forward(mn_backend *be, size_t count, mn_view x, mn_view y);
-mn_status mn_cpu_relu_backward(mn_backend *be, size_t count, mn_view y, mn_view dy,
-                               mn_view dx);
-mn_status mn_cpu_gap_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                             mn_view y);
-mn_status mn_cpu_gap_backward(mn_backend *be, int n, int h, int w, int c, mn_view dy,
-                              mn_view dx);
-mn_status mn_cpu_dropout_forward(mn_backend *be, size_t count, float rate, uint64_t seed,
-                                 mn_view x, mn_view mask, mn_view y);
-mn_status mn_cpu_dropout_backward(mn_backend *be, size_t count, mn_view mask, mn_view dy,
-                                  mn_view dx);
-mn_status mn_cpu_adam_step(mn_backend *be, size_t count, mn_view param, mn_view grad,
-                           mn_view m, mn_view v, float lr, float beta1, float beta2,
-                           float eps, int step);
-mn_status mn_cpu_scale_u8(mn_backend *be, size_t count, mn_view x_u8, float scale,
-                          mn_view y);
-
-mn_status mn_cpu_dense_forward(mn_backend *be, int n, int in, int out, mn_view x,
-                               mn_view w, mn_view b, mn_view y);
-mn_status mn_cpu_dense_backward(mn_backend *be, int n, int in, int out, mn_view x,
-                                mn_view w, mn_view dy, mn_view dx, mn_view dw, mn_view db);
-mn_status mn_cpu_softmax_xent(mn_backend *be, int n, int classes, mn_view logits,
-                              mn_view labels, float grad_scale, mn_view probs,
-                              mn_view loss, mn_view dlogits);
+/* mn_cpu_<fn> for every op of mcunas/backend_ops.def. */
+#define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_cpu_##fn params;
+#include "mcunas/backend_ops.def"
 
 #endif

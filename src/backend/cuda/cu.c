@@ -186,11 +186,14 @@ static mn_status mn_cu_buf_alloc(mn_backend *be, size_t bytes, mn_buf **out) {
     CUresult r = mn_cu_fn.cuMemAlloc(&buf->ptr, rounded);
     if (r != CUDA_SUCCESS) {
         free(buf);
-        if (r == CUDA_ERROR_OUT_OF_MEMORY)
+        if (r == CUDA_ERROR_OUT_OF_MEMORY) {
+            size_t free_b = 0, total_b = 0;
+            mn_cu_fn.cuMemGetInfo(&free_b, &total_b);
             return mn_error_set(MN_ERR_NOMEM,
-                                "cuda: out of device memory allocating %zu bytes on '%s' (%zu "
-                                "bytes allocated by this backend)",
-                                bytes, c->info.name, c->allocated);
+                                "cuda: out of device memory allocating %zu bytes on '%s': %zu "
+                                "bytes free of %zu (%zu allocated by this backend)",
+                                bytes, c->info.name, free_b, total_b, c->allocated);
+        }
         return mn_cu_fail(r, "cuMemAlloc(%zu bytes)", bytes);
     }
     r = mn_cu_fn.cuMemsetD8Async(buf->ptr, 0, rounded, c->stream);
@@ -264,22 +267,16 @@ static mn_status mn_cu_sync(mn_backend *be) {
     return MN_OK;
 }
 
-/* Capacity is what this backend holds plus what the device has free now, so that the
- * net's budget check (capacity less our allocation) compares a plan with the free memory
- * (other processes, cuBLAS's and cuDNN's own buffers are already taken out). An
- * integrated GPU (Jetson) allocates from the host's RAM. */
+/* Capacity is the device's memory, as `mcunas devices` lists it; an integrated GPU
+ * (Jetson) allocates from the host's RAM. What other processes (and cuBLAS's and cuDNN's
+ * own buffers) hold is not subtracted: an allocation beyond the free memory fails with
+ * MN_ERR_NOMEM and both numbers (buf_alloc). */
 static void mn_cu_mem_info(mn_backend *be, mn_backend_mem *out) {
     mn_cu *c = mn_cu_impl(be);
-    size_t free_b = 0, total_b = 0;
     out->allocated_bytes = c->allocated;
     out->peak_allocated_bytes = c->peak;
     out->device_total_bytes = c->info.total_mem_bytes;
-    if (mn_cu_enter(c) == MN_OK && mn_cu_fn.cuMemGetInfo(&free_b, &total_b) == CUDA_SUCCESS) {
-        size_t cap = free_b + c->allocated;
-        if (total_b && cap > total_b) cap = total_b;
-        out->device_total_bytes = cap;
-    }
-    out->max_alloc_bytes = 0; /* CUDA has no per-allocation limit below the capacity */
+    out->max_alloc_bytes = c->info.total_mem_bytes; /* no per-allocation limit below it */
     out->shares_host_memory = c->info.integrated;
 }
 
@@ -316,25 +313,8 @@ static const mn_backend_ops mn_cu_ops = {
     .sync = mn_cu_sync,
     .mem_info = mn_cu_mem_info,
     .conv3x3_workspace_bytes = mn_cu_conv3x3_workspace_bytes,
-    .conv3x3_forward = mn_cu_conv3x3_forward,
-    .conv3x3_backward_data = mn_cu_conv3x3_backward_data,
-    .conv3x3_backward_weights = mn_cu_conv3x3_backward_weights,
-    .maxpool2_forward = mn_cu_maxpool2_forward,
-    .maxpool2_backward = mn_cu_maxpool2_backward,
-    .batchnorm_train = mn_cu_batchnorm_train,
-    .batchnorm_infer = mn_cu_batchnorm_infer,
-    .batchnorm_backward = mn_cu_batchnorm_backward,
-    .relu_forward = mn_cu_relu_forward,
-    .relu_backward = mn_cu_relu_backward,
-    .gap_forward = mn_cu_gap_forward,
-    .gap_backward = mn_cu_gap_backward,
-    .dropout_forward = mn_cu_dropout_forward,
-    .dropout_backward = mn_cu_dropout_backward,
-    .dense_forward = mn_cu_dense_forward,
-    .dense_backward = mn_cu_dense_backward,
-    .softmax_xent = mn_cu_softmax_xent,
-    .adam_step = mn_cu_adam_step,
-    .scale_u8 = mn_cu_scale_u8,
+#define MN_BACKEND_OP(fn, OP_ID, params, args) .fn = mn_cu_##fn,
+#include "mcunas/backend_ops.def"
 };
 
 /* JIT-compiles the embedded kernels for this device and looks every one up. */
@@ -416,7 +396,7 @@ static mn_status mn_cu_setup(mn_cu *c, int device) {
     return MN_OK;
 }
 
-mn_status mn_backend_cuda_create(const mn_backend_options *opts, mn_backend **out) {
+static mn_status mn_cu_create(const mn_backend_options *opts, mn_backend **out) {
     int device = opts ? opts->device : 0;
     *out = NULL;
     if (device < 0)
@@ -442,3 +422,5 @@ mn_status mn_backend_cuda_create(const mn_backend_options *opts, mn_backend **ou
     *out = be;
     return MN_OK;
 }
+
+const mn_backend_reg mn_backend_cuda_reg = {mn_cu_create, mn_cu_list_devices};

@@ -15,9 +15,19 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend/cuda/cuda_backend.h"
+#include "backend/backend_impl.h"
 #include "backend/shape_check.h"
-#include "mcunas/backend.h"
+
+/* One CUDA device; `index` is the driver's ordinal, the `--device N` of the CLI. */
+typedef struct mn_cu_device_info {
+    int index;
+    char name[128];
+    int cc_major, cc_minor; /* compute capability */
+    int multiprocessors;
+    int integrated;         /* CU_DEVICE_ATTRIBUTE_INTEGRATED: memory is the host's */
+    int driver_version;     /* cuDriverGetVersion: 1000*major + 10*minor */
+    size_t total_mem_bytes;
+} mn_cu_device_info;
 
 /* Block sizes: elementwise kernels, and reductions (kernels/mcunas.cu's MN_CU_RED). */
 #define MN_CU_BLOCK 256
@@ -121,8 +131,13 @@ mn_status mn_cu_dnn_fail(cudnnStatus_t err, const char *fmt, ...)
  * touches the device calls it: a backend may be used from any one thread at a time). */
 mn_status mn_cu_enter(mn_cu *c);
 
-/* Describes device `index` (cu_device.c). */
+/* ---- devices (cu_device.c) ---- */
+
+/* Describes device `index`. */
 mn_status mn_cu_describe(int index, CUdevice dev, mn_cu_device_info *info);
+/* Every CUDA device (mn_backend_cuda_reg.list_devices). *out is malloc'ed; no driver or
+ * no device gives *count = 0 and MN_OK; a failing query, MN_ERR_BACKEND. */
+mn_status mn_cu_list_devices(mn_device_info **out, int *count);
 
 /* ---- argument checks (cu.c); as the other backends', naming op and argument ---- */
 
@@ -156,50 +171,11 @@ mn_status mn_cu_zero(mn_cu *c, CUdeviceptr ptr, size_t bytes);
 /* ---- ops ---- */
 
 size_t mn_cu_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
-mn_status mn_cu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x, mn_view w,
-                                mn_view b, mn_view y, mn_view workspace);
-mn_status mn_cu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
-                                      mn_view w, mn_view dx, mn_view workspace);
-mn_status mn_cu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s, mn_view x,
-                                         mn_view dy, mn_view dw, mn_view db,
-                                         mn_view workspace);
 /* Releases the cuDNN descriptors of the shape cache. */
 void mn_cu_conv_cache_clear(mn_cu *c);
 
-mn_status mn_cu_maxpool2_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                                 mn_view y);
-mn_status mn_cu_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                                  mn_view y, mn_view dy, mn_view dx);
-mn_status mn_cu_batchnorm_train(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
-                                mn_view beta, mn_view running_mean, mn_view running_var,
-                                float momentum, float eps, mn_view y, mn_view save_mean,
-                                mn_view save_invstd);
-mn_status mn_cu_batchnorm_infer(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
-                                mn_view beta, mn_view running_mean, mn_view running_var,
-                                float eps, mn_view y);
-mn_status mn_cu_batchnorm_backward(mn_backend *be, int m, int c, mn_view x, mn_view dy,
-                                   mn_view gamma, mn_view save_mean, mn_view save_invstd,
-                                   mn_view dx, mn_view dgamma, mn_view dbeta);
-mn_status mn_cu_relu_forward(mn_backend *be, size_t count, mn_view x, mn_view y);
-mn_status mn_cu_relu_backward(mn_backend *be, size_t count, mn_view y, mn_view dy,
-                              mn_view dx);
-mn_status mn_cu_gap_forward(mn_backend *be, int n, int h, int w, int c, mn_view x, mn_view y);
-mn_status mn_cu_gap_backward(mn_backend *be, int n, int h, int w, int c, mn_view dy,
-                             mn_view dx);
-mn_status mn_cu_dropout_forward(mn_backend *be, size_t count, float rate, uint64_t seed,
-                                mn_view x, mn_view mask, mn_view y);
-mn_status mn_cu_dropout_backward(mn_backend *be, size_t count, mn_view mask, mn_view dy,
-                                 mn_view dx);
-mn_status mn_cu_adam_step(mn_backend *be, size_t count, mn_view param, mn_view grad,
-                          mn_view m, mn_view v, float lr, float beta1, float beta2, float eps,
-                          int step);
-mn_status mn_cu_scale_u8(mn_backend *be, size_t count, mn_view x_u8, float scale, mn_view y);
-mn_status mn_cu_dense_forward(mn_backend *be, int n, int in, int out, mn_view x, mn_view w,
-                              mn_view b, mn_view y);
-mn_status mn_cu_dense_backward(mn_backend *be, int n, int in, int out, mn_view x, mn_view w,
-                               mn_view dy, mn_view dx, mn_view dw, mn_view db);
-mn_status mn_cu_softmax_xent(mn_backend *be, int n, int classes, mn_view logits,
-                             mn_view labels, float grad_scale, mn_view probs, mn_view loss,
-                             mn_view dlogits);
+/* mn_cu_<fn> for every op of mcunas/backend_ops.def. */
+#define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_cu_##fn params;
+#include "mcunas/backend_ops.def"
 
 #endif

@@ -217,25 +217,8 @@ static const mn_backend_ops mn_ocl_ops = {
     .sync = mn_ocl_sync,
     .mem_info = mn_ocl_mem_info,
     .conv3x3_workspace_bytes = mn_ocl_conv3x3_workspace_bytes,
-    .conv3x3_forward = mn_ocl_conv3x3_forward,
-    .conv3x3_backward_data = mn_ocl_conv3x3_backward_data,
-    .conv3x3_backward_weights = mn_ocl_conv3x3_backward_weights,
-    .maxpool2_forward = mn_ocl_maxpool2_forward,
-    .maxpool2_backward = mn_ocl_maxpool2_backward,
-    .batchnorm_train = mn_ocl_batchnorm_train,
-    .batchnorm_infer = mn_ocl_batchnorm_infer,
-    .batchnorm_backward = mn_ocl_batchnorm_backward,
-    .relu_forward = mn_ocl_relu_forward,
-    .relu_backward = mn_ocl_relu_backward,
-    .gap_forward = mn_ocl_gap_forward,
-    .gap_backward = mn_ocl_gap_backward,
-    .dropout_forward = mn_ocl_dropout_forward,
-    .dropout_backward = mn_ocl_dropout_backward,
-    .dense_forward = mn_ocl_dense_forward,
-    .dense_backward = mn_ocl_dense_backward,
-    .softmax_xent = mn_ocl_softmax_xent,
-    .adam_step = mn_ocl_adam_step,
-    .scale_u8 = mn_ocl_scale_u8,
+#define MN_BACKEND_OP(fn, OP_ID, params, args) .fn = mn_ocl_##fn,
+#include "mcunas/backend_ops.def"
 };
 
 static mn_status mn_ocl_setup(mn_ocl *o, int device) {
@@ -274,7 +257,7 @@ static mn_status mn_ocl_setup(mn_ocl *o, int device) {
     return MN_OK;
 }
 
-mn_status mn_backend_opencl_create(const mn_backend_options *opts, mn_backend **out) {
+static mn_status mn_ocl_create(const mn_backend_options *opts, mn_backend **out) {
     int device = opts ? opts->device : 0;
     *out = NULL;
     if (device < 0)
@@ -299,3 +282,5 @@ mn_status mn_backend_opencl_create(const mn_backend_options *opts, mn_backend **
     *out = be;
     return MN_OK;
 }
+
+const mn_backend_reg mn_backend_opencl_reg = {mn_ocl_create, mn_ocl_list_devices};

@@ -71,7 +71,7 @@ static void mn_ocl_str(cl_device_id d, cl_device_info what, char *out, size_t si
     free(tmp);
 }
 
-static void mn_ocl_describe(cl_platform_id p, cl_device_id d, mn_ocl_device_info *info) {
+static void mn_ocl_describe(cl_platform_id p, cl_device_id d, mn_device_info *info) {
     cl_ulong gmem = 0, amax = 0;
     cl_uint cu = 0;
     cl_bool unified = CL_FALSE;
@@ -157,7 +157,7 @@ static mn_status mn_ocl_walk(mn_ocl_visit fn, void *user, int *total) {
 }
 
 typedef struct mn_ocl_list_ctx {
-    mn_ocl_device_info *items;
+    mn_device_info *items;
     int cap, n;
 } mn_ocl_list_ctx;
 
@@ -165,20 +165,20 @@ static int mn_ocl_list_one(void *user, int index, int pindex, cl_platform_id p,
                            cl_device_id d) {
     mn_ocl_list_ctx *ctx = user;
     if (ctx->n >= ctx->cap) return 0;
-    mn_ocl_device_info *info = &ctx->items[ctx->n++];
+    mn_device_info *info = &ctx->items[ctx->n++];
     mn_ocl_describe(p, d, info);
     info->index = index;
     info->platform_index = pindex;
     return 0;
 }
 
-mn_status mn_ocl_list_devices(mn_ocl_device_info **out, int *count) {
+mn_status mn_ocl_list_devices(mn_device_info **out, int *count) {
     int total = 0;
     *out = NULL;
     *count = 0;
     MN_OCL_TRY(mn_ocl_walk(NULL, NULL, &total));
     if (total == 0) return MN_OK;
-    mn_ocl_list_ctx ctx = {calloc((size_t)total, sizeof(mn_ocl_device_info)), total, 0};
+    mn_ocl_list_ctx ctx = {calloc((size_t)total, sizeof(mn_device_info)), total, 0};
     if (!ctx.items) return mn_error_set(MN_ERR_NOMEM, "opencl: no memory for a device list");
     mn_status st = mn_ocl_walk(mn_ocl_list_one, &ctx, &total);
     if (st != MN_OK) {
@@ -208,7 +208,7 @@ static int mn_ocl_find_one(void *user, int index, int pindex, cl_platform_id p,
 }
 
 mn_status mn_ocl_find_device(int want, cl_platform_id *p, cl_device_id *d,
-                             mn_ocl_device_info *info) {
+                             mn_device_info *info) {
     mn_ocl_find_ctx ctx = {want, NULL, NULL, 0};
     int total = 0;
     MN_OCL_TRY(mn_ocl_walk(mn_ocl_find_one, &ctx, &total));

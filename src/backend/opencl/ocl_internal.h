@@ -15,9 +15,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend/opencl/opencl.h"
+#include "backend/backend_impl.h"
 #include "backend/shape_check.h"
-#include "mcunas/backend.h"
 
 struct mn_buf {
     cl_mem mem;
@@ -64,7 +63,7 @@ typedef struct mn_ocl {
     cl_command_queue queue;
     cl_program program;
     cl_kernel kernels[MN_OCL_KERNEL_COUNT];
-    mn_ocl_device_info info;
+    mn_device_info info;
     size_t wg;        /* work-group size of elementwise kernels */
     size_t red_wg;    /* work-group size of reduction kernels (power of two) */
     size_t sub_align; /* sub-buffer origin alignment in bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN) */
@@ -82,10 +81,18 @@ static inline mn_ocl *mn_ocl_impl(mn_backend *be) { return (mn_ocl *)be->impl; }
         if (mn_ocl_st_ != MN_OK) return mn_ocl_st_;                                       \
     } while (0)
 
-/* The device of flat index `want` (ocl_device.c), described; MN_ERR_UNSUPPORTED when the
+/* ---- devices (ocl_device.c) ----
+ * A device's index is its flat index over every platform's devices, in the order the
+ * platforms and their devices are reported: the `--device N` of the CLI. */
+
+/* Every OpenCL device of every platform (mn_backend_opencl_reg.list_devices). *out is
+ * malloc'ed; no platform gives *count = 0 and MN_OK; a failing query, MN_ERR_BACKEND. */
+mn_status mn_ocl_list_devices(mn_device_info **out, int *count);
+
+/* The device of flat index `want`, described; MN_ERR_UNSUPPORTED when the
  * machine has no OpenCL device at all, MN_ERR_INVALID_ARG when the index is out of range. */
 mn_status mn_ocl_find_device(int want, cl_platform_id *p, cl_device_id *d,
-                             mn_ocl_device_info *info);
+                             mn_device_info *info);
 
 /* Name of an OpenCL error code ("CL_OUT_OF_RESOURCES"). */
 const char *mn_ocl_error_name(cl_int err);
@@ -141,6 +148,11 @@ mn_status mn_ocl_run_groups(mn_ocl *o, mn_ocl_kernel k, size_t groups, size_t na
 /* Builds (or loads from the disk cache) the program and creates every kernel. */
 mn_status mn_ocl_program_load(mn_ocl *o);
 
+/* Where compiled programs are cached: $XDG_CACHE_HOME/mcunas or ~/.cache/mcunas, with
+ * MN_OCL_CACHE_DIR overriding both and an empty value disabling the cache. Writes into
+ * `dir` (size bytes); returns 0 when there is no cache directory. */
+int mn_ocl_cache_dir(char *dir, size_t size);
+
 /* ---- GEMM through CLBlast (ocl_gemm.c) ---- */
 
 /* A temp buffer for CLBlast: a region of a workspace (mem + byte origin + bytes), or
@@ -168,50 +180,8 @@ mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_
 /* ---- ops ---- */
 
 size_t mn_ocl_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
-mn_status mn_ocl_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x,
-                                 mn_view w, mn_view b, mn_view y, mn_view workspace);
-mn_status mn_ocl_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
-                                       mn_view w, mn_view dx, mn_view workspace);
-mn_status mn_ocl_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
-                                          mn_view x, mn_view dy, mn_view dw, mn_view db,
-                                          mn_view workspace);
-
-mn_status mn_ocl_maxpool2_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                                  mn_view y);
-mn_status mn_ocl_maxpool2_backward(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                                   mn_view y, mn_view dy, mn_view dx);
-mn_status mn_ocl_batchnorm_train(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
-                                 mn_view beta, mn_view running_mean, mn_view running_var,
-                                 float momentum, float eps, mn_view y, mn_view save_mean,
-                                 mn_view save_invstd);
-mn_status mn_ocl_batchnorm_infer(mn_backend *be, int m, int c, mn_view x, mn_view gamma,
-                                 mn_view beta, mn_view running_mean, mn_view running_var,
-                                 float eps, mn_view y);
-mn_status mn_ocl_batchnorm_backward(mn_backend *be, int m, int c, mn_view x, mn_view dy,
-                                    mn_view gamma, mn_view save_mean, mn_view save_invstd,
-                                    mn_view dx, mn_view dgamma, mn_view dbeta);
-mn_status mn_ocl_relu_forward(mn_backend *be, size_t count, mn_view x, mn_view y);
-mn_status mn_ocl_relu_backward(mn_backend *be, size_t count, mn_view y, mn_view dy,
-                               mn_view dx);
-mn_status mn_ocl_gap_forward(mn_backend *be, int n, int h, int w, int c, mn_view x,
-                             mn_view y);
-mn_status mn_ocl_gap_backward(mn_backend *be, int n, int h, int w, int c, mn_view dy,
-                              mn_view dx);
-mn_status mn_ocl_dropout_forward(mn_backend *be, size_t count, float rate, uint64_t seed,
-                                 mn_view x, mn_view mask, mn_view y);
-mn_status mn_ocl_dropout_backward(mn_backend *be, size_t count, mn_view mask, mn_view dy,
-                                  mn_view dx);
-mn_status mn_ocl_adam_step(mn_backend *be, size_t count, mn_view param, mn_view grad,
-                           mn_view m, mn_view v, float lr, float beta1, float beta2,
-                           float eps, int step);
-mn_status mn_ocl_scale_u8(mn_backend *be, size_t count, mn_view x_u8, float scale,
-                          mn_view y);
-mn_status mn_ocl_dense_forward(mn_backend *be, int n, int in, int out, mn_view x,
-                               mn_view w, mn_view b, mn_view y);
-mn_status mn_ocl_dense_backward(mn_backend *be, int n, int in, int out, mn_view x,
-                                mn_view w, mn_view dy, mn_view dx, mn_view dw, mn_view db);
-mn_status mn_ocl_softmax_xent(mn_backend *be, int n, int classes, mn_view logits,
-                              mn_view labels, float grad_scale, mn_view probs,
-                              mn_view loss, mn_view dlogits);
+/* mn_ocl_<fn> for every op of mcunas/backend_ops.def. */
+#define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_ocl_##fn params;
+#include "mcunas/backend_ops.def"
 
 #endif
