@@ -31,7 +31,8 @@ static const mn_backend_entry mn_backends[] = {
 #endif
 #ifndef MN_HAVE_CUDA
     {{"cuda", "CUDA", 0, 1,
-      "the CUDA toolkit with cuBLAS and cuDNN headers not found when mcunas was configured"},
+      "the CUDA toolkit with cuBLAS and cuDNN headers not found when mcunas was configured, "
+      "or -DMN_CUDA=OFF"},
      NULL},
 #endif
 };
