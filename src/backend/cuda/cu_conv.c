@@ -127,7 +127,7 @@ static mn_status mn_cu_conv_rank(mn_cu *c, mn_cu_conv_entry *e) {
     return MN_OK;
 }
 
-/* Fills *e (descriptors and rankings) for shape s; on failure *e holds nothing. */
+/* Appends our direct kernel, which needs no workspace, to every direction's list. */
 static void mn_cu_conv_add_direct(mn_cu_conv_entry *e) {
     mn_cu_algo_list *lists[3] = {&e->fwd, &e->data, &e->filt};
     for (int i = 0; i < 3; i++) {
@@ -137,6 +137,7 @@ static void mn_cu_conv_add_direct(mn_cu_conv_entry *e) {
     }
 }
 
+/* Fills *e (descriptors and rankings) for shape s; on failure *e holds nothing. */
 static mn_status mn_cu_conv_entry_make(mn_cu *c, const mn_conv_shape *s, mn_cu_conv_entry *e) {
     memset(e, 0, sizeof *e);
     e->s = *s;
