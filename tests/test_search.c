@@ -16,7 +16,10 @@
 #include <unistd.h>
 
 #include "mcunas/backend.h"
+#include "mcunas/budget.h"
 #include "mcunas/dataset.h"
+#include "mcunas/host.h"
+#include "mcunas/rank.h"
 #include "mcunas/report.h"
 #include "mcunas/rng.h"
 #include "mcunas/search.h"
@@ -192,6 +195,101 @@ static void host_budget_prunes_before_training(void **state) {
     free(journal);
 }
 
+/* Whether A(2,0) is among the ranked entries; *pruned: how many the budgets refused. */
+static int ranked(const mn_rank_options *ro, size_t *pruned) {
+    mn_rank_result r;
+    assert_int_equal(mn_rank_space(ro, &data, &r), MN_OK);
+    assert_int_equal(r.count + r.infeasible + r.pruned, r.considered);
+    int found = 0;
+    for (size_t i = 0; i < r.count; i++)
+        found |= r.entries[i].k == 2 && r.entries[i].cells == 0;
+    *pruned = r.pruned;
+    mn_rank_result_free(&r);
+    return found;
+}
+
+/* Ranking asks the evaluator's check: a host budget above what ranking once counted (the
+ * resident set and the training plan) but below the evaluator's figure (plus the slack and
+ * what the backend's runtime adds) prunes A(2,0) in the evaluator and in ranking alike. */
+static void ranking_and_evaluator_agree_on_the_budget(void **state) {
+    (void)state;
+    char *journal = mn_test_path(tmpdir, "agree.jsonl");
+    recorder rec;
+    memset(&rec, 0, sizeof rec);
+    mn_search_config c;
+    config(&c, &rec, journal, "stm32l412kbu3");
+    c.strategy = MN_STRATEGY_GRID; /* A(1, *) and A(2, *) */
+    c.k_max = 2;
+    c.epochs = 1;
+    mn_search_budget b = {.target = c.target, .backend = c.backend, .threads = c.threads,
+                          .device = c.device, .batch = c.batch};
+    b.runtime_bytes = mn_search_runtime_bytes(&b, c.layout, data.info.shape, data.info.classes);
+
+    mn_rank_options ro;
+    mn_rank_options_default(&ro);
+    ro.k_min = ro.k_max = 2;
+    ro.layouts = 1u << c.layout;
+    ro.target = c.target;
+    ro.train_batch = c.batch;
+    ro.backend = c.backend;
+    ro.threads = ro.workers = c.threads;
+    ro.runtime_bytes = b.runtime_bytes;
+    ro.proxy.batch = 4;
+    ro.proxy.inits = 1;
+    ro.proxy.regions_inputs = 100;
+    size_t pruned;
+    assert_true(ranked(&ro, &pruned)); /* no budget: A(2,0) fits the target; this also warms up */
+
+    /* The evaluator's figure for A(2,0), and the one ranking used to compare instead. */
+    mn_arch arch;
+    assert_int_equal(mn_arch_build(&arch, 2, 0, c.layout, data.info.shape, data.info.classes), MN_OK);
+    mn_backend *be = NULL;
+    mn_candidate_check chk;
+    assert_int_equal(mn_search_check_candidate(&b, &arch, data.train.count, &be, &chk), MN_OK);
+    mn_backend_destroy(be);
+    assert_int_equal(chk.fit, MN_CANDIDATE_FITS);
+    const size_t evaluator = chk.host_planned_bytes;
+    const size_t old_ranking = evaluator - MN_HOST_SLACK_BYTES - b.runtime_bytes;
+    /* between the two, a quarter of the slack below the evaluator's figure: the resident
+     * set may drift that much between the readings without changing the answer */
+    const size_t budget = evaluator - MN_HOST_SLACK_BYTES / 4;
+    assert_true(old_ranking < budget && budget < evaluator);
+
+    /* The evaluator prunes it... */
+    c.host_mem = budget;
+    mn_search_result res;
+    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    int seen = 0;
+    for (int i = 0; i < rec.n; i++) {
+        const mn_journal_entry *e = &rec.entries[i];
+        if (e->point.k != 2 || e->point.cells != 0) continue;
+        seen = 1;
+        assert_int_equal(e->outcome, MN_OUTCOME_PRUNED);
+        assert_non_null(strstr(e->reason, "host memory"));
+        assert_true(e->host_planned_bytes > budget);
+    }
+    assert_true(seen);
+    b.host_mem = budget;
+    be = NULL;
+    assert_int_equal(mn_search_check_candidate(&b, &arch, data.train.count, &be, &chk), MN_OK);
+    mn_backend_destroy(be);
+    assert_int_equal(chk.fit, MN_CANDIDATE_PRUNED);
+
+    /* ...and ranking does not admit it; with the evaluator's figure and room to spare, both
+     * keep it. */
+    ro.host_mem = budget;
+    assert_false(ranked(&ro, &pruned));
+    assert_true(pruned >= 1);
+    ro.host_mem = evaluator + 4 * MN_HOST_SLACK_BYTES;
+    assert_true(ranked(&ro, &pruned));
+    b.host_mem = ro.host_mem;
+    be = NULL;
+    assert_int_equal(mn_search_check_candidate(&b, &arch, data.train.count, &be, &chk), MN_OK);
+    mn_backend_destroy(be);
+    assert_int_equal(chk.fit, MN_CANDIDATE_FITS);
+    free(journal);
+}
+
 static void interrupted_search_resumes_to_the_same_answer(void **state) {
     (void)state;
     char *j_full = mn_test_path(tmpdir, "full.jsonl"), *j_cut = mn_test_path(tmpdir, "cut.jsonl");
@@ -364,6 +462,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(infeasible_never_trained_and_budget_honest),
         cmocka_unit_test(host_budget_prunes_before_training),
+        cmocka_unit_test(ranking_and_evaluator_agree_on_the_budget),
         cmocka_unit_test(interrupted_search_resumes_to_the_same_answer),
         cmocka_unit_test(cli_kill_9_and_resume),
         cmocka_unit_test(cli_bad_input),

@@ -23,10 +23,10 @@ struct mn_rank_options;
 
 typedef struct mn_search_config {
     mn_strategy_kind strategy;
-    /* zeroshot / hybrid: the space is ranked first (mn_rank_space) and the top 1 / top
-     * `top` (0: 5) points are trained in rank order. rank: proxy settings and MONAS
-     * weights (NULL: mn_rank_options_default); its space and budget fields are ignored,
-     * the search's own apply. */
+    /* zeroshot / hybrid: the space is ranked first (mn_rank_space, include/mcunas/rank.h)
+     * and the top 1 / top `top` (0: 5) points are trained in rank order. rank: proxy
+     * settings and MONAS weights (NULL: mn_rank_options_default); its space, budget and
+     * machine fields are ignored, the search's own apply. */
     int top;
     const struct mn_rank_options *rank;
     mn_layout layout;
@@ -73,18 +73,12 @@ void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_o
 mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
                         mn_search_result *out);
 
-/* zeroshot / hybrid: ranks the points of cfg->layout up to cfg->k_max that pass the target
- * and the host budget by the MONAS objective and returns the best min(n, feasible) in rank
- * order (malloc'd; *count may be 0). */
-mn_status mn_search_rank_points(const mn_search_config *cfg, const mn_loaded_data *data, int n,
-                                mn_point **out, int *count);
-
-/* Host memory: what /proc says now (0 when unknown). */
-size_t mn_host_available_bytes(void);
-size_t mn_host_rss_bytes(void);
-/* Resets the peak RSS the kernel keeps for this process; returns 0 when it cannot. */
-int mn_host_peak_reset(void);
-size_t mn_host_peak_bytes(void);
+/* zeroshot / hybrid: ranks the points of cfg->layout up to cfg->k_max that pass the
+ * evaluator's check (mn_search_check_candidate, with cfg's target and budgets and
+ * runtime_bytes from mn_search_runtime_bytes) by the MONAS objective and returns the best
+ * min(n, feasible) in rank order (malloc'd; *count may be 0). */
+mn_status mn_search_rank_points(const mn_search_config *cfg, const mn_loaded_data *data,
+                                size_t runtime_bytes, int n, mn_point **out, int *count);
 
 #ifdef __cplusplus
 }

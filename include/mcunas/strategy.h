@@ -29,7 +29,7 @@ typedef enum mn_strategy_kind {
     MN_STRATEGY_COLABNAS,    /* k = 4, 8, then doubling (+0.005) or halving */
     MN_STRATEGY_GRID,        /* every point of [k_min, k_max] x [0, max_cells] */
     /* The list strategies: the given points in order (the search ranks the space by
-     * zero-cost proxies first, include/mcunas/proxy.h); the answer is the best score, the
+     * zero-cost proxies first, include/mcunas/rank.h); the answer is the best score, the
      * earlier point on ties. zeroshot trains the top-ranked point only, hybrid the top N. */
     MN_STRATEGY_ZEROSHOT,
     MN_STRATEGY_HYBRID

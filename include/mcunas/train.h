@@ -82,9 +82,6 @@ mn_status mn_train_evaluate(mn_net *net, const mn_samples *data, const uint32_t 
                             size_t count, mn_train_progress_fn progress, void *user,
                             mn_train_phase phase, double *accuracy, double *mean_loss);
 
-/* Monotonic seconds. */
-double mn_time_now(void);
-
 #ifdef __cplusplus
 }
 #endif

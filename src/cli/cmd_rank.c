@@ -8,7 +8,7 @@
 #include "cli.h"
 #include "cli_arch.h"
 #include "mcunas/backend.h"
-#include "mcunas/proxy.h"
+#include "mcunas/rank.h"
 #include "mcunas/samples.h"
 #include "mcunas/search.h"
 #include "mcunas/target.h"

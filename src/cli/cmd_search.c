@@ -10,7 +10,7 @@
 #include "cli.h"
 #include "cli_arch.h"
 #include "mcunas/backend.h"
-#include "mcunas/proxy.h"
+#include "mcunas/rank.h"
 #include "mcunas/report.h"
 #include "mcunas/samples.h"
 #include "mcunas/search.h"

@@ -3,6 +3,7 @@
 #include <cblas.h>
 #include <stdlib.h>
 
+#include "mcunas/clock.h"
 #include "mcunas/net.h"
 #include "mcunas/rng.h"
 #include "mcunas/train.h"

@@ -3,16 +3,10 @@
 
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
+#include "mcunas/clock.h"
 #include "mcunas/rng.h"
 #include "mcunas/stream.h"
-
-double mn_time_now(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
 
 void mn_train_options_default(mn_train_options *o) {
     memset(o, 0, sizeof *o);

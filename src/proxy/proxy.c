@@ -6,9 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "mcunas/clock.h"
 #include "mcunas/net.h"
 #include "mcunas/rng.h"
-#include "mcunas/train.h"
 
 void mn_proxy_options_default(mn_proxy_options *o) {
     memset(o, 0, sizeof *o);

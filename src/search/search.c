@@ -7,39 +7,10 @@
 #include <string.h>
 
 #include "mcunas/backend.h"
-#include "mcunas/bench.h"
+#include "mcunas/budget.h"
+#include "mcunas/clock.h"
+#include "mcunas/host.h"
 #include "mcunas/net.h"
-
-/* ---- host memory from /proc ---- */
-
-static size_t proc_kib(const char *file, const char *key) {
-    FILE *f = fopen(file, "r");
-    if (!f) return 0;
-    char line[256];
-    size_t klen = strlen(key), v = 0;
-    while (fgets(line, sizeof line, f))
-        if (strncmp(line, key, klen) == 0) {
-            unsigned long long kib = 0;
-            if (sscanf(line + klen, " %llu", &kib) == 1) v = (size_t)kib * 1024;
-            break;
-        }
-    fclose(f);
-    return v;
-}
-
-size_t mn_host_available_bytes(void) { return proc_kib("/proc/meminfo", "MemAvailable:"); }
-size_t mn_host_rss_bytes(void) { return proc_kib("/proc/self/status", "VmRSS:"); }
-size_t mn_host_peak_bytes(void) { return proc_kib("/proc/self/status", "VmHWM:"); }
-
-int mn_host_peak_reset(void) {
-    FILE *f = fopen("/proc/self/clear_refs", "w");
-    if (!f) return 0;
-    int ok = fputs("5", f) >= 0; /* 5: reset the peak resident set size */
-    ok = fclose(f) == 0 && ok;
-    return ok;
-}
-
-/* ---- evaluation ---- */
 
 void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_options *to) {
     mn_train_options_default(to);
@@ -56,27 +27,8 @@ void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_o
 typedef struct mn_eval_ctx {
     const mn_search_config *cfg;
     const mn_loaded_data *data;
-    size_t runtime_bytes; /* what the backend's runtime adds per training (warm-up, measured) */
+    mn_search_budget budget; /* the target and the machine, from cfg */
 } mn_eval_ctx;
-
-static void fmt_mib(char *buf, size_t n, size_t bytes) {
-    snprintf(buf, n, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
-}
-
-/* What the process's resident set may grow by while a candidate trains besides the buffers
- * counted below: allocator metadata, worker-thread stack pages, page rounding. Measured
- * overshoots without it were a few pages; 2 MiB keeps the plan an upper bound. */
-#define MN_HOST_SLACK_BYTES ((size_t)2 << 20)
-
-/* Host bytes a candidate's training adds to what the process holds now: the net's own
- * staging, the trainer's index and batch buffers, and the device buffers when the device is
- * the host's memory, plus MN_HOST_SLACK_BYTES. */
-static size_t training_host_bytes(const mn_net_plan *plan, const mn_arch *arch, size_t n_train,
-                                  int shares_host) {
-    size_t image = mn_shape_count(arch->input);
-    size_t trainer = n_train * sizeof(uint32_t) + 2 * (size_t)plan->batch * (image + sizeof(int32_t));
-    return plan->host_bytes + trainer + (shares_host ? plan->device_bytes : 0) + MN_HOST_SLACK_BYTES;
-}
 
 static mn_status evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e) {
     const mn_search_config *cfg = ctx->cfg;
@@ -95,63 +47,31 @@ static mn_status evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e) {
     e->macc = mn_arch_macc(&arch);
     e->params = mn_arch_params(&arch);
 
-    /* 1. The target MCU, from the cost model: never trained when it does not fit. */
-    mn_estimate est;
-    st = mn_estimate_compute(&arch, cfg->io_int8, cfg->target, cfg->latency, &est);
-    if (st) return st;
-    e->flash_bytes = est.flash_bytes;
-    e->ram_bytes = est.ram_bytes;
-    e->latency_ms = est.latency_ms;
-    if (!est.feasible || (cfg->max_latency_ms > 0 && est.latency_ms > cfg->max_latency_ms)) {
-        e->outcome = MN_OUTCOME_INFEASIBLE;
-        if (!est.feasible)
-            snprintf(e->reason, sizeof e->reason, "%.255s", est.reasons);
-        else
-            snprintf(e->reason, sizeof e->reason, "latency %.2f ms > %.2f ms", est.latency_ms,
-                     cfg->max_latency_ms);
-        e->seconds = mn_time_now() - t0;
-        return MN_OK;
-    }
-
-    /* 2. The machine running the search: the training plan against the budgets. */
-    mn_backend_options bo = {cfg->threads, cfg->device};
+    /* 1. The target MCU, then the machine running the search: never trained when it does
+     * not fit. The peak resident set restarts here, so what the candidate measures is its
+     * own, backend included. */
+    mn_host_peak_reset();
     mn_backend *be = NULL;
-    if ((st = mn_backend_create(cfg->backend, &bo, &be))) return st;
-    mn_backend_mem mem;
-    mn_backend_mem_info(be, &mem);
-    mn_net_plan plan;
-    if ((st = mn_net_plan_compute(&arch, be, cfg->batch, &plan))) {
+    mn_candidate_check chk;
+    st = mn_search_check_candidate(&ctx->budget, &arch, data->train.count, &be, &chk);
+    if (st) {
         mn_backend_destroy(be);
         return st;
     }
-    const size_t n_train = data->train.count;
-    mn_host_peak_reset();
-    const size_t rss_before = mn_host_rss_bytes();
-    e->host_planned_bytes = rss_before + ctx->runtime_bytes +
-                            training_host_bytes(&plan, &arch, n_train, mem.shares_host_memory);
-    e->device_planned_bytes = plan.device_bytes;
-    char need[32], have[32];
-    if (cfg->host_mem && e->host_planned_bytes > cfg->host_mem) {
-        fmt_mib(need, sizeof need, e->host_planned_bytes);
-        fmt_mib(have, sizeof have, cfg->host_mem);
-        e->outcome = MN_OUTCOME_PRUNED;
-        snprintf(e->reason, sizeof e->reason,
-                 "training needs %s of host memory (batch %d), the budget is %s", need,
-                 cfg->batch, have);
-    } else if (!mem.shares_host_memory && cfg->device_mem && plan.device_bytes > cfg->device_mem) {
-        fmt_mib(need, sizeof need, plan.device_bytes);
-        fmt_mib(have, sizeof have, cfg->device_mem);
-        e->outcome = MN_OUTCOME_PRUNED;
-        snprintf(e->reason, sizeof e->reason,
-                 "training needs %s of device memory (batch %d), the budget is %s", need,
-                 cfg->batch, have);
-    }
-    if (e->outcome == MN_OUTCOME_PRUNED) {
+    e->flash_bytes = chk.est.flash_bytes;
+    e->ram_bytes = chk.est.ram_bytes;
+    e->latency_ms = chk.est.latency_ms;
+    e->host_planned_bytes = chk.host_planned_bytes;
+    e->device_planned_bytes = chk.device_planned_bytes;
+    if (chk.fit != MN_CANDIDATE_FITS) {
+        e->outcome = chk.fit == MN_CANDIDATE_INFEASIBLE ? MN_OUTCOME_INFEASIBLE : MN_OUTCOME_PRUNED;
+        snprintf(e->reason, sizeof e->reason, "%s", chk.reason);
         mn_backend_destroy(be);
         e->seconds = mn_time_now() - t0;
         return MN_OK;
     }
 
+    /* 2. Train and score. */
     /* 3. Train and score. */
     mn_net_options no;
     mn_net_options_default(&no);
@@ -165,6 +85,7 @@ static mn_status evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e) {
         mn_search_train_options(cfg, cfg->epochs, &to);
         st = mn_train_run(net, &data->train, NULL, &to, &res);
     }
+    mn_backend_mem mem;
     mn_backend_mem_info(be, &mem);
     e->device_measured_bytes = mem.peak_allocated_bytes;
     e->host_measured_bytes = mn_host_peak_bytes();
@@ -204,13 +125,30 @@ mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
                               cfg->k_max > 0 ? cfg->k_max : 256};
     mn_strategy *strategy = NULL;
     mn_journal *journal = NULL;
+    mn_eval_ctx ctx = {cfg, data, {0}};
+    mn_search_budget *bud = &ctx.budget;
+    bud->target = cfg->target;
+    bud->latency = cfg->latency;
+    bud->io_int8 = cfg->io_int8;
+    bud->max_latency_ms = cfg->max_latency_ms;
+    bud->backend = cfg->backend;
+    bud->threads = cfg->threads;
+    bud->device = cfg->device;
+    bud->batch = cfg->batch;
+    bud->host_mem = cfg->host_mem;
+    bud->device_mem = cfg->device_mem;
+    /* Warm up once so that what the first candidate measures is its own, and measure what
+     * a fresh backend's runtime adds: every candidate's plan counts it (each candidate gets a
+     * fresh backend), and so does the ranking of zeroshot and hybrid. */
+    bud->runtime_bytes = mn_search_runtime_bytes(bud, cfg->layout, data->info.shape,
+                                                 data->info.classes);
     mn_status st;
     double rank_seconds = mn_time_now();
     if (cfg->strategy == MN_STRATEGY_ZEROSHOT || cfg->strategy == MN_STRATEGY_HYBRID) {
         /* rank the space first; the top points are the strategy's list */
         int n = cfg->strategy == MN_STRATEGY_ZEROSHOT ? 1 : (cfg->top > 0 ? cfg->top : 5), got = 0;
         mn_point *ranked = NULL;
-        st = mn_search_rank_points(cfg, data, n, &ranked, &got);
+        st = mn_search_rank_points(cfg, data, bud->runtime_bytes, n, &ranked, &got);
         if (!st) st = mn_strategy_create_list(cfg->strategy, ranked, got, &strategy);
         free(ranked);
     } else {
@@ -222,38 +160,6 @@ mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
         mn_strategy_destroy(strategy);
         return st;
     }
-    /* Warm up once so that what the first candidate measures is its own: OpenMP's thread
-     * pool, BLAS buffers and the allocator's arenas are created here, not inside it. The
-     * warm-up also measures what a fresh backend's runtime adds to the resident set while it
-     * trains, beyond the net's own buffers (an OpenCL context loading its programs and
-     * CLBlast's kernels: tens of KiB to MiB; the CPU backend: about nothing); every
-     * candidate's plan counts it, since each candidate gets a fresh backend. */
-    size_t runtime_bytes = 0;
-    {
-        mn_backend_options bo = {cfg->threads, cfg->device};
-        mn_backend *be = NULL;
-        mn_arch tiny;
-        mn_bench_result br;
-        mn_net_plan plan;
-        for (int pass = 0; pass < 2; pass++) { /* the first pass creates the process-wide pools */
-            mn_host_peak_reset();
-            size_t rss0 = mn_host_rss_bytes();
-            if (!mn_backend_create(cfg->backend, &bo, &be) &&
-                !mn_arch_build(&tiny, 1, 0, cfg->layout, data->info.shape, data->info.classes) &&
-                !mn_net_plan_compute(&tiny, be, cfg->batch, &plan) &&
-                !mn_bench_train(&tiny, be, cfg->batch, 0.0, 1, &br)) {
-                mn_backend_mem mem;
-                mn_backend_mem_info(be, &mem);
-                size_t own = plan.host_bytes + (mem.shares_host_memory ? plan.device_bytes : 0);
-                size_t peak = mn_host_peak_bytes();
-                runtime_bytes = peak > rss0 + own ? peak - rss0 - own : 0;
-            }
-            mn_backend_destroy(be);
-            be = NULL;
-        }
-        mn_error_clear();
-    }
-    mn_eval_ctx ctx = {cfg, data, runtime_bytes};
     size_t cursor = 0;
     double t0 = mn_time_now();
     mn_point p;

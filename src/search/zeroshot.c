@@ -1,13 +1,13 @@
 /* The zero-shot front of the zeroshot and hybrid strategies: rank the space by the MONAS
- * objective (src/proxy/rank.c) and hand the top points to the ordinary candidate loop. */
+ * objective (src/search/rank.c) and hand the top points to the ordinary candidate loop. */
 #include <stdlib.h>
 #include <string.h>
 
-#include "mcunas/proxy.h"
+#include "mcunas/rank.h"
 #include "mcunas/search.h"
 
-mn_status mn_search_rank_points(const mn_search_config *cfg, const mn_loaded_data *data, int n,
-                                mn_point **out, int *count) {
+mn_status mn_search_rank_points(const mn_search_config *cfg, const mn_loaded_data *data,
+                                size_t runtime_bytes, int n, mn_point **out, int *count) {
     *out = NULL;
     *count = 0;
     if (n < 1) return mn_error_set(MN_ERR_INVALID_ARG, "top must be >= 1 (got %d)", n);
@@ -22,9 +22,12 @@ mn_status mn_search_rank_points(const mn_search_config *cfg, const mn_loaded_dat
     ro.io_int8 = cfg->io_int8;
     ro.max_latency_ms = cfg->max_latency_ms;
     ro.host_mem = cfg->host_mem;
+    ro.device_mem = cfg->device_mem;
+    ro.runtime_bytes = runtime_bytes;
     ro.train_batch = cfg->batch;
     ro.backend = cfg->backend;
     ro.threads = cfg->threads;
+    ro.device = cfg->device;
     ro.workers = cfg->threads;
     ro.stop = cfg->stop;
     ro.progress = NULL;

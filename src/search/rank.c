@@ -1,16 +1,16 @@
-/* The MONAS objective over the A(k, c) space: filter by the target and the host budget,
- * compute the proxies of what is left, combine the indicator ranks with weights. */
+/* The MONAS objective over the A(k, c) space: filter by the evaluator's check (target, then
+ * host and device budgets), compute the proxies of what is left on a pool of workers, combine
+ * the indicator ranks with weights. */
 #include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "mcunas/net.h"
-#include "mcunas/proxy.h"
+#include "mcunas/budget.h"
+#include "mcunas/clock.h"
+#include "mcunas/rank.h"
 #include "mcunas/rng.h"
-#include "mcunas/search.h"
-#include "mcunas/train.h"
 
 typedef struct {
     double v;
@@ -100,6 +100,7 @@ void mn_rank_options_default(mn_rank_options *o) {
     o->k_min = 1;
     o->k_max = 64;
     o->train_batch = 16;
+    o->runtime_bytes = MN_RUNTIME_BYTES_UNMEASURED;
     o->backend = "cpu";
     o->sample_seed = 7;
 }
@@ -130,19 +131,29 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
     size_t cap = (size_t)(o->k_max - o->k_min + 1) * (size_t)(max_cells + 1) * 3;
     mn_rank_entry *e = calloc(cap ? cap : 1, sizeof *e);
     if (!e) return mn_error_set(MN_ERR_NOMEM, "no memory for %zu candidates", cap);
-    mn_backend_options bo = {o->threads, 0};
-    mn_backend *be = NULL;
-    mn_status st = mn_backend_create(o->backend ? o->backend : "cpu", &bo, &be);
-    if (st) {
-        free(e);
-        return st;
+    mn_search_budget bud = {.target = o->target,
+                            .latency = o->latency,
+                            .io_int8 = o->io_int8,
+                            .max_latency_ms = o->max_latency_ms,
+                            .backend = o->backend,
+                            .threads = o->threads,
+                            .device = o->device,
+                            .batch = o->train_batch,
+                            .host_mem = o->host_mem,
+                            .device_mem = o->device_mem,
+                            .runtime_bytes = o->runtime_bytes};
+    if (bud.runtime_bytes == MN_RUNTIME_BYTES_UNMEASURED) {
+        int first = 0;
+        while (first < 2 && !(layouts & (1u << first))) first++;
+        bud.runtime_bytes = o->host_mem ? mn_search_runtime_bytes(&bud, (mn_layout)first,
+                                                                  data->info.shape,
+                                                                  data->info.classes)
+                                        : 0;
     }
-    mn_backend_mem mem;
-    memset(&mem, 0, sizeof mem);
-    mn_backend_mem_info(be, &mem);
-    const size_t rss = mn_host_rss_bytes();
+    mn_backend *be = NULL; /* plans every candidate; created by the first check that plans */
+    mn_status st = MN_OK;
     size_t n = 0;
-    /* 1. The cheap filters: depth, target, host budget. */
+    /* 1. The cheap filters: depth, then the evaluator's check. */
     for (int lay = 0; lay < 3 && !st; lay++) {
         if (!(layouts & (1u << lay))) continue;
         for (int k = o->k_min; k <= o->k_max && !st; k++)
@@ -158,34 +169,27 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
                     continue;
                 }
                 if (st) break;
-                mn_estimate est;
-                if ((st = mn_estimate_compute(&arch, o->io_int8, o->target, o->latency, &est)))
+                mn_candidate_check chk;
+                if ((st = mn_search_check_candidate(&bud, &arch, data->train.count, &be, &chk)))
                     break;
-                if (!est.feasible || (o->max_latency_ms > 0 && est.latency_ms > o->max_latency_ms)) {
+                if (chk.fit == MN_CANDIDATE_INFEASIBLE) {
                     out->infeasible++;
                     continue;
                 }
-                if (o->host_mem) {
-                    mn_net_plan plan;
-                    if ((st = mn_net_plan_compute(&arch, be, o->train_batch, &plan))) break;
-                    size_t image = mn_shape_count(arch.input);
-                    size_t need = rss + plan.host_bytes + data->train.count * sizeof(uint32_t) +
-                                  2 * (size_t)plan.batch * (image + sizeof(int32_t)) +
-                                  (mem.shares_host_memory ? plan.device_bytes : 0);
-                    if (need > o->host_mem) {
-                        out->pruned++;
-                        continue;
-                    }
+                if (chk.fit == MN_CANDIDATE_PRUNED) {
+                    out->pruned++;
+                    continue;
                 }
                 mn_rank_entry *x = &e[n++];
                 x->k = k;
                 x->cells = c;
                 x->layout = (mn_layout)lay;
-                x->latency_ms = est.latency_ms;
-                x->ram_bytes = est.ram_bytes;
-                x->flash_bytes = est.flash_bytes;
+                x->latency_ms = chk.est.latency_ms;
+                x->ram_bytes = chk.est.ram_bytes;
+                x->flash_bytes = chk.est.flash_bytes;
             }
     }
+    mn_backend_destroy(be);
     out->filter_seconds = mn_time_now() - t0;
     /* 2. The batch: nb distinct training images chosen by sample_seed. */
     uint8_t *img = NULL;
@@ -230,7 +234,7 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
         {
             const int w = omp_get_thread_num();
             mn_backend *wbe = NULL;
-            mn_backend_options wbo = {is_cpu ? 1 : o->threads, 0};
+            mn_backend_options wbo = {is_cpu ? 1 : o->threads, o->device};
             mn_status s2 = mn_backend_create(o->backend ? o->backend : "cpu", &wbo, &wbe);
             for (;;) {
                 size_t i;
@@ -275,7 +279,6 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
     free(img);
     free(lab);
     free(idx);
-    mn_backend_destroy(be);
     if (!st) st = mn_rank_combine(e, (int)n, o->wf, o->wl);
     if (st) {
         free(e);
