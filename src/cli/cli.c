@@ -86,6 +86,12 @@ int mn_cli_parse_shape(const char *s, int *h, int *w, int *c) {
     return *h >= 1 && *w >= 1 && *c >= 1 && *h <= 4096 && *w <= 4096 && *c <= 64;
 }
 
+int mn_cli_parse_wh(const char *s, int *w, int *h) {
+    char extra;
+    if (sscanf(s, "%dx%d%c", w, h, &extra) != 2) return 0;
+    return *w >= 1 && *h >= 1 && *w <= 4096 && *h <= 4096;
+}
+
 /* ---- progress ---- */
 
 void mn_cli_progress_init(mn_cli_progress *p, int quiet) {

@@ -51,6 +51,8 @@ int mn_cli_parse_double(const char *s, double min, double max, double *out);
 int mn_cli_parse_size(const char *s, size_t *out);
 /* "28x28x1" */
 int mn_cli_parse_shape(const char *s, int *h, int *w, int *c);
+/* "50x50": an image size, width first, each side in [1, 4096] */
+int mn_cli_parse_wh(const char *s, int *w, int *h);
 
 /* Ctrl-C sets this flag; long work polls it and stops cleanly. */
 extern volatile int mn_cli_stop_flag;
