@@ -161,6 +161,47 @@ static void target_file_ok(void **state) {
     assert_int_equal(t->macc_bound, 2500000);
     assert_string_equal(t->source, "t.ini:2");
     assert_int_equal(mn_target_find(&l, "stm32l412kbu3")->macc_bound, 1000000);
+    assert_int_equal(t->ram_reserve_bytes, 0);
+    assert_int_equal(mn_target_ram_budget(t), 64 * 1024);
+    mn_target_list_free(&l);
+}
+
+/* A RAM reserve (a vendor runtime's extra, the application's own buffers) shrinks what a
+ * model may use: the estimate holds its RAM figure against the rest, and says so. */
+static void ram_reserve(void **state) {
+    (void)state;
+    mn_target_list l;
+    assert_int_equal(mn_target_list_init(&l), MN_OK);
+    assert_int_equal(mn_target_list_parse(&l, "[l412-st]\ncore=cortex-m4\nclock_mhz=80\nram_kib=40\n"
+                                              "flash_kib=128\ncoremark=273\nram_reserve_kib=2.5\n",
+                                          "t.ini"),
+                     MN_OK);
+    mn_target *t = (mn_target *)mn_target_find(&l, "l412-st");
+    assert_non_null(t);
+    assert_int_equal(t->ram_reserve_bytes, 2560);
+    assert_int_equal(mn_target_ram_budget(t), 40 * 1024 - 2560);
+    mn_arch a;
+    assert_int_equal(mn_arch_build(&a, 6, 4, MN_LAYOUT_NANONAS, (mn_shape){50, 50, 3}, 2), MN_OK);
+    mn_latency_model m = {MN_KERNELS_CMSIS_NN, 1.0};
+    mn_estimate e;
+    assert_int_equal(mn_estimate_compute(&a, 0, t, &m, &e), MN_OK);
+    assert_true(e.feasible); /* 26,756 B of 38,400 B */
+    /* a reserve that leaves less than the arena makes it infeasible, with both numbers */
+    const size_t reserve = 40 * 1024 - e.ram_bytes + 1;
+    assert_int_equal(mn_target_set_ram_reserve(t, reserve), MN_OK);
+    assert_int_equal(mn_estimate_compute(&a, 0, t, &m, &e), MN_OK);
+    assert_false(e.feasible);
+    char want[128];
+    snprintf(want, sizeof want, "RAM %zu B > %zu B (40960 B less a reserve of %zu B)", e.ram_bytes,
+             e.ram_bytes - 1, reserve);
+    if (!strstr(e.reasons, want)) fail_msg("reasons '%s' lack '%s'", e.reasons, want);
+    /* one byte less and it fits exactly */
+    assert_int_equal(mn_target_set_ram_reserve(t, reserve - 1), MN_OK);
+    assert_int_equal(mn_estimate_compute(&a, 0, t, &m, &e), MN_OK);
+    assert_true(e.feasible);
+    /* a reserve must leave some RAM */
+    assert_int_equal(mn_target_set_ram_reserve(t, 40 * 1024), MN_ERR_INVALID_ARG);
+    assert_non_null(strstr(mn_error_message(), "leaves nothing"));
     mn_target_list_free(&l);
 }
 
@@ -185,6 +226,9 @@ static void target_file_errors(void **state) {
     expect_error("[a]\ncoremark=1\ncoremark=2\n", "bad.ini:3: 'coremark' given twice");
     expect_error("[a]\ncore=cortex-m4\nclock_mhz=1\nram_kib=1\nflash_kib=1\n", "bad.ini:1: target [a] lacks 'coremark'");
     expect_error("[a]\nmacc_bound=1.5\n", "bad.ini:2: macc_bound must be");
+    expect_error("[a]\nram_reserve_kib=none\n", "bad.ini:2: ram_reserve_kib must be");
+    expect_error("[a]\ncore=cortex-m4\nclock_mhz=1\nram_kib=1\nflash_kib=1\ncoremark=1\nram_reserve_kib=1\n",
+                 "bad.ini:1: target [a]: ram_reserve_kib must be below ram_kib");
     /* A missing file names the file. */
     mn_target_list l;
     assert_int_equal(mn_target_list_init(&l), MN_OK);
@@ -278,6 +322,7 @@ int main(void) {
         cmocka_unit_test(planner_basics),      cmocka_unit_test(planner_tflm_medium),
         cmocka_unit_test(planner_ties_and_gaps), cmocka_unit_test(arena_hand_planned),
         cmocka_unit_test(flash_is_serialized_size), cmocka_unit_test(builtin_targets),
+        cmocka_unit_test(ram_reserve),
         cmocka_unit_test(target_file_ok),      cmocka_unit_test(target_file_errors),
         cmocka_unit_test(estimate_feasibility), cmocka_unit_test(latency_calibration),
         cmocka_unit_test(arena_cortex_m3_measured),

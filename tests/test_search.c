@@ -453,6 +453,17 @@ static void cli_bad_input(void **state) {
                         "--threads", "2", "--resume", "--quiet", NULL};
     assert_int_equal(run_capture(a4, msg, sizeof msg), 1);
     assert_non_null(strstr(msg, "\"seed\""));
+    /* a RAM reserve is one of those settings */
+    const char *a5[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", other,
+                        "--k-max", "3", "--epochs", "2", "--batch", "8", "--lr", "3e-3", "--seed", "3",
+                        "--threads", "2", "--ram-reserve", "1K", "--resume", "--quiet", NULL};
+    assert_int_equal(run_capture(a5, msg, sizeof msg), 1);
+    assert_non_null(strstr(msg, "ram_reserve"));
+    /* a reserve that leaves no RAM is a usage error naming the option */
+    const char *a6[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", out,
+                        "--ram-reserve", "40K", NULL};
+    assert_int_equal(run_capture(a6, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "--ram-reserve"));
     free(other);
     free(out);
 }

@@ -291,8 +291,13 @@ mn_status mn_estimate_compute_runtime(const mn_arch *arch, int io_int8, const mn
         if (e->macc > t->macc_bound)
             add_reason(e, "MACC %llu > bound %llu", (unsigned long long)e->macc,
                        (unsigned long long)t->macc_bound);
-        if (e->ram_bytes > t->ram_bytes)
-            add_reason(e, "RAM %zu B > %zu B", e->ram_bytes, t->ram_bytes);
+        if (e->ram_bytes > mn_target_ram_budget(t)) {
+            if (t->ram_reserve_bytes)
+                add_reason(e, "RAM %zu B > %zu B (%zu B less a reserve of %zu B)", e->ram_bytes,
+                           mn_target_ram_budget(t), t->ram_bytes, t->ram_reserve_bytes);
+            else
+                add_reason(e, "RAM %zu B > %zu B", e->ram_bytes, t->ram_bytes);
+        }
         if (e->flash_bytes > t->flash_bytes)
             add_reason(e, "flash %zu B > %zu B", e->flash_bytes, t->flash_bytes);
         e->feasible = e->reasons[0] == 0;

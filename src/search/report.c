@@ -172,10 +172,15 @@ static mn_status write_plot(const mn_search_config *cfg, const char *dir, const 
     tx(&t, "<text x='16' y='210' font-size='13' transform='rotate(-90 16 210)' text-anchor='middle'>"
            "validation accuracy</text>\n");
     char ram_label[64], macc_label[64];
-    snprintf(ram_label, sizeof ram_label, "RAM %zu KiB", cfg->target->ram_bytes / 1024);
+    const size_t ram_budget = mn_target_ram_budget(cfg->target);
+    if (cfg->target->ram_reserve_bytes)
+        snprintf(ram_label, sizeof ram_label, "RAM %zu KiB less %.1f KiB reserved",
+                 cfg->target->ram_bytes / 1024, cfg->target->ram_reserve_bytes / 1024.0);
+    else
+        snprintf(ram_label, sizeof ram_label, "RAM %zu KiB", cfg->target->ram_bytes / 1024);
     snprintf(macc_label, sizeof macc_label, "MACC bound %.2f M", (double)cfg->target->macc_bound / 1e6);
     panel a = {70, 45, 380, 310, ram_max}, b = {550, 45, 380, 310, macc_max};
-    draw_panel(&t, &a, j, 1, (double)cfg->target->ram_bytes, "peak RAM (KiB)", 1024.0, ram_label, lo, final);
+    draw_panel(&t, &a, j, 1, (double)ram_budget, "peak RAM (KiB)", 1024.0, ram_label, lo, final);
     draw_panel(&t, &b, j, 0, (double)cfg->target->macc_bound, "MACC (millions)", 1e6, macc_label, lo, final);
     tx(&t, "</svg>\n");
     return text_commit(&t, dir, "plot.svg");
@@ -231,11 +236,12 @@ static mn_status write_json(const mn_search_config *cfg, const char *dir, const 
                                    "weights.h5")
                        : json_null();
     json_t *report = json_pack(
-        "{s:o, s:{s:o, s:I, s:I, s:I, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:I,"
+        "{s:o, s:{s:o, s:I, s:I, s:I, s:I, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:I,"
         " s:o}",
         "settings", settings,
         "target", "name", mn_json_string_new(cfg->target->name),
         "ram_bytes", (json_int_t)cfg->target->ram_bytes,
+        "ram_reserve_bytes", (json_int_t)cfg->target->ram_reserve_bytes,
         "flash_bytes", (json_int_t)cfg->target->flash_bytes,
         "macc_bound", (json_int_t)cfg->target->macc_bound, "clock_mhz", cfg->target->clock_mhz,
         "candidates", "total", (json_int_t)mn_journal_count(j),
