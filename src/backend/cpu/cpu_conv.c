@@ -273,6 +273,21 @@ static void mn_cpu_im2col(const float *in, int h, int w, int c, size_t g0, size_
 
 /* ---- forward gather (forward and backward_data) ---- */
 
+/* Which kernel a gather of cin input channels into cout outputs uses: the direct ones
+ * where one side is narrow (see cpu_conv_direct.c), im2col + sgemm otherwise. */
+enum { MN_CPU_CONV_GEMM = 0, MN_CPU_CONV_WIDE, MN_CPU_CONV_DOT };
+#ifndef MN_CPU_DIRECT
+#define MN_CPU_DIRECT 1
+#endif
+static int mn_cpu_conv_direct(int cin, int cout) {
+    if (!MN_CPU_DIRECT) return MN_CPU_CONV_GEMM;
+    if (cin <= MN_CPU_DIRECT_NARROW_MAX && cout <= MN_CPU_DIRECT_WIDE_MAX && cout % 8 == 0)
+        return MN_CPU_CONV_WIDE;
+    if (cout <= MN_CPU_DIRECT_NARROW_MAX && cin <= MN_CPU_DIRECT_WIDE_MAX && cin % 8 == 0)
+        return MN_CPU_CONV_DOT;
+    return MN_CPU_CONV_GEMM;
+}
+
 /* out[r][0..cout) = bias for r in [0, m). */
 static void mn_cpu_rows_fill(float *out, int m, int cout, const float *bias) {
     for (size_t r = 0; r < (size_t)m; r++)
@@ -292,6 +307,24 @@ static void mn_cpu_conv_gather(const mn_cpu_conv_plan *p, int h, int w, int cin,
                                const float *in, const float *wmat, const float *bias,
                                float *out, char *ws) {
     const int kdim = (int)p->cols;
+    const int direct = mn_cpu_conv_direct(cin, cout);
+    if (direct) {
+        float wt[9 * MN_CPU_DIRECT_NARROW_MAX * MN_CPU_DIRECT_WIDE_MAX];
+        if (direct == MN_CPU_CONV_WIDE) /* wt[t][i][o] = wmat[o][t*cin + i] */
+            for (size_t o = 0; o < (size_t)cout; o++)
+                for (size_t ti = 0; ti < (size_t)kdim; ti++)
+                    wt[ti * (size_t)cout + o] = wmat[o * (size_t)kdim + ti];
+#pragma omp parallel for num_threads(p->team) schedule(dynamic, 1)
+        for (int q = 0; q < p->chunks; q++) {
+            size_t begin, end;
+            mn_cpu_conv_chunk(p, q, &begin, &end);
+            if (direct == MN_CPU_CONV_WIDE)
+                mn_cpu_direct_wide(in, h, w, cin, cout, wt, bias, begin, end, out);
+            else
+                mn_cpu_direct_dot(in, h, w, cin, cout, wmat, bias, begin, end, out);
+        }
+        return;
+    }
 #pragma omp parallel num_threads(p->team)
     {
         mn_cpu_blas_serial();
@@ -379,6 +412,21 @@ static void mn_cpu_conv_dw_partials(const mn_cpu_conv_plan *p, const mn_conv_sha
     char *dbs = ws + (size_t)p->team * p->col_bytes;
     char *parts = dbs + (size_t)p->chunks * db_bytes;
     const int kdim = (int)p->cols, k = s->k;
+    if (mn_cpu_conv_direct(s->c, k) == MN_CPU_CONV_WIDE) {
+#pragma omp parallel for num_threads(p->team) schedule(dynamic, 1)
+        for (int q = 0; q < p->chunks; q++) {
+            float *part = p->chunks > 1 ? (float *)(parts + (size_t)q * part_bytes) : dw;
+            double *dbp = (double *)(dbs + (size_t)q * db_bytes);
+            size_t begin, end;
+            mn_cpu_conv_chunk(p, q, &begin, &end);
+            mn_cpu_direct_dw(x, dy, s->h, s->w, s->c, k, begin, end, part);
+            memset(dbp, 0, (size_t)k * sizeof(double));
+            if (want_db)
+                mn_cpu_colsum(dy + begin * (size_t)s->w * (size_t)k,
+                              (end - begin) * (size_t)s->w, (size_t)k, dbp);
+        }
+        return;
+    }
 #pragma omp parallel num_threads(p->team)
     {
         mn_cpu_blas_serial();
