@@ -281,9 +281,9 @@ enum { MN_CPU_CONV_GEMM = 0, MN_CPU_CONV_WIDE, MN_CPU_CONV_DOT };
 #endif
 static int mn_cpu_conv_direct(int cin, int cout) {
     if (!MN_CPU_DIRECT) return MN_CPU_CONV_GEMM;
-    if (cin <= MN_CPU_DIRECT_NARROW_MAX && cout <= MN_CPU_DIRECT_WIDE_MAX && cout % 8 == 0)
+    if (cin <= MN_CPU_DIRECT_NARROW_MAX && cout <= MN_CPU_DIRECT_WIDE_MAX && cout % 4 == 0)
         return MN_CPU_CONV_WIDE;
-    if (cout <= MN_CPU_DIRECT_NARROW_MAX && cin <= MN_CPU_DIRECT_WIDE_MAX && cin % 8 == 0)
+    if (cout <= MN_CPU_DIRECT_NARROW_MAX && cin <= MN_CPU_DIRECT_WIDE_MAX && cin % 4 == 0)
         return MN_CPU_CONV_DOT;
     return MN_CPU_CONV_GEMM;
 }
