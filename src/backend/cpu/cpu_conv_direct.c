@@ -41,7 +41,7 @@ MN_INLINE mn_v4 mn_v4_load(const float *p) {
 }
 MN_INLINE void mn_v4_store(float *p, mn_v4 v) { memcpy(p, &v, sizeof v); }
 
-/* ---- dot: few output channels, vectorised over the inputs ---- */
+/* ---- the dot kernels' lane sum, the same for both widths ---- */
 
 /* a[0] = sum of a[0..n) by a fixed tree: halves added while n is even, then in order. */
 MN_INLINE float mn_dot_hsum(float *a, int n) {

@@ -6,7 +6,7 @@
 
 /* acc[o] += sum_i in_px[i] * wt[i][o] for one tap. */
 MN_INLINE void MN_K(mn_wide_tap)(const float *restrict px, const float *restrict wt, int cin,
-                           int cout, float *restrict acc) {
+                                 int cout, float *restrict acc) {
     for (int i = 0; i < cin; i++) {
         const float v = px[i];
         const float *wr = wt + (size_t)i * (size_t)cout;
@@ -17,7 +17,7 @@ MN_INLINE void MN_K(mn_wide_tap)(const float *restrict px, const float *restrict
 
 /* One output pixel (x, y) of image `img`, taps bounds-checked. */
 MN_INLINE void MN_K(mn_wide_px)(const float *img, int h, int w, int cin, int cout,
-                          const float *wt, const float *bias, int y, int x, float *out) {
+                                const float *wt, const float *bias, int y, int x, float *out) {
     float acc[MN_CPU_DIRECT_WIDE_MAX];
     for (int o = 0; o < cout; o++) acc[o] = bias ? bias[o] : 0.0f;
     for (int ky = 0; ky < 3; ky++) {
@@ -36,7 +36,7 @@ MN_INLINE void MN_K(mn_wide_px)(const float *img, int h, int w, int cin, int cou
 
 /* Four interior pixels x..x+3 (1 <= x, x+3 <= w-2) of row y: every kx tap is inside. */
 MN_INLINE void MN_K(mn_wide_px4)(const float *img, int h, int w, int cin, int cout,
-                           const float *wt, const float *bias, int y, int x, float *out) {
+                                 const float *wt, const float *bias, int y, int x, float *out) {
     MN_V a[4][MN_CPU_DIRECT_WIDE_MAX / MN_VW];
     const int nv = cout / MN_VW;
     for (int j = 0; j < nv; j++)
@@ -69,8 +69,8 @@ MN_INLINE void MN_K(mn_wide_px4)(const float *img, int h, int w, int cin, int co
 }
 
 MN_INLINE void MN_K(mn_wide_rows)(const float *in, int h, int w, int cin, int cout,
-                            const float *wt, const float *bias, size_t g0, size_t g1,
-                            float *out) {
+                                  const float *wt, const float *bias, size_t g0, size_t g1,
+                                  float *out) {
     const size_t plane = (size_t)h * (size_t)w * (size_t)cin, oz = (size_t)cout;
     for (size_t g = g0; g < g1; g++) {
         const float *img = in + g / (size_t)h * plane;
@@ -88,7 +88,7 @@ MN_INLINE void MN_K(mn_wide_rows)(const float *in, int h, int w, int cin, int co
 /* out[0..cout) for pixel (x, y): acc[o] += in[nb][i..i+MN_VW) * wmat[o][t*cin + i..]
  * lane by lane, then the vectors and their lanes are added by a fixed tree. */
 MN_INLINE void MN_K(mn_dot_px)(const float *img, int h, int w, int cin, int cout,
-                         const float *wmat, const float *bias, int y, int x, float *out) {
+                               const float *wmat, const float *bias, int y, int x, float *out) {
     MN_V acc[MN_CPU_DIRECT_NARROW_MAX][MN_CPU_DIRECT_WIDE_MAX / MN_VW];
     const size_t cz = (size_t)cin, row = 9 * cz;
     const int nv = cin / MN_VW;
@@ -126,8 +126,8 @@ MN_INLINE void MN_K(mn_dot_px)(const float *img, int h, int w, int cin, int cout
 }
 
 MN_INLINE void MN_K(mn_dot_rows)(const float *in, int h, int w, int cin, int cout,
-                           const float *wmat, const float *bias, size_t g0, size_t g1,
-                           float *out) {
+                                 const float *wmat, const float *bias, size_t g0, size_t g1,
+                                 float *out) {
     const size_t plane = (size_t)h * (size_t)w * (size_t)cin, oz = (size_t)cout;
     for (size_t g = g0; g < g1; g++) {
         const float *img = in + g / (size_t)h * plane;
@@ -141,7 +141,7 @@ MN_INLINE void MN_K(mn_dot_rows)(const float *in, int h, int w, int cin, int cou
 /* ---- dW of a narrow input ---- */
 
 MN_INLINE void MN_K(mn_dw_rows)(const float *x, const float *dy, int h, int w, int cin, int cout,
-                          size_t g0, size_t g1, float *part) {
+                                size_t g0, size_t g1, float *part) {
     MN_V acc[9 * MN_CPU_DIRECT_NARROW_MAX * MN_CPU_DIRECT_WIDE_MAX / MN_VW];
     MN_V d[MN_CPU_DIRECT_WIDE_MAX / MN_VW];
     const size_t cz = (size_t)cin, oz = (size_t)cout, plane = (size_t)h * (size_t)w * cz;
