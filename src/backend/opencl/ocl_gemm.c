@@ -105,7 +105,7 @@ mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_
         if (err != CL_SUCCESS)
             return mn_ocl_fail(err, "%s: clCreateBuffer(GEMM temp, %zu bytes)", op, need);
         own = 1;
-        mn_ocl_count_alloc(o, need);
+        mn_gpu_count_alloc(&o->gpu, need);
     }
     CLBlastStatusCode st = CLBlastSgemmWithTempBuffer(
         CLBlastLayoutRowMajor, mn_ocl_tr(ta), mn_ocl_tr(tb), m, n, k, 1.0f, a.mem,
@@ -119,7 +119,7 @@ mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_
         /* the buffer must outlive the queued GEMM before it leaves the books */
         err = clFinish(o->queue);
         if (err != CL_SUCCESS && ret == MN_OK) ret = mn_ocl_fail(err, "%s: clFinish", op);
-        mn_ocl_count_free(o, need);
+        mn_gpu_count_free(&o->gpu, need);
     }
     if (tbuf) clReleaseMemObject(tbuf);
     return ret;
