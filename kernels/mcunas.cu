@@ -351,7 +351,8 @@ __global__ void mn_softmax_xent(const float *l, const int *labels, float scale, 
     for (unsigned j = 0; j < classes; j++) {
         const float p = expf(li[j] - mx) / sum;
         probs[(size_t)i * classes + j] = p;
-        if (has_dl) dl[(size_t)i * classes + j] = (p - (j == (unsigned)label ? 1.0f : 0.0f)) * scale;
+        if (has_dl)
+            dl[(size_t)i * classes + j] = (p - (j == (unsigned)label ? 1.0f : 0.0f)) * scale;
     }
     loss[i] = logf(sum) - (li[label] - mx);
 }

@@ -129,7 +129,7 @@ static mn_status mn_cu_launch(mn_backend *be, mn_gpu_kernel k, mn_gpu_grid grid,
     if (blocks > 0x7fffffffu)
         return mn_error_set(MN_ERR_INVALID_ARG, "cuda: %zu blocks are too many for one launch",
                             blocks);
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuLaunchKernel(c->kernels[k], (unsigned)blocks, 1, 1, threads, 1, 1,
                                          0, c->stream, ptr, NULL);
     if (r != CUDA_SUCCESS)
@@ -140,14 +140,15 @@ static mn_status mn_cu_launch(mn_backend *be, mn_gpu_kernel k, mn_gpu_grid grid,
 static mn_status mn_cu_zero(mn_backend *be, const char *op, mn_view v, size_t bytes) {
     mn_cu *c = mn_cu_impl(be);
     if (!bytes) return MN_OK;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuMemsetD8Async(v.buf->base.addr + (CUdeviceptr)v.offset, 0, bytes,
                                           c->stream);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "%s: cuMemsetD8Async(%zu bytes)", op, bytes);
     return MN_OK;
 }
 
-static const mn_gpu_dev mn_cu_dev = {"cuda", mn_cu_resolve, mn_cu_launch, mn_cu_zero};
+static const mn_gpu_dev mn_cu_dev = {"cuda", mn_cu_resolve, mn_cu_launch, mn_cu_zero,
+                                     mn_cu_dev_gemm};
 
 /* ---- memory ---- */
 
@@ -162,7 +163,7 @@ static mn_status mn_cu_buf_alloc(mn_backend *be, size_t bytes, mn_buf **out) {
     /* a zero-byte request still gets a real allocation so that views of it are uniform */
     size_t rounded = (bytes + MN_CU_ALIGN - 1) / MN_CU_ALIGN * MN_CU_ALIGN;
     if (rounded == 0) rounded = MN_CU_ALIGN;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     mn_buf *buf = malloc(sizeof *buf);
     if (!buf) return mn_error_set(MN_ERR_NOMEM, "cuda: cannot allocate a buffer handle");
     CUdeviceptr dptr = 0;
@@ -204,10 +205,10 @@ static void mn_cu_buf_free(mn_backend *be, mn_buf *buf) {
 static mn_status mn_cu_upload(mn_backend *be, mn_view dst, const void *src, size_t bytes) {
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr d;
-    MN_CU_TRY(mn_cu_view(c, "upload", "dst", dst, bytes, 1, &d));
+    MN_GPU_TRY(mn_cu_view(c, "upload", "dst", dst, bytes, 1, &d));
     if (bytes && !src) return mn_error_set(MN_ERR_INVALID_ARG, "upload: argument 'src' is NULL");
     if (!bytes) return MN_OK;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     /* From pageable memory the call returns once src has been staged, so the caller may
      * reuse it; the copy itself stays ordered on the stream. */
     CUresult r = mn_cu_fn.cuMemcpyHtoDAsync(d, src, bytes, c->stream);
@@ -218,11 +219,11 @@ static mn_status mn_cu_upload(mn_backend *be, mn_view dst, const void *src, size
 static mn_status mn_cu_download(mn_backend *be, mn_view src, void *dst, size_t bytes) {
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr s;
-    MN_CU_TRY(mn_cu_view(c, "download", "src", src, bytes, 1, &s));
+    MN_GPU_TRY(mn_cu_view(c, "download", "src", src, bytes, 1, &s));
     if (bytes && !dst)
         return mn_error_set(MN_ERR_INVALID_ARG, "download: argument 'dst' is NULL");
     if (!bytes) return MN_OK;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuMemcpyDtoHAsync(dst, s, bytes, c->stream);
     if (r == CUDA_SUCCESS) r = mn_cu_fn.cuStreamSynchronize(c->stream);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "download of %zu bytes", bytes);
@@ -232,11 +233,11 @@ static mn_status mn_cu_download(mn_backend *be, mn_view src, void *dst, size_t b
 static mn_status mn_cu_fill(mn_backend *be, mn_view dst, float value, size_t count) {
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr d;
-    MN_CU_TRY(mn_cu_view(c, "fill", "dst", dst, count, sizeof(float), &d));
+    MN_GPU_TRY(mn_cu_view(c, "fill", "dst", dst, count, sizeof(float), &d));
     if (!count) return MN_OK;
     unsigned int bits;
     memcpy(&bits, &value, sizeof bits);
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuMemsetD32Async(d, bits, count, c->stream);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "fill of %zu floats", count);
     return MN_OK;
@@ -244,7 +245,7 @@ static mn_status mn_cu_fill(mn_backend *be, mn_view dst, float value, size_t cou
 
 static mn_status mn_cu_sync(mn_backend *be) {
     mn_cu *c = mn_cu_impl(be);
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuStreamSynchronize(c->stream);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "cuStreamSynchronize");
     return MN_OK;
@@ -299,8 +300,6 @@ static const mn_backend_ops mn_cu_ops = {
     .conv3x3_forward = mn_cu_conv3x3_forward,
     .conv3x3_backward_data = mn_cu_conv3x3_backward_data,
     .conv3x3_backward_weights = mn_cu_conv3x3_backward_weights,
-    .dense_forward = mn_cu_dense_forward,
-    .dense_backward = mn_cu_dense_backward,
     MN_GPU_SHARED_OPS,
 };
 
@@ -346,20 +345,20 @@ static mn_status mn_cu_setup(mn_cu *c, int device) {
                             device, count == 1 ? "is" : "are", count, count - 1);
     r = mn_cu_fn.cuDeviceGet(&c->dev, device);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "cuDeviceGet(%d)", device);
-    MN_CU_TRY(mn_cu_describe(device, c->dev, &c->info));
+    MN_GPU_TRY(mn_cu_describe(device, c->dev, &c->info));
     r = mn_cu_fn.cuDevicePrimaryCtxRetain(&c->ctx, c->dev);
     if (r != CUDA_SUCCESS) {
         c->ctx = NULL;
         return mn_cu_fail(r, "cuDevicePrimaryCtxRetain on '%s'", c->info.name);
     }
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     r = mn_cu_fn.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
     if (r != CUDA_SUCCESS) {
         c->stream = NULL;
         return mn_cu_fail(r, "cuStreamCreate on '%s'", c->info.name);
     }
-    MN_CU_TRY(mn_cu_module_load(c));
-    MN_CU_TRY(mn_cu_libs_load());
+    MN_GPU_TRY(mn_cu_module_load(c));
+    MN_GPU_TRY(mn_cu_libs_load());
     cublasStatus_t bs = mn_cu_fn.cublasCreate(&c->blas);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         c->blas = NULL;
@@ -389,7 +388,7 @@ static mn_status mn_cu_create(const mn_backend_options *opts, mn_backend **out) 
     *out = NULL;
     if (device < 0)
         return mn_error_set(MN_ERR_INVALID_ARG, "cuda: device must be >= 0 (got %d)", device);
-    MN_CU_TRY(mn_cu_driver_load());
+    MN_GPU_TRY(mn_cu_driver_load());
     mn_backend *be = calloc(1, sizeof *be);
     mn_cu *c = calloc(1, sizeof *c);
     if (!be || !c) {

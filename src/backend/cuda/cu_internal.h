@@ -84,12 +84,6 @@ typedef struct mn_cu {
 
 static inline mn_cu *mn_cu_impl(mn_backend *be) { return (mn_cu *)be->impl; }
 
-#define MN_CU_TRY(expr)                                                                   \
-    do {                                                                                  \
-        mn_status mn_cu_st_ = (expr);                                                     \
-        if (mn_cu_st_ != MN_OK) return mn_cu_st_;                                         \
-    } while (0)
-
 /* MN_ERR_BACKEND with "cuda: <what> failed: <error name> (<code>): <description>". */
 mn_status mn_cu_fail(CUresult err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 mn_status mn_cu_blas_fail(cublasStatus_t err, const char *fmt, ...)
@@ -129,7 +123,7 @@ size_t mn_cu_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
 /* Releases the cuDNN descriptors of the shape cache. */
 void mn_cu_conv_cache_clear(mn_cu *c);
 
-/* The conv (cu_conv.c) and dense (cu_dense.c) ops; the rest are shared. */
+/* The convolutions (cu_conv.c); the rest are shared. */
 mn_status mn_cu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x, mn_view w,
                                 mn_view b, mn_view y, mn_view workspace);
 mn_status mn_cu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
@@ -137,9 +131,10 @@ mn_status mn_cu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn
 mn_status mn_cu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s, mn_view x,
                                          mn_view dy, mn_view dw, mn_view db,
                                          mn_view workspace);
-mn_status mn_cu_dense_forward(mn_backend *be, int n, int in, int out, mn_view x, mn_view w,
-                              mn_view b, mn_view y);
-mn_status mn_cu_dense_backward(mn_backend *be, int n, int in, int out, mn_view x, mn_view w,
-                               mn_view dy, mn_view dx, mn_view dw, mn_view db);
+
+/* The device interface's gemm (cu_gemm.c): row-major through column-major cuBLAS. */
+mn_status mn_cu_dev_gemm(mn_backend *be, const char *op, int ta, int tb, size_t m, size_t n,
+                         size_t k, mn_gpu_ptr a, size_t lda, mn_gpu_ptr b, size_t ldb,
+                         mn_gpu_ptr c, size_t ldc);
 
 #endif

@@ -3,8 +3,9 @@
  * softmax cross-entropy, bias rows and column sums) are written once here (gpu_ops.c) in
  * terms of a small device interface, mn_gpu_dev, that each backend implements: turn a
  * buffer region into a kernel argument, launch a kernel over items or work-groups, zero
- * a region. A backend keeps only what really differs (OpenCL: the program cache, the
- * CLBlast GEMMs and the im2col convolution; CUDA: the module, cuBLAS and cuDNN).
+ * a region, run a GEMM (the dense ops are shared too). A backend keeps only what really
+ * differs (OpenCL: the program cache, CLBlast and the im2col convolution; CUDA: the
+ * module, cuBLAS and cuDNN).
  *
  * A backend's private state (be->impl) begins with an mn_gpu, so the shared code reaches
  * it from the backend alone; its buffers are the mn_buf below. */
@@ -92,6 +93,11 @@ typedef struct mn_gpu_dev {
     /* bytes of zeros at the view (checked), on the backend's queue; `op` names the caller
      * in messages. */
     mn_status (*zero)(mn_backend *be, const char *op, mn_view v, size_t bytes);
+    /* Row-major C[m][n] = op(A) op(B) (ta/tb: A/B transposed; leading dimensions in
+     * elements; C overwritten), on the backend's queue with its BLAS (the dense ops). */
+    mn_status (*gemm)(mn_backend *be, const char *op, int ta, int tb, size_t m, size_t n,
+                      size_t k, mn_gpu_ptr a, size_t lda, mn_gpu_ptr b, size_t ldb,
+                      mn_gpu_ptr c, size_t ldc);
 } mn_gpu_dev;
 
 /* The first member of every GPU backend's private state. */
@@ -141,13 +147,13 @@ mn_status mn_gpu_colsum(mn_backend *be, mn_gpu_ptr src, size_t rows, size_t cols
                         mn_gpu_ptr dst);
 
 /* mn_gpu_<fn>, with the parameters of mcunas/backend_ops.def, for the ops listed in
- * MN_GPU_SHARED_OPS below (declared for every op by the .def; conv3x3_* and dense_* have
- * no shared implementation: each backend has its own). */
+ * MN_GPU_SHARED_OPS below (declared for every op by the .def; conv3x3_* have no shared
+ * implementation: each backend has its own). */
 #define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_gpu_##fn params;
 #include "mcunas/backend_ops.def"
 
 /* Table entries for the shared ops: a GPU backend's mn_backend_ops lists these next to
- * its own conv3x3_* and dense_* entries. */
+ * its own conv3x3_* entries. */
 #define MN_GPU_SHARED_OPS                                                                 \
     .maxpool2_forward = mn_gpu_maxpool2_forward,                                          \
     .maxpool2_backward = mn_gpu_maxpool2_backward,                                        \
@@ -157,6 +163,7 @@ mn_status mn_gpu_colsum(mn_backend *be, mn_gpu_ptr src, size_t rows, size_t cols
     .relu_backward = mn_gpu_relu_backward, .gap_forward = mn_gpu_gap_forward,             \
     .gap_backward = mn_gpu_gap_backward, .dropout_forward = mn_gpu_dropout_forward,       \
     .dropout_backward = mn_gpu_dropout_backward, .softmax_xent = mn_gpu_softmax_xent,     \
-    .adam_step = mn_gpu_adam_step, .scale_u8 = mn_gpu_scale_u8
+    .adam_step = mn_gpu_adam_step, .scale_u8 = mn_gpu_scale_u8,                          \
+    .dense_forward = mn_gpu_dense_forward, .dense_backward = mn_gpu_dense_backward
 
 #endif

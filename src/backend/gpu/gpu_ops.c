@@ -1,12 +1,13 @@
 /* The ops the GPU backends share: pooling, batch norm, activation, dropout, optimiser,
- * conversion and softmax cross-entropy, one kernel launch (two for batch norm) each, plus
- * the bias and column-sum launches of the dense and conv ops. The kernels are
- * kernels/mcunas.cl's and kernels/mcunas.cu's (the same list, gpu_kernels.def). These are
- * our kernels rather than a vendor library's on purpose: max-pool backward must route to
- * the first maximum in row-major order (cuDNN does not promise which tie wins), and batch
- * norm must be the CPU's exact form (biased batch variance for normalising, unbiased for
- * the Keras running update, momentum as Keras's) with sums in a fixed order. Per-channel
- * sums run one work-group per channel (see the kernels' headers). */
+ * conversion and softmax cross-entropy, one kernel launch (two for batch norm) each, the
+ * dense ops, and the bias and column-sum launches of the dense and conv ops. The kernels
+ * are kernels/mcunas.cl's and kernels/mcunas.cu's (one list, gpu_kernels.def); the dense
+ * ops' GEMMs are the backend's BLAS (mn_gpu_dev.gemm). They are our kernels rather than a
+ * vendor library's on purpose: max-pool backward must route to the first maximum in
+ * row-major order (cuDNN does not promise which tie wins), and batch norm must be the
+ * CPU's exact form (biased batch variance for normalising, unbiased for the Keras running
+ * update, momentum as Keras's) with sums in a fixed order. Per-channel sums run one
+ * work-group per channel (see the kernels' headers). */
 #include "gpu_impl.h"
 
 #include <math.h>
@@ -277,6 +278,52 @@ mn_status mn_gpu_scale_u8(mn_backend *be, size_t count, mn_view x_u8, float scal
     MN_GPU_TRY(mn_gpu_view(g, op, "y", y, count, 4, &vy));
     return mn_gpu_run(be, MN_GPU_SCALE_U8, count,
                       MN_GPU_ARGS(MN_GA_P(vx), MN_GA_F32(scale), MN_GA_P(vy), MN_GA_U32(count)));
+}
+
+/* ---- dense ----
+ *   forward:  y = x W^T (GEMM N,T), then + b per row
+ *   backward: dx = dy W (GEMM N,N), dW = dy^T x (GEMM T,N), db = column sums of dy
+ * These ops take no workspace (a temp buffer the backend's BLAS wants is its business). */
+
+static mn_status mn_gpu_dense_dims(const char *op, int n, int in, int out) {
+    int dims[3] = {n, in, out};
+    size_t t;
+    return mn_backend_dims(op, "n, in, out", dims, 3, 0, &t);
+}
+
+mn_status mn_gpu_dense_forward(mn_backend *be, int n, int in, int out, mn_view x, mn_view w,
+                               mn_view b, mn_view y) {
+    static const char op[] = "dense_forward";
+    mn_gpu *g = mn_gpu_of(be);
+    mn_gpu_ptr px, pw, pb, py;
+    MN_GPU_TRY(mn_gpu_dense_dims(op, n, in, out));
+    const size_t nz = (size_t)n, iz = (size_t)in, oz = (size_t)out;
+    MN_GPU_TRY(mn_gpu_view(g, op, "x", x, nz * iz, 4, &px));
+    MN_GPU_TRY(mn_gpu_view(g, op, "w", w, oz * iz, 4, &pw));
+    MN_GPU_TRY(mn_gpu_view_opt(g, op, "b", b, oz, 4, &pb));
+    MN_GPU_TRY(mn_gpu_view(g, op, "y", y, nz * oz, 4, &py));
+    MN_GPU_TRY(g->dev->gemm(be, op, 0, 1, nz, oz, iz, px, iz, pw, iz, py, oz));
+    if (!b.buf) return MN_OK;
+    return mn_gpu_bias_rows(be, py, pb, nz, oz);
+}
+
+mn_status mn_gpu_dense_backward(mn_backend *be, int n, int in, int out, mn_view x, mn_view w,
+                                mn_view dy, mn_view dx, mn_view dw, mn_view db) {
+    static const char op[] = "dense_backward";
+    mn_gpu *g = mn_gpu_of(be);
+    mn_gpu_ptr px, pw, pdy, pdx, pdw, pdb;
+    MN_GPU_TRY(mn_gpu_dense_dims(op, n, in, out));
+    const size_t nz = (size_t)n, iz = (size_t)in, oz = (size_t)out;
+    MN_GPU_TRY(mn_gpu_view(g, op, "x", x, nz * iz, 4, &px));
+    MN_GPU_TRY(mn_gpu_view(g, op, "w", w, oz * iz, 4, &pw));
+    MN_GPU_TRY(mn_gpu_view(g, op, "dy", dy, nz * oz, 4, &pdy));
+    MN_GPU_TRY(mn_gpu_view_opt(g, op, "dx", dx, nz * iz, 4, &pdx));
+    MN_GPU_TRY(mn_gpu_view(g, op, "dw", dw, oz * iz, 4, &pdw));
+    MN_GPU_TRY(mn_gpu_view_opt(g, op, "db", db, oz, 4, &pdb));
+    if (dx.buf) MN_GPU_TRY(g->dev->gemm(be, op, 0, 0, nz, iz, oz, pdy, oz, pw, iz, pdx, iz));
+    MN_GPU_TRY(g->dev->gemm(be, op, 1, 0, oz, iz, nz, pdy, oz, px, iz, pdw, iz));
+    if (!db.buf) return MN_OK;
+    return mn_gpu_colsum(be, pdy, nz, oz, pdb);
 }
 
 /* ---- softmax cross-entropy ---- */

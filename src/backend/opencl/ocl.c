@@ -72,7 +72,7 @@ static mn_status mn_ocl_launch(mn_backend *be, mn_gpu_kernel k, mn_gpu_grid grid
     if (items && n > UINT32_MAX - 4096)
         return mn_error_set(MN_ERR_INVALID_ARG, "opencl: %zu work-items are too many for one "
                             "launch (kernels index in 32 bits)", n);
-    MN_OCL_TRY(mn_ocl_set_args(o, k, nargs, args));
+    MN_GPU_TRY(mn_ocl_set_args(o, k, nargs, args));
     size_t local = items ? o->wg : o->red_wg;
     size_t global = items ? (n + local - 1) / local * local : n * local;
     cl_int err = clEnqueueNDRangeKernel(o->queue, o->kernels[k], 1, NULL, &global, &local, 0,
@@ -91,7 +91,8 @@ static mn_status mn_ocl_zero(mn_backend *be, const char *op, mn_view v, size_t b
     return MN_OK;
 }
 
-static const mn_gpu_dev mn_ocl_dev = {"opencl", mn_ocl_resolve, mn_ocl_launch, mn_ocl_zero};
+static const mn_gpu_dev mn_ocl_dev = {"opencl", mn_ocl_resolve, mn_ocl_launch, mn_ocl_zero,
+                                      mn_ocl_dev_gemm};
 
 /* ---- memory ---- */
 
@@ -139,7 +140,7 @@ static void mn_ocl_buf_free(mn_backend *be, mn_buf *buf) {
 
 static mn_status mn_ocl_upload(mn_backend *be, mn_view dst, const void *src, size_t bytes) {
     mn_ocl_arg_view d;
-    MN_OCL_TRY(mn_ocl_view(mn_ocl_impl(be), "upload", "dst", dst, bytes, 1, &d));
+    MN_GPU_TRY(mn_ocl_view(mn_ocl_impl(be), "upload", "dst", dst, bytes, 1, &d));
     if (bytes && !src) return mn_error_set(MN_ERR_INVALID_ARG, "upload: argument 'src' is NULL");
     if (!bytes) return MN_OK;
     cl_int err = clEnqueueWriteBuffer(mn_ocl_impl(be)->queue, d.mem, CL_TRUE, dst.offset, bytes,
@@ -150,7 +151,7 @@ static mn_status mn_ocl_upload(mn_backend *be, mn_view dst, const void *src, siz
 
 static mn_status mn_ocl_download(mn_backend *be, mn_view src, void *dst, size_t bytes) {
     mn_ocl_arg_view s;
-    MN_OCL_TRY(mn_ocl_view(mn_ocl_impl(be), "download", "src", src, bytes, 1, &s));
+    MN_GPU_TRY(mn_ocl_view(mn_ocl_impl(be), "download", "src", src, bytes, 1, &s));
     if (bytes && !dst)
         return mn_error_set(MN_ERR_INVALID_ARG, "download: argument 'dst' is NULL");
     if (!bytes) return MN_OK;
@@ -162,7 +163,7 @@ static mn_status mn_ocl_download(mn_backend *be, mn_view src, void *dst, size_t 
 
 static mn_status mn_ocl_fill(mn_backend *be, mn_view dst, float value, size_t count) {
     mn_ocl_arg_view d;
-    MN_OCL_TRY(mn_ocl_view(mn_ocl_impl(be), "fill", "dst", dst, count, sizeof(float), &d));
+    MN_GPU_TRY(mn_ocl_view(mn_ocl_impl(be), "fill", "dst", dst, count, sizeof(float), &d));
     if (!count) return MN_OK;
     const cl_float pattern = value;
     cl_int err = clEnqueueFillBuffer(mn_ocl_impl(be)->queue, d.mem, &pattern, sizeof pattern,
@@ -219,14 +220,12 @@ static const mn_backend_ops mn_ocl_ops = {
     .conv3x3_forward = mn_ocl_conv3x3_forward,
     .conv3x3_backward_data = mn_ocl_conv3x3_backward_data,
     .conv3x3_backward_weights = mn_ocl_conv3x3_backward_weights,
-    .dense_forward = mn_ocl_dense_forward,
-    .dense_backward = mn_ocl_dense_backward,
     MN_GPU_SHARED_OPS,
 };
 
 static mn_status mn_ocl_setup(mn_ocl *o, int device) {
     cl_int err;
-    MN_OCL_TRY(mn_ocl_find_device(device, &o->platform, &o->device, &o->info));
+    MN_GPU_TRY(mn_ocl_find_device(device, &o->platform, &o->device, &o->info));
     cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)o->platform,
                                       0};
     o->context = clCreateContext(props, 1, &o->device, NULL, NULL, &err);
@@ -241,7 +240,7 @@ static mn_status mn_ocl_setup(mn_ocl *o, int device) {
     o->sub_align = align_bits >= 8 ? align_bits / 8 : 128;
     o->red_wg = 1;
     while (o->red_wg * 2 <= MN_OCL_WG && o->red_wg * 2 <= (maxwg ? maxwg : 1)) o->red_wg *= 2;
-    MN_OCL_TRY(mn_ocl_program_load(o));
+    MN_GPU_TRY(mn_ocl_program_load(o));
     mn_ocl_gemm_configure(o);
     /* every kernel must run work-groups of o->wg (elementwise) and o->red_wg (reductions) */
     o->wg = MN_OCL_WG;

@@ -46,12 +46,6 @@ typedef struct mn_ocl {
 
 static inline mn_ocl *mn_ocl_impl(mn_backend *be) { return (mn_ocl *)be->impl; }
 
-#define MN_OCL_TRY(expr)                                                                  \
-    do {                                                                                  \
-        mn_status mn_ocl_st_ = (expr);                                                    \
-        if (mn_ocl_st_ != MN_OK) return mn_ocl_st_;                                       \
-    } while (0)
-
 /* ---- devices (ocl_device.c) ----
  * A device's index is its flat index over every platform's devices, in the order the
  * platforms and their devices are reported: the `--device N` of the CLI. */
@@ -90,6 +84,9 @@ static inline mn_gpu_ptr mn_ocl_ptr(mn_ocl_arg_view v) {
     return (mn_gpu_ptr){.cl = {(void *)v.mem, (uint64_t)v.off}};
 }
 #define MN_KVIEW(v) MN_GA_P(mn_ocl_ptr(v))
+static inline mn_ocl_arg_view mn_ocl_av(mn_gpu_ptr p) {
+    return (mn_ocl_arg_view){(cl_mem)p.cl.mem, (cl_ulong)p.cl.off};
+}
 
 /* ---- program (ocl_program.c) ---- */
 
@@ -124,8 +121,13 @@ size_t mn_ocl_gemm_temp_bound(mn_ocl *o, int ta, int tb, size_t m, size_t n, siz
 mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_t n,
                       size_t k, mn_ocl_arg_view a, size_t lda, mn_ocl_arg_view b, size_t ldb,
                       float beta, mn_ocl_arg_view c, size_t ldc, const mn_ocl_temp *temp);
+/* The device interface's gemm (the shared dense ops): mn_ocl_gemm, beta 0, a temp
+ * buffer made for the call. */
+mn_status mn_ocl_dev_gemm(mn_backend *be, const char *op, int ta, int tb, size_t m, size_t n,
+                          size_t k, mn_gpu_ptr a, size_t lda, mn_gpu_ptr b, size_t ldb,
+                          mn_gpu_ptr c, size_t ldc);
 
-/* ---- ops: the conv (ocl_conv.c) and dense (ocl_dense.c) ops; the rest are shared ---- */
+/* ---- ops: the convolutions (ocl_conv.c); the rest are shared ---- */
 
 size_t mn_ocl_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
 mn_status mn_ocl_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x, mn_view w,
@@ -135,9 +137,5 @@ mn_status mn_ocl_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, m
 mn_status mn_ocl_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
                                           mn_view x, mn_view dy, mn_view dw, mn_view db,
                                           mn_view workspace);
-mn_status mn_ocl_dense_forward(mn_backend *be, int n, int in, int out, mn_view x,
-                               mn_view w, mn_view b, mn_view y);
-mn_status mn_ocl_dense_backward(mn_backend *be, int n, int in, int out, mn_view x,
-                                mn_view w, mn_view dy, mn_view dx, mn_view dw, mn_view db);
 
 #endif

@@ -171,7 +171,7 @@ mn_status mn_ocl_program_load(mn_ocl *o) {
     if (cache) snprintf(path, sizeof path, "%s/ocl-%016llx.bin", dir, (unsigned long long)key);
     o->program_from_cache = cache && mn_ocl_from_cache(o, path, options);
     if (!o->program_from_cache) {
-        MN_OCL_TRY(mn_ocl_from_source(o, options));
+        MN_GPU_TRY(mn_ocl_from_source(o, options));
         if (cache) mn_ocl_save_binary(o, dir, path);
     }
     for (int i = 0; i < MN_GPU_KERNEL_COUNT; i++) {
