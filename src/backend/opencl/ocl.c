@@ -42,21 +42,36 @@ static mn_status mn_ocl_set_args(mn_ocl *o, mn_gpu_kernel k, size_t nargs,
     cl_uint ai = 0;
     for (size_t i = 0; i < nargs; i++) {
         const mn_gpu_arg *a = &args[i];
-        cl_int err = CL_SUCCESS;
-        cl_mem mem = (cl_mem)a->v.p.cl.mem;
-        cl_ulong off = (cl_ulong)a->v.p.cl.off, u64 = (cl_ulong)a->v.U;
-        cl_uint u32 = (cl_uint)a->v.u;
-        cl_int i32 = (cl_int)a->v.i;
-        cl_float f32 = (cl_float)a->v.f;
+        const cl_kernel kern = o->kernels[k];
+        cl_int err;
         switch (a->kind) {
-        case 'p':
-            err = clSetKernelArg(o->kernels[k], ai++, sizeof mem, &mem);
-            if (err == CL_SUCCESS) err = clSetKernelArg(o->kernels[k], ai++, sizeof off, &off);
+        case 'p': {
+            const cl_mem mem = (cl_mem)a->v.p.cl.mem;
+            const cl_ulong off = (cl_ulong)a->v.p.cl.off;
+            err = clSetKernelArg(kern, ai++, sizeof mem, &mem);
+            if (err == CL_SUCCESS) err = clSetKernelArg(kern, ai++, sizeof off, &off);
             break;
-        case 'u': err = clSetKernelArg(o->kernels[k], ai++, sizeof u32, &u32); break;
-        case 'U': err = clSetKernelArg(o->kernels[k], ai++, sizeof u64, &u64); break;
-        case 'i': err = clSetKernelArg(o->kernels[k], ai++, sizeof i32, &i32); break;
-        default: err = clSetKernelArg(o->kernels[k], ai++, sizeof f32, &f32); break;
+        }
+        case 'u': {
+            const cl_uint u32 = (cl_uint)a->v.u;
+            err = clSetKernelArg(kern, ai++, sizeof u32, &u32);
+            break;
+        }
+        case 'U': {
+            const cl_ulong u64 = (cl_ulong)a->v.U;
+            err = clSetKernelArg(kern, ai++, sizeof u64, &u64);
+            break;
+        }
+        case 'i': {
+            const cl_int i32 = (cl_int)a->v.i;
+            err = clSetKernelArg(kern, ai++, sizeof i32, &i32);
+            break;
+        }
+        default: {
+            const cl_float f32 = (cl_float)a->v.f;
+            err = clSetKernelArg(kern, ai++, sizeof f32, &f32);
+            break;
+        }
         }
         if (err != CL_SUCCESS)
             return mn_ocl_fail(err, "clSetKernelArg(kernel %s, arg %u)",
