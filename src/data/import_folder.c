@@ -252,7 +252,10 @@ static int decode_one(const char *path, int w, int h, int c, int exact, uint8_t 
         return -1;
     }
     int rc = 0;
-    if (iw == w && ih == h) {
+    if (iw <= 0 || ih <= 0) { /* a header declaring a zero side, as in the first-image probe */
+        snprintf(err, err_size, "%s: cannot decode: the image is %dx%d", path, iw, ih);
+        rc = -1;
+    } else if (iw == w && ih == h) {
         memcpy(dst, px, (size_t)w * (size_t)h * (size_t)c);
     } else if (exact) {
         snprintf(err, err_size,
@@ -360,13 +363,17 @@ mn_status mn_import_folder(const mn_import_folder_options *o) {
     /* The shape: given, or the first training image's. */
     int w = o->width, h = o->height, c = o->channels, exact = !o->width;
     for (size_t i = 0; !st && (!w || !c) && i < n_train; i++) {
-        int iw, ih, ic;
+        int iw = 0, ih = 0, ic = 0;
         const char *p = l.items[order[i]].path;
-        if (stbi_info(p, &iw, &ih, &ic)) {
+        /* stb_image accepts some headers that declare a zero width or height (PNM). */
+        const char *why = !stbi_info(p, &iw, &ih, &ic) ? stbi_failure_reason()
+                          : iw <= 0 || ih <= 0         ? "empty image"
+                                                       : NULL;
+        if (!why) {
             if (!w) w = iw, h = ih;
             if (!c) c = ic >= 3 ? 3 : 1;
         } else if (!o->skip_bad) {
-            st = mn_error_set(MN_ERR_FORMAT, "%s: cannot decode: %s", p, stbi_failure_reason());
+            st = mn_error_set(MN_ERR_FORMAT, "%s: cannot decode: %s", p, why);
         }
     }
     if (!st && (!w || !c)) st = mn_error_set(MN_ERR_FORMAT, "%s: no readable image", o->dir);
