@@ -206,6 +206,33 @@ static void estimate_feasibility(void **state) {
     mn_target_list_free(&l);
 }
 
+/* Upstream TFLM on a Cortex-M3 (reference kernels; arena_used_bytes and the planned head,
+ * measured on QEMU's mps2-an385 for mcunas's own exports, nanonas, uint8 IO): the estimate
+ * for a Cortex-M3 target equals them. */
+static void arena_cortex_m3_measured(void **state) {
+    (void)state;
+    static const struct { int k, cells, h, w, classes; size_t total, head; } m[] = {
+        {6, 4, 28, 28, 10, 10020, 5888},
+        {3, 3, 28, 28, 10, 6068, 3136},
+        {4, 4, 28, 28, 10, 7604, 3920},
+        {3, 4, 25, 25, 2, 6116, 2528},
+    };
+    mn_target_list list;
+    assert_int_equal(mn_target_list_init(&list), MN_OK);
+    const mn_target *t = mn_target_find(&list, "stm32l151ucy6");
+    assert_non_null(t);
+    assert_int_equal(t->core, MN_CORE_M3);
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        mn_arch a;
+        assert_int_equal(mn_arch_build(&a, m[i].k, m[i].cells, MN_LAYOUT_NANONAS, (mn_shape){m[i].h, m[i].w, 1}, m[i].classes), MN_OK);
+        mn_estimate e;
+        assert_int_equal(mn_estimate_compute(&a, 0, t, NULL, &e), MN_OK);
+        assert_int_equal(e.ram_head_bytes, m[i].head);
+        assert_int_equal(e.ram_bytes, m[i].total);
+    }
+    mn_target_list_free(&list);
+}
+
 static void latency_calibration(void **state) {
     (void)state;
     mn_target_list l;
@@ -244,6 +271,7 @@ int main(void) {
         cmocka_unit_test(flash_is_serialized_size), cmocka_unit_test(builtin_targets),
         cmocka_unit_test(target_file_ok),      cmocka_unit_test(target_file_errors),
         cmocka_unit_test(estimate_feasibility), cmocka_unit_test(latency_calibration),
+        cmocka_unit_test(arena_cortex_m3_measured),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -206,6 +206,76 @@ static void same_seed_same_bits(void **state) {
     }
 }
 
+/* A few training steps of one layout on the CPU backend with `threads` threads: the losses
+ * and the final parameters and batch-norm state. */
+static void train_on_threads(int threads, mn_layout layout, double *losses, int steps,
+                             float **params, float **bn_state, size_t *n_params,
+                             size_t *n_state) {
+    mn_backend_options o = {threads, 0};
+    mn_backend *be = NULL;
+    assert_int_equal(mn_backend_create("cpu", &o, &be), MN_OK);
+    mn_arch arch;
+    assert_int_equal(mn_arch_build(&arch, 8, 2, layout, (mn_shape){32, 32, 3}, 4), MN_OK);
+    mn_net_options no;
+    mn_net_options_default(&no);
+    no.batch = 16;
+    mn_net *net;
+    assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+    assert_int_equal(mn_net_init(net, 77), MN_OK);
+    static uint8_t images[16 * 32 * 32 * 3];
+    int32_t labels[16];
+    mn_adam adam = {1e-2f, 0.9f, 0.999f, 1e-7f};
+    for (int i = 0; i < steps; i++) {
+        int correct;
+        /* the last batch is a partial one */
+        int n = i + 1 < steps ? 16 : 11;
+        random_batch(images, labels, (size_t)n, 32 * 32 * 3, 4, 100 + (uint64_t)i);
+        assert_int_equal(mn_net_train_step(net, images, labels, n, &adam, (uint64_t)i,
+                                           &losses[i], &correct),
+                         MN_OK);
+    }
+    *n_params = mn_net_get_plan(net)->trainable;
+    *n_state = mn_net_get_plan(net)->state;
+    *params = malloc(*n_params * sizeof(float));
+    *bn_state = malloc((*n_state ? *n_state : 1) * sizeof(float));
+    assert_non_null(*params);
+    assert_non_null(*bn_state);
+    assert_int_equal(mn_net_get_params(net, *params, *bn_state), MN_OK);
+    mn_net_destroy(net);
+    mn_backend_destroy(be);
+}
+
+/* A candidate's training does not depend on how many threads run it: the CPU backend
+ * splits every reduction by the shape alone, so 1, 2 and 3 threads give the same bits. */
+static void thread_count_gives_the_same_bits(void **state) {
+    (void)state;
+    enum { STEPS = 4 };
+    for (int layout = 0; layout < 3; layout++) {
+        double losses[3][STEPS];
+        float *params[3], *bn[3];
+        size_t n_params[3], n_state[3];
+        for (int t = 0; t < 3; t++)
+            train_on_threads(t + 1, (mn_layout)layout, losses[t], STEPS, &params[t], &bn[t],
+                             &n_params[t], &n_state[t]);
+        assert_true(losses[0][STEPS - 1] != losses[0][0]); /* the parameters did move */
+        for (int t = 1; t < 3; t++) {
+            if (memcmp(losses[0], losses[t], sizeof losses[0]) != 0)
+                fail_msg("%s: the losses on %d threads differ from 1 thread's",
+                         mn_layout_name((mn_layout)layout), t + 1);
+            assert_int_equal(n_params[t], n_params[0]);
+            assert_int_equal(n_state[t], n_state[0]);
+            if (memcmp(params[0], params[t], n_params[0] * sizeof(float)) != 0 ||
+                memcmp(bn[0], bn[t], n_state[0] * sizeof(float)) != 0)
+                fail_msg("%s: the parameters after training on %d threads differ from 1 "
+                         "thread's", mn_layout_name((mn_layout)layout), t + 1);
+        }
+        for (int t = 0; t < 3; t++) {
+            free(params[t]);
+            free(bn[t]);
+        }
+    }
+}
+
 /* Four classes: mean brightness levels under per-pixel noise, so that the class survives
  * global average pooling and a correct trainer separates them within a few epochs. */
 static void make_textures(uint8_t *images, int32_t *labels, size_t n, uint64_t seed) {
@@ -566,6 +636,7 @@ int main(void) {
         cmocka_unit_test(plan_equals_allocation),
         cmocka_unit_test(whole_network_gradient_check),
         cmocka_unit_test(same_seed_same_bits),
+        cmocka_unit_test(thread_count_gives_the_same_bits),
         cmocka_unit_test(training_learns_and_weights_round_trip),
         cmocka_unit_test(workspace_never_grows_as_the_batch_shrinks),
         cmocka_unit_test(partial_batches_train),

@@ -93,6 +93,26 @@ void mn_cli_progress_init(mn_cli_progress *p, int quiet) {
     p->last_phase = -1;
 }
 
+void mn_cli_count_progress_init(mn_cli_count_progress *p, int quiet) {
+    p->tty = isatty(fileno(stderr));
+    p->quiet = quiet;
+    p->last = 0;
+}
+
+void mn_cli_count_progress_report(void *user, const char *what, size_t done, size_t total) {
+    mn_cli_count_progress *p = user;
+    if (p->quiet) return;
+    double now = mn_time_now();
+    int finished = done == total;
+    if (!finished && now - p->last < (p->tty ? 0.1 : 5.0)) return;
+    p->last = now;
+    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+    if (p->tty)
+        fprintf(stderr, "\r%s %zu/%zu (%3.0f%%)%s", what, done, total, pct, finished ? "\n" : "");
+    else
+        fprintf(stderr, "%s %zu/%zu (%.0f%%)\n", what, done, total, pct);
+}
+
 static const char *phase_name(mn_train_phase ph) {
     switch (ph) {
     case MN_PHASE_TRAIN: return "train";

@@ -29,6 +29,7 @@ typedef struct mn_cli_command {
 
 int mn_cmd_train(int argc, char **argv);
 int mn_cmd_import(int argc, char **argv);
+int mn_cmd_import_vww(int argc, char **argv); /* `import vww`, dispatched by mn_cmd_import */
 int mn_cmd_bench(int argc, char **argv);
 int mn_cmd_search(int argc, char **argv);
 int mn_cmd_rank(int argc, char **argv);
@@ -66,6 +67,15 @@ typedef struct mn_cli_progress {
 
 void mn_cli_progress_init(mn_cli_progress *p, int quiet);
 void mn_cli_progress_train(void *user, const mn_train_progress *p);
+
+/* Importers' progress on stderr (an mn_progress_fn): "what done/total (pct)" redrawn on a
+ * terminal at most every 0.1 s, a plain line every 5 s otherwise, nothing when quiet. */
+typedef struct mn_cli_count_progress {
+    int tty, quiet;
+    double last;
+} mn_cli_count_progress;
+void mn_cli_count_progress_init(mn_cli_count_progress *p, int quiet);
+void mn_cli_count_progress_report(void *user, const char *what, size_t done, size_t total);
 
 /* Minimal JSON output on stdout: {"a":1,"b":"x"} with escaping. */
 typedef struct mn_json {

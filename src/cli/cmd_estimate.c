@@ -27,15 +27,18 @@ static void usage(FILE *f) {
             "  --kernels K         cmsis-nn (default) | reference: latency constants\n"
             "  --latency-file F    calibrate latency on measurements, one per line:\n"
             "                      'target k cells layout HxWxC classes latency_ms'\n"
+            "  --runtime R         tflm (default): the .tflite under TFLM; c: mcunas's C runtime\n"
+            "                      (export --c-runtime): its flash, RAM and instructions\n"
             "  --json              one JSON object on stdout\n"
             "  -h, --help          this help\n\n"
             "JSON keys: arch, target, macc, params, int8_params, flash_bytes, ram_bytes,\n"
             "ram_head_bytes, ram_activations_bytes, ram_x86_64_bytes, ram_x86_64_head_bytes,\n"
             "latency_ms, feasible,\n"
-            "reasons (when infeasible), macc_bound, target_ram_bytes, target_flash_bytes.\n");
+            "reasons (when infeasible), macc_bound, target_ram_bytes, target_flash_bytes, runtime;\n"
+            "with --runtime c also instructions, tflm_flash_bytes, tflm_ram_bytes.\n");
 }
 
-enum { OPT_TARGET = 256, OPT_TFILE, OPT_KERNELS, OPT_LFILE, OPT_JSON };
+enum { OPT_TARGET = 256, OPT_TFILE, OPT_KERNELS, OPT_LFILE, OPT_JSON, OPT_RUNTIME };
 
 static const struct option longopts[] = {
     MN_CLI_LONGOPT_K,      MN_CLI_LONGOPT_CELLS, MN_CLI_LONGOPT_INPUT,
@@ -43,6 +46,7 @@ static const struct option longopts[] = {
     {"target", required_argument, 0, OPT_TARGET}, {"target-file", required_argument, 0, OPT_TFILE},
     {"kernels", required_argument, 0, OPT_KERNELS},
     {"latency-file", required_argument, 0, OPT_LFILE}, {"json", no_argument, 0, OPT_JSON},
+    {"runtime", required_argument, 0, OPT_RUNTIME},
     {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
 
 static const char *const cmd = "estimate";
@@ -51,6 +55,7 @@ typedef struct estimate_opts {
     mn_cli_arch arch; /* --k, --cells, --input, --classes, --layout, --io */
     const char *target, *tfile, *lfile;
     mn_latency_model lm;
+    mn_runtime runtime;
     int json;
 } estimate_opts;
 
@@ -71,6 +76,9 @@ static int parse(int argc, char **argv, estimate_opts *o) {
             else return mn_cli_usage_error(cmd, "--kernels must be cmsis-nn or reference, got '%s'", optarg);
             break;
         case OPT_JSON: o->json = 1; break;
+        case OPT_RUNTIME:
+            if (mn_runtime_parse(optarg, &o->runtime)) return mn_cli_usage_error(cmd, "--runtime: %s", mn_error_message());
+            break;
         case 'h': usage(stdout); return MN_EXIT_OK;
         default:
             if (!mn_cli_arch_is_option(c)) return mn_cli_usage_error(cmd, "unknown or incomplete option");
@@ -121,10 +129,33 @@ static void print_json(const estimate_opts *o, const mn_target *t, const char *d
     mn_json_int(&j, "target_ram_bytes", (long long)t->ram_bytes);
     mn_json_int(&j, "target_flash_bytes", (long long)t->flash_bytes);
     if (o->lfile) mn_json_num(&j, "latency_scale", o->lm.scale);
+    mn_json_str(&j, "runtime", mn_runtime_name(o->runtime));
+    if (o->runtime == MN_RUNTIME_C) {
+        mn_json_int(&j, "instructions", (long long)(e->instructions + 0.5));
+        mn_json_int(&j, "tflm_flash_bytes", (long long)e->tflm_flash_bytes);
+        mn_json_int(&j, "tflm_ram_bytes", (long long)e->tflm_ram_bytes);
+    }
     mn_json_end(&j);
 }
 
+/* The C runtime's figures (include/mcunas/cruntime.h) beside TFLM's. */
+static void print_text_c(const mn_target *t, const char *desc, const mn_estimate *e) {
+    printf("%s on %s (%s, %g MHz), C runtime\n", desc, t->name, mn_core_name(t->core), t->clock_mhz);
+    printf("  MACC         %12llu   (bound %llu)\n", (unsigned long long)e->macc,
+           (unsigned long long)t->macc_bound);
+    printf("  flash        %12zu B (%.2f KiB of %.0f KiB; TFLM's .tflite %zu B)\n", e->flash_bytes,
+           e->flash_bytes / 1024.0, t->flash_bytes / 1024.0, e->tflm_flash_bytes);
+    printf("  RAM          %12zu B (%.2f KiB of %.0f KiB): arena %zu + input/output + stack; TFLM's arena %zu B\n",
+           e->ram_bytes, e->ram_bytes / 1024.0, t->ram_bytes / 1024.0, e->ram_head_bytes, e->tflm_ram_bytes);
+    printf("  latency      %12.2f ms (%.0f instructions at one cycle each)\n", e->latency_ms, e->instructions);
+    printf("  feasible     %s%s%s\n", e->feasible ? "yes" : "no", e->feasible ? "" : ": ", e->reasons);
+}
+
 static void print_text(const estimate_opts *o, const mn_target *t, const char *desc, const mn_estimate *e) {
+    if (o->runtime == MN_RUNTIME_C) {
+        print_text_c(t, desc, e);
+        return;
+    }
     printf("%s on %s (%s, %g MHz)\n", desc, t->name, mn_core_name(t->core), t->clock_mhz);
     printf("  MACC         %12llu   (bound %llu)\n", (unsigned long long)e->macc,
            (unsigned long long)t->macc_bound);
@@ -161,7 +192,7 @@ int mn_cmd_estimate(int argc, char **argv) {
             return MN_EXIT_OK;
         }
     }
-    if (!st) st = mn_estimate_compute(&arch, o.arch.io_int8, t, &o.lm, &e);
+    if (!st) st = mn_estimate_compute_runtime(&arch, o.arch.io_int8, t, &o.lm, o.runtime, &e);
     if (st) {
         mn_target_list_free(&list);
         return mn_cli_fail(cmd, st);

@@ -40,6 +40,8 @@ static void usage(FILE *f) {
             "                       zeroshot/hybrid: 64)\n"
             "  --max-latency-ms X   also require the estimated latency below X\n"
             "  --io uint8|int8      model input/output type (default uint8, as the seeds)\n"
+            "  --runtime tflm|c     what must fit the target: the .tflite under TFLM (default)\n"
+            "                       or mcunas's C runtime (also writes DIR/model.c, model.h)\n"
             "  --epochs N           epochs per candidate (default 3)\n"
             "  --batch N            batch size (default 16)\n"
             "  --lr X               Adam learning rate (default 1e-3)\n"
@@ -70,7 +72,7 @@ enum {
     OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_OUT, OPT_STRATEGY,
     OPT_MAXLAT, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
     OPT_LIMIT, OPT_HOSTMEM, OPT_DEVMEM, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_RESUME,
-    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL
+    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL, OPT_RUNTIME
 };
 
 static const struct option longopts[] = {
@@ -89,7 +91,7 @@ static const struct option longopts[] = {
     {"resume", no_argument, 0, OPT_RESUME},           {"config", required_argument, 0, OPT_CONFIG},
     {"json", no_argument, 0, OPT_JSON},               {"quiet", no_argument, 0, OPT_QUIET},
     {"top", required_argument, 0, OPT_TOP},           {"wf", required_argument, 0, OPT_WF},
-    {"wl", required_argument, 0, OPT_WL},
+    {"wl", required_argument, 0, OPT_WL},             {"runtime", required_argument, 0, OPT_RUNTIME},
     {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
 
 typedef struct opts {
@@ -99,6 +101,7 @@ typedef struct opts {
     long epochs, batch, seed, final_epochs, calib, limit, threads, device, top;
     double lr, val, max_latency, wf, wl;
     int resume, json, quiet;
+    mn_runtime runtime;
     size_t host_mem, device_mem;
 } opts;
 
@@ -163,6 +166,9 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
         break;
     case OPT_WL:
         if (!mn_cli_parse_double(arg, 0, 1, &o->wl)) BAD("%s--wl must be in [0, 1], got '%s'", where, arg);
+        break;
+    case OPT_RUNTIME:
+        if (mn_runtime_parse(arg, &o->runtime)) BAD("%s--runtime: %s", where, mn_error_message());
         break;
     case OPT_RESUME: o->resume = 1; break;
     case OPT_JSON: o->json = 1; break;
@@ -318,6 +324,10 @@ static void format_settings(const opts *o, const mn_target *target, char *settin
              MN_JOURNAL_VERSION, o->data, o->limit, target->name, mn_strategy_kind_name(o->strategy),
              mn_layout_name(o->arch.layout), o->arch.k_max, o->arch.io_int8 ? "int8" : "uint8",
              o->max_latency, o->epochs, o->batch, o->lr, o->val, o->seed, o->backend, o->threads);
+    if (o->runtime != MN_RUNTIME_TFLM) { /* only when not the default: older journals resume */
+        size_t len = strlen(settings);
+        snprintf(settings + len - 1, n - (len - 1), ",\"runtime\":\"%s\"}", mn_runtime_name(o->runtime));
+    }
     if (o->strategy == MN_STRATEGY_ZEROSHOT || o->strategy == MN_STRATEGY_HYBRID) {
         /* the ranking's settings too (the settings line ends in '}') */
         size_t len = strlen(settings);
@@ -342,6 +352,7 @@ static void make_config(const opts *o, const mn_target *target, mn_rank_options 
     sc->target = target;
     sc->max_latency_ms = o->max_latency;
     sc->io_int8 = o->arch.io_int8;
+    sc->runtime = o->runtime;
     sc->epochs = (int)o->epochs;
     sc->batch = (int)o->batch;
     sc->adam = (mn_adam){(float)o->lr, 0.9f, 0.999f, 1e-7f};

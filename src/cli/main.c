@@ -6,7 +6,7 @@
 #include "mcunas/backend.h"
 
 static const mn_cli_command commands[] = {
-    {"import", "import images (IDX, Fashion-MNIST, CIFAR, image folders) into an HDF5 dataset cache",
+    {"import", "import images (IDX, Fashion-MNIST, CIFAR, image folders, COCO as Visual Wake Words) into an HDF5 dataset cache",
      mn_cmd_import},
     {"train", "train one A(k,c) network on a dataset and report its accuracy", mn_cmd_train},
     {"info", "show a dataset cache: shapes, counts per class and split, a preview sheet",

@@ -130,6 +130,7 @@ mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
     bud->target = cfg->target;
     bud->latency = cfg->latency;
     bud->io_int8 = cfg->io_int8;
+    bud->mcu_runtime = cfg->runtime;
     bud->max_latency_ms = cfg->max_latency_ms;
     bud->backend = cfg->backend;
     bud->threads = cfg->threads;
