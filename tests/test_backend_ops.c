@@ -49,6 +49,9 @@ static double tol_for(size_t terms) { return terms > 64 ? TOL_LONG : TOL_F32; }
 
 #define MAX_BACKENDS 8
 static mn_backend *g_backends[MAX_BACKENDS];
+/* Built-in backends that could not be created on this machine, with the reason. */
+static char g_unavailable[MAX_BACKENDS][320];
+static int g_nunavailable;
 static int g_nbackends;
 
 /* What the current check is about ("cpu conv3x3_forward n=1 ..."), printed on failure. */
@@ -1863,6 +1866,9 @@ static int create_backends(void **state) {
             if (strcmp(names[i], "cpu") == 0 ||
                 (st != MN_ERR_UNSUPPORTED && st != MN_ERR_BACKEND))
                 return -1;
+            if (g_nunavailable < MAX_BACKENDS)
+                snprintf(g_unavailable[g_nunavailable++], sizeof g_unavailable[0], "%s: %s",
+                         names[i], mn_error_message());
             continue;
         }
         if (!be || strcmp(mn_backend_name(be), names[i]) != 0) {
@@ -1874,6 +1880,16 @@ static int create_backends(void **state) {
         print_message("testing backend '%s' (threads %d)\n", names[i], mn_backend_threads(be));
     }
     return have_cpu ? 0 : -1;
+}
+
+/* Says which built-in backends found no device here (a GPU backend on a machine without
+ * one), and why, as a skip: their ops were not tested. */
+static void test_gpu_backends_present(void **state) {
+    (void)state;
+    if (!g_nunavailable) return;
+    for (int i = 0; i < g_nunavailable; i++)
+        print_message("SKIPPED backend %s\n", g_unavailable[i]);
+    skip();
 }
 
 /* Every test frees its buffers, so each backend's allocation count must be back to 0. */
@@ -1917,6 +1933,7 @@ int main(void) {
         cmocka_unit_test(test_required_entries),
         cmocka_unit_test(test_create_unknown_backend),
         cmocka_unit_test(test_list_devices),
+        cmocka_unit_test(test_gpu_backends_present),
     };
     return cmocka_run_group_tests(tests, create_backends, destroy_backends);
 }

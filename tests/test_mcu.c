@@ -132,6 +132,15 @@ static void builtin_targets(void **state) {
     assert_int_equal(t->ram_bytes, 256 * 1024);
     assert_int_equal(t->flash_bytes, 1024 * 1024);
     assert_int_equal(t->core, MN_CORE_M4);
+    /* the list starts as the built-in table, in its order */
+    assert_int_equal(mn_target_builtin_count(), sizeof names / sizeof names[0]);
+    assert_int_equal(l.count, mn_target_builtin_count());
+    for (size_t i = 0; i < mn_target_builtin_count(); i++) {
+        assert_string_equal(mn_target_builtin(i)->name, names[i]);
+        assert_string_equal(l.items[i].name, names[i]);
+        assert_int_equal(l.items[i].ram_bytes, mn_target_builtin(i)->ram_bytes);
+    }
+    assert_null(mn_target_builtin(mn_target_builtin_count()));
     mn_target_list_free(&l);
 }
 

@@ -11,6 +11,7 @@
 
 #include "mcunas/arch.h"
 #include "mcunas/cost.h"
+#include "mcunas/qgraph.h"
 #include "mcunas/status.h"
 #include "mcunas/train.h"
 
@@ -36,8 +37,8 @@ typedef struct mn_export_options {
                                 * runtime (mcunas/cruntime.h) */
     const char *c_array_path; /* optional: PATH.c and PATH.h next to it */
     const char *c_symbol;     /* the C array's name (NULL: MN_EXPORT_SYMBOL_DEFAULT) */
-    int rounding;             /* the interpreter's requantization rounding for the accuracy
-                               * and the dumps (mn_qinterp_set_single_rounding); never the file */
+    mn_rounding rounding;     /* the interpreter's requantization rounding for the accuracy
+                               * and the dumps (mn_qinterp_set_rounding); never the file */
     size_t test_limit;        /* evaluate only the first N test images (0: all) */
     /* Optional raw files for runtime comparisons, over the evaluated test images: the
      * model's input bytes, the interpreter's output bytes, the labels (int32 LE). */

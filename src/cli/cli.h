@@ -51,6 +51,8 @@ int mn_cli_parse_double(const char *s, double min, double max, double *out);
 int mn_cli_parse_size(const char *s, size_t *out);
 /* "28x28x1" */
 int mn_cli_parse_shape(const char *s, int *h, int *w, int *c);
+/* "50x50": an image size, width first, each side in [1, 4096] */
+int mn_cli_parse_wh(const char *s, int *w, int *h);
 
 /* Ctrl-C sets this flag; long work polls it and stops cleanly. */
 extern volatile int mn_cli_stop_flag;
@@ -77,7 +79,9 @@ typedef struct mn_cli_count_progress {
 void mn_cli_count_progress_init(mn_cli_count_progress *p, int quiet);
 void mn_cli_count_progress_report(void *user, const char *what, size_t done, size_t total);
 
-/* Minimal JSON output on stdout: {"a":1,"b":"x"} with escaping. */
+/* One JSON object per line: {"a":1,"b":"x"}. Keys and values are jansson's (its escaping,
+ * invalid UTF-8 read as Latin-1); written as they come, in call order, so mn_json_raw can
+ * splice in JSON text that jansson would not hold (an array built elsewhere, 1e999). */
 typedef struct mn_json {
     FILE *f;
     int first;

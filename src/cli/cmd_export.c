@@ -83,11 +83,13 @@ typedef struct export_opts {
 
 static const char *const cmd = "export";
 
-static int parse_rounding(const char *arg, int *mode) {
-    static const char *const names[] = {"double", "single", "litert-ref"};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(arg, names[i])) {
-            *mode = i;
+static int parse_rounding(const char *arg, mn_rounding *mode) {
+    static const struct { const char *name; mn_rounding mode; } names[] = {
+        {"double", MN_ROUNDING_DOUBLE}, {"single", MN_ROUNDING_SINGLE},
+        {"litert-ref", MN_ROUNDING_LITERT_REF}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(arg, names[i].name)) {
+            *mode = names[i].mode;
             return MN_CLI_CONTINUE;
         }
     return mn_cli_usage_error(cmd, "--rounding must be double, single or litert-ref, got '%s'", arg);

@@ -191,15 +191,10 @@ static int apply(import_opts *o, int c, const char *arg) {
     case OPT_DIR: o->dir = arg; o->dir_given = 1; break;
     case OPT_COARSE: o->coarse = 1; break;
     case OPT_SKIP_BAD: o->skip_bad = 1; break;
-    case OPT_SIZE: {
-        int a = 0, b = 0;
-        char extra;
-        if (sscanf(arg, "%dx%d%c", &a, &b, &extra) != 2 || a < 1 || b < 1 || a > 4096 || b > 4096)
+    case OPT_SIZE:
+        if (!mn_cli_parse_wh(arg, &o->sw, &o->sh))
             return mn_cli_usage_error(cmd, "--size must be WxH (e.g. 50x50), got '%s'", arg);
-        o->sw = a;
-        o->sh = b;
         break;
-    }
     case OPT_CHANNELS:
         if (!mn_cli_parse_int(arg, 1, 3, &o->channels) || o->channels == 2)
             return mn_cli_usage_error(cmd, "--channels must be 1 or 3, got '%s'", arg);

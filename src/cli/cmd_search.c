@@ -55,7 +55,7 @@ static void usage(FILE *f) {
             "  --device-mem SIZE    device memory for a GPU backend (default: the device's)\n"
             "  --backend B          compute backend (default cpu; built in: %s)\n"
             "  --threads N          worker threads (default: all cores)\n"
-            "  --device N           device index for the OpenCL backend\n"
+            "  --device N           device index for the opencl or cuda backend\n"
             "  --resume             continue the search whose journal is in DIR\n"
             "  --config FILE        read options from an INI file: keys are these long option\n"
             "                       names in a [search] section; the command line wins\n"

@@ -22,9 +22,10 @@ static const mn_cli_command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void print_version(void) {
+    const mn_backend_desc *d;
     printf("mcunas %s\nbackends: %s\n", MN_VERSION, mn_backend_available());
-    if (!strstr(mn_backend_available(), "opencl"))
-        printf("opencl: not built (OpenCL/CLBlast not found)\n");
+    for (int i = 0; (d = mn_backend_describe(i)); i++)
+        if (!d->built) printf("%s: not built (%s)\n", d->name, d->note);
 }
 
 static void print_help(void) {

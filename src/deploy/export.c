@@ -110,7 +110,7 @@ static mn_status evaluate(const mn_export_options *o, const mn_qgraph *g, const 
     mn_qinterp *it = NULL;
     mn_status st = mn_qinterp_create(g, &it);
     if (st) return st;
-    mn_qinterp_set_single_rounding(it, o->rounding);
+    mn_qinterp_set_rounding(it, o->rounding);
     /* Inputs are kept only when dumped; one image's worth otherwise. */
     uint8_t *in = malloc((o->dump_inputs ? n : 1) * image_bytes + 1);
     uint8_t *out = malloc((n ? n : 1) * (size_t)classes);
