@@ -329,6 +329,36 @@ static void interrupted_search_resumes_to_the_same_answer(void **state) {
     free(j_cut);
 }
 
+/* The final phase for the C runtime reports the C runtime's flash and RAM (what the search
+ * held against the target), not the .tflite's, and writes model.c beside model.tflite. */
+static void final_phase_reports_the_runtimes_figures(void **state) {
+    (void)state;
+    recorder r;
+    memset(&r, 0, sizeof r);
+    char *journal = mn_test_path(tmpdir, "final-c.jsonl"), *dir = mn_test_path(tmpdir, "final-c");
+    assert_int_equal(mkdir(dir, 0755), 0);
+    mn_search_config c;
+    config(&c, &r, journal, "stm32l412kbu3");
+    c.runtime = MN_RUNTIME_C;
+    mn_final_result fin;
+    assert_int_equal(mn_search_finalize(&c, &data, (mn_point){2, 1}, 1, 20, dir, &fin), MN_OK);
+    mn_arch a;
+    assert_int_equal(mn_arch_build(&a, 2, 1, c.layout, data.info.shape, data.info.classes), MN_OK);
+    mn_estimate e;
+    assert_int_equal(mn_estimate_compute_runtime(&a, 0, c.target, c.latency, MN_RUNTIME_C, &e), MN_OK);
+    assert_int_equal(fin.flash_bytes, e.flash_bytes);
+    assert_int_equal(fin.est.ram_bytes, e.ram_bytes);
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.tflite", dir);
+    struct stat st;
+    assert_int_equal(stat(path, &st), 0);
+    assert_int_not_equal((size_t)st.st_size, fin.flash_bytes); /* not the .tflite's size */
+    snprintf(path, sizeof path, "%s/model.c", dir);
+    assert_int_equal(access(path, F_OK), 0);
+    free(journal);
+    free(dir);
+}
+
 /* The CLI killed with SIGKILL while candidates train, then --resume: same winner as an
  * uninterrupted run, and the delivered files exist. */
 static int run_cli(const char *out, int resume, int kill_after_lines) {
@@ -474,6 +504,7 @@ int main(void) {
         cmocka_unit_test(host_budget_prunes_before_training),
         cmocka_unit_test(ranking_and_evaluator_agree_on_the_budget),
         cmocka_unit_test(interrupted_search_resumes_to_the_same_answer),
+        cmocka_unit_test(final_phase_reports_the_runtimes_figures),
         cmocka_unit_test(cli_kill_9_and_resume),
         cmocka_unit_test(cli_bad_input),
     };

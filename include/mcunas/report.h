@@ -19,7 +19,8 @@ typedef struct mn_final_result {
     double val_acc;            /* best validation accuracy of the final training */
     double float_test_acc;
     double int8_test_acc;      /* our int8 interpreter on the whole test split */
-    size_t flash_bytes;        /* bytes of model.tflite as written */
+    size_t flash_bytes;        /* flash for the search's runtime: model.tflite as written
+                                * (TFLM), or the C runtime's model.c figure */
     double train_seconds;
 } mn_final_result;
 

@@ -74,7 +74,9 @@ mn_status mn_search_finalize(const mn_search_config *cfg, const mn_loaded_data *
         if (cfg->runtime == MN_RUNTIME_C) eo.c_runtime_dir = dir; /* model.c, model.h */
         mn_export_result er;
         st = mn_export_model(&eo, arch, trainable, state, &data->train, &data->test, &er);
-        out->flash_bytes = er.flash_bytes;
+        /* the flash of what the search targets: the .tflite under TFLM, model.c's figure
+         * (weights, steps and kernels) under the C runtime */
+        out->flash_bytes = cfg->runtime == MN_RUNTIME_C ? out->est.flash_bytes : er.flash_bytes;
         out->int8_test_acc = er.int8_test_acc;
     }
     free(trainable);
