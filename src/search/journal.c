@@ -42,19 +42,22 @@ static void escape(const char *s, char *out, size_t size) {
 }
 
 int mn_journal_format(const mn_journal_entry *e, char *buf, size_t size) {
-    char reason[600];
+    char reason[600], node[400];
     escape(e->reason, reason, sizeof reason);
+    escape(e->node, node, sizeof node);
     return snprintf(buf, size,
                     "{\"event\":\"candidate\",\"k\":%d,\"cells\":%d,\"outcome\":\"%s\","
                     "\"reason\":\"%s\",\"val_acc\":%.6f,\"macc\":%" PRIu64 ",\"params\":%" PRIu64
                     ",\"flash_bytes\":%" PRIu64 ",\"ram_bytes\":%" PRIu64 ",\"latency_ms\":%.6g,"
                     "\"host_planned_bytes\":%" PRIu64 ",\"host_measured_bytes\":%" PRIu64
                     ",\"device_planned_bytes\":%" PRIu64 ",\"device_measured_bytes\":%" PRIu64
-                    ",\"seconds\":%.3f}",
+                    ",\"seconds\":%.3f,\"speculative\":%d,\"node\":\"%s\",\"rank\":%d,"
+                    "\"worker\":%d,\"started\":%.3f,\"joint_planned_bytes\":%" PRIu64 "}",
                     e->point.k, e->point.cells, mn_outcome_name(e->outcome), reason, e->val_acc,
                     e->macc, e->params, e->flash_bytes, e->ram_bytes, e->latency_ms,
                     e->host_planned_bytes, e->host_measured_bytes, e->device_planned_bytes,
-                    e->device_measured_bytes, e->seconds);
+                    e->device_measured_bytes, e->seconds, e->speculative, node, e->rank,
+                    e->worker, e->started, e->joint_planned_bytes);
 }
 
 /* ---- a reader for flat JSON objects ---- */
@@ -143,9 +146,15 @@ static mn_status parse_entry(const char *line, const char *path, size_t lineno,
     U64("host_measured_bytes", host_measured_bytes)
     U64("device_planned_bytes", device_planned_bytes)
     U64("device_measured_bytes", device_measured_bytes)
+    U64("joint_planned_bytes", joint_planned_bytes)
 #undef U64
     if (get_num(line, "latency_ms", &d)) e->latency_ms = d;
     if (get_num(line, "seconds", &d)) e->seconds = d;
+    if (get_num(line, "speculative", &d)) e->speculative = d != 0;
+    get_str(line, "node", e->node, sizeof e->node);
+    if (get_num(line, "rank", &d)) e->rank = (int)d;
+    if (get_num(line, "worker", &d)) e->worker = (int)d;
+    if (get_num(line, "started", &d)) e->started = d;
     return MN_OK;
 }
 

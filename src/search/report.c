@@ -90,6 +90,19 @@ static void xml_str(mn_text *t, const char *s) {
     }
 }
 
+/* Whether journal line i is reported: every line the rules asked (the path), and the lines
+ * evaluated ahead of need that the rules never asked (the speculative waste); a speculative
+ * line whose point the path reached later is that path line's twin. */
+static int reported(const mn_journal *j, size_t i) {
+    const mn_journal_entry *e = mn_journal_get(j, i);
+    if (!e->speculative) return 1;
+    for (size_t o = 0; o < mn_journal_count(j); o++) {
+        const mn_journal_entry *x = mn_journal_get(j, o);
+        if (!x->speculative && x->point.k == e->point.k && x->point.cells == e->point.cells) return 0;
+    }
+    return 1;
+}
+
 /* ---- the plot: validation accuracy against RAM and against MACC ---- */
 
 typedef struct panel {
@@ -126,6 +139,7 @@ static void draw_panel(mn_text *t, const panel *p, const mn_journal *j, int use_
     }
     for (size_t i = 0; i < mn_journal_count(j); i++) {
         const mn_journal_entry *e = mn_journal_get(j, i);
+        if (!reported(j, i)) continue;
         double x = use_ram ? (double)e->ram_bytes : (double)e->macc;
         if (x <= 0 || x > p->xmax) continue;
         if (e->outcome == MN_OUTCOME_SCORED) {
@@ -194,9 +208,10 @@ static mn_status write_csv(const char *dir, const mn_journal *j) {
     mn_text t = {0};
     tx(&t, "k,cells,outcome,val_acc,macc,params,flash_bytes,ram_bytes,latency_ms,"
            "host_planned_bytes,host_measured_bytes,device_planned_bytes,device_measured_bytes,"
-           "seconds,reason\n");
+           "seconds,speculative,node,rank,worker,started,joint_planned_bytes,reason\n");
     for (size_t i = 0; i < mn_journal_count(j); i++) {
         const mn_journal_entry *e = mn_journal_get(j, i);
+        if (!reported(j, i)) continue;
         tx(&t, "%d,%d,%s,", e->point.k, e->point.cells, mn_outcome_name(e->outcome));
         if (e->outcome == MN_OUTCOME_SCORED) tx(&t, "%.4f", e->val_acc);
         tx(&t, ",%llu,%llu,%llu,%llu,%.3f,%llu,%llu,%llu,%llu,%.2f,", (unsigned long long)e->macc,
@@ -204,6 +219,10 @@ static mn_status write_csv(const char *dir, const mn_journal *j) {
            (unsigned long long)e->ram_bytes, e->latency_ms, (unsigned long long)e->host_planned_bytes,
            (unsigned long long)e->host_measured_bytes, (unsigned long long)e->device_planned_bytes,
            (unsigned long long)e->device_measured_bytes, e->seconds);
+        tx(&t, "%d,", e->speculative);
+        csv_quoted(&t, e->node);
+        tx(&t, ",%d,%d,%.3f,%llu,", e->rank, e->worker, e->started,
+           (unsigned long long)e->joint_planned_bytes);
         csv_quoted(&t, e->reason);
         tx(&t, "\n");
     }
@@ -211,9 +230,13 @@ static mn_status write_csv(const char *dir, const mn_journal *j) {
 }
 
 static mn_status write_json(const mn_search_config *cfg, const char *dir, const mn_journal *j,
-                            const mn_search_result *s, const mn_final_result *f, double total) {
-    size_t n[4] = {0};
-    for (size_t i = 0; i < mn_journal_count(j); i++) n[mn_journal_get(j, i)->outcome]++;
+                            const mn_search_result *s, const mn_final_result *f, double total_seconds) {
+    size_t n[4] = {0}, total = 0;
+    for (size_t i = 0; i < mn_journal_count(j); i++)
+        if (!mn_journal_get(j, i)->speculative) {
+            n[mn_journal_get(j, i)->outcome]++;
+            total++;
+        }
     mn_text t = {0};
     tx(&t, "{\n  \"settings\": %s,\n  \"target\": {\"name\": ", cfg->settings_json);
     json_str(&t, cfg->target->name);
@@ -222,10 +245,17 @@ static mn_status write_json(const mn_search_config *cfg, const char *dir, const 
        cfg->target->clock_mhz);
     tx(&t, "  \"candidates\": {\"total\": %zu, \"scored\": %zu, \"infeasible\": %zu, \"pruned\": %zu, "
            "\"failed\": %zu, \"trained_this_run\": %zu, \"replayed\": %zu},\n",
-       mn_journal_count(j), n[MN_OUTCOME_SCORED], n[MN_OUTCOME_INFEASIBLE], n[MN_OUTCOME_PRUNED],
+       total, n[MN_OUTCOME_SCORED], n[MN_OUTCOME_INFEASIBLE], n[MN_OUTCOME_PRUNED],
        n[MN_OUTCOME_FAILED], s->trained, s->replayed);
     tx(&t, "  \"search_seconds\": %.1f,\n  \"total_seconds\": %.1f,\n  \"peak_host_bytes\": %llu,\n",
-       s->seconds, total, (unsigned long long)s->peak_host_bytes);
+       s->seconds, total_seconds, (unsigned long long)s->peak_host_bytes);
+    tx(&t, "  \"workers\": {\"slots\": %d, \"nodes\": %d, \"threads\": %d, \"busy_seconds\": %.1f, "
+           "\"utilisation\": %.3f, \"speculative\": %zu, \"speculative_used\": %zu, "
+           "\"speculative_seconds\": %.1f, \"lost\": %zu, \"host_mem\": %zu, "
+           "\"peak_search_host_bytes\": %llu, \"max_joint_planned_bytes\": %llu},\n",
+       s->slots, s->nodes, cfg->threads, s->busy_seconds, s->utilisation, s->speculative,
+       s->speculative_used, s->speculative_seconds, s->lost, cfg->host_mem,
+       (unsigned long long)s->peak_search_host_bytes, (unsigned long long)s->max_joint_planned_bytes);
     if (f) {
         tx(&t, "  \"winner\": {\"k\": %d, \"cells\": %d, \"layout\": \"%s\", \"val_acc\": %.4f, "
                "\"search_val_acc\": %.4f, \"float_test_acc\": %.4f, \"int8_test_acc\": %.4f, "
