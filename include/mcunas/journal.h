@@ -41,6 +41,7 @@ typedef struct mn_journal_entry {
     double started;              /* seconds from the start of the candidate phase */
     uint64_t joint_planned_bytes; /* the host plan of everything running on that node when it
                                    * started, itself included (0 when not trained) */
+    uint64_t host_added_bytes;   /* its part of that plan: what its training adds to the node */
 } mn_journal_entry;
 
 void mn_journal_entry_init(mn_journal_entry *e, mn_point p);

@@ -52,7 +52,9 @@ typedef struct mn_search_config {
      * every rank but 0 contributes W workers of its own and rank 0 coordinates. */
     int workers;
     int lookahead;                 /* points evaluated ahead of need at most (0: none) */
-    int mpi;                       /* spread over the ranks of an MPI job (MN_HAVE_MPI) */
+    int mpi;                       /* spread over the ranks of an MPI job (MN_HAVE_MPI): rank 0
+                                    * coordinates, the others serve and return with no winner */
+    const char *data_path;         /* the dataset's file, for messages (MPI: a rank's data differs) */
     const char *journal_path;
     int resume;
     const char *settings_json;     /* written as the journal's first line */
@@ -82,8 +84,14 @@ typedef struct mn_search_result {
     double speculative_seconds; /* worker-seconds the never-asked ones took (abandoned too) */
     size_t lost;              /* jobs whose worker died under them (each retried once) */
     uint64_t peak_search_host_bytes; /* largest sampled host memory of search and workers */
+    uint64_t base_host_bytes; /* resident before any candidate: the search, its workers' own
+                               * pages (the coordinator's node) */
     uint64_t max_joint_planned_bytes; /* largest plan of what ran at once on one node */
 } mn_search_result;
+
+/* This process's rank in an MPI job and the job's size (*size), starting MPI on the first
+ * call; 0 and 1 in a build without MPI or outside an MPI launcher's job. */
+int mn_search_mpi_rank(int *size);
 
 /* The training options a search gives every candidate (and, with other epochs, its winner). */
 void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_options *out);

@@ -109,6 +109,7 @@ typedef struct opts {
     char chose[256];          /* how they were chosen, for the first line of output */
     double lr, val, max_latency, wf, wl;
     int resume, json, quiet;
+    int mpi, rank;            /* started by mpirun/srun with more than one rank */
     size_t host_mem, device_mem;
 } opts;
 
@@ -374,6 +375,8 @@ static void make_config(const opts *o, const mn_target *target, mn_rank_options 
     sc->host_mem = o->host_mem ? o->host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
     sc->device_mem = o->device_mem;
     sc->resume = o->resume;
+    sc->mpi = o->mpi;
+    sc->data_path = o->data;
     sc->on_candidate = on_candidate;
     sc->on_train_progress = on_progress;
     sc->user = rc;
@@ -448,9 +451,13 @@ static int run(const opts *o, const mn_target *target, const mn_loaded_data *dat
                 mn_strategy_kind_name(o->strategy), o->data, data->train.count, target->name,
                 target->ram_bytes / 1024, target->flash_bytes / 1024, target->macc_bound / 1e6,
                 sc.host_mem / 1048576.0);
-    if (!o->quiet && !o->json) fprintf(stderr, "search: %s\n", o->chose);
+    if (!o->quiet && !o->json && o->rank == 0) {
+        if (o->mpi) fprintf(stderr, "search: MPI job: rank 0 coordinates, the other ranks train\n");
+        else fprintf(stderr, "search: %s\n", o->chose);
+    }
     mn_search_result res;
     mn_status st = mn_search_run(&sc, data, &res);
+    if (o->rank != 0) return st ? mn_cli_fail(cmd, st) : MN_EXIT_OK; /* a worker rank: served */
     mn_final_result fin;
     int have_final = 0;
     if (!st && res.have_winner) {
@@ -507,7 +514,7 @@ static int load_and_run(opts *o) {
     const mn_target *target;
     int rc = mn_cli_target_find(cmd, o->target, o->target_file, &targets, &target);
     if (rc != MN_EXIT_OK) return rc;
-    if (!make_dir(o->out)) {
+    if (o->rank == 0 && !make_dir(o->out)) {
         mn_target_list_free(&targets);
         fprintf(stderr, "mcunas search: error: cannot create output folder %s\n", o->out);
         return MN_EXIT_FAILURE;
@@ -526,6 +533,19 @@ static int load_and_run(opts *o) {
     return rc;
 }
 
+/* Under mpirun or srun (their environment says so) with more than one rank, the search runs
+ * across the ranks: rank 0 coordinates and writes everything, the others train quietly. */
+static void start_mpi(opts *o) {
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_SIZE") && !getenv("PMIX_RANK")) return;
+    /* each rank forks its worker processes after MPI starts; they never call MPI, so Open
+     * MPI's warning about fork (meant for RDMA networks) does not apply */
+    setenv("OMPI_MCA_mpi_warn_on_fork", "0", 0);
+    int size = 1;
+    o->rank = mn_search_mpi_rank(&size);
+    o->mpi = size > 1;
+    if (o->rank != 0) o->quiet = 1, o->json = 0;
+}
+
 int mn_cmd_search(int argc, char **argv) {
     opts o;
     config_ctx cfgctx;
@@ -533,7 +553,10 @@ int mn_cmd_search(int argc, char **argv) {
     cfgctx.o = &o;
     cfgctx.rc = MN_EXIT_OK;
     int rc = parse(argc, argv, &o, &cfgctx);
-    if (rc == MN_CLI_CONTINUE) rc = load_and_run(&o);
+    if (rc == MN_CLI_CONTINUE) {
+        start_mpi(&o);
+        rc = load_and_run(&o);
+    }
     for (int i = 0; i < cfgctx.n_strings; i++) free(cfgctx.strings[i]);
     return rc;
 }

@@ -52,12 +52,13 @@ int mn_journal_format(const mn_journal_entry *e, char *buf, size_t size) {
                     "\"host_planned_bytes\":%" PRIu64 ",\"host_measured_bytes\":%" PRIu64
                     ",\"device_planned_bytes\":%" PRIu64 ",\"device_measured_bytes\":%" PRIu64
                     ",\"seconds\":%.3f,\"speculative\":%d,\"node\":\"%s\",\"rank\":%d,"
-                    "\"worker\":%d,\"started\":%.3f,\"joint_planned_bytes\":%" PRIu64 "}",
+                    "\"worker\":%d,\"started\":%.3f,\"joint_planned_bytes\":%" PRIu64
+                    ",\"host_added_bytes\":%" PRIu64 "}",
                     e->point.k, e->point.cells, mn_outcome_name(e->outcome), reason, e->val_acc,
                     e->macc, e->params, e->flash_bytes, e->ram_bytes, e->latency_ms,
                     e->host_planned_bytes, e->host_measured_bytes, e->device_planned_bytes,
                     e->device_measured_bytes, e->seconds, e->speculative, node, e->rank,
-                    e->worker, e->started, e->joint_planned_bytes);
+                    e->worker, e->started, e->joint_planned_bytes, e->host_added_bytes);
 }
 
 /* ---- a reader for flat JSON objects ---- */
@@ -147,6 +148,7 @@ static mn_status parse_entry(const char *line, const char *path, size_t lineno,
     U64("device_planned_bytes", device_planned_bytes)
     U64("device_measured_bytes", device_measured_bytes)
     U64("joint_planned_bytes", joint_planned_bytes)
+    U64("host_added_bytes", host_added_bytes)
 #undef U64
     if (get_num(line, "latency_ms", &d)) e->latency_ms = d;
     if (get_num(line, "seconds", &d)) e->seconds = d;

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "mcunas/host.h"
@@ -51,7 +52,8 @@ int mn_pool_read_all(int fd, void *buf, size_t n) {
 int mn_pool_write_all(int fd, const void *buf, size_t n) {
     const char *b = buf;
     while (n) {
-        ssize_t r = write(fd, b, n);
+        /* a socket, so that a peer that died is an error here, not SIGPIPE for the search */
+        ssize_t r = send(fd, b, n, MSG_NOSIGNAL);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return 0;
         b += r;
@@ -99,7 +101,7 @@ static void inline_destroy(mn_pool *pool) {
     mn_pool_free(pool);
 }
 
-static const mn_pool_ops inline_ops = {inline_submit, inline_wait, inline_host_bytes, inline_destroy};
+static const mn_pool_ops inline_ops = {NULL, inline_submit, inline_wait, inline_host_bytes, inline_destroy};
 
 mn_status mn_pool_inline_create(mn_eval_ctx *ctx, mn_pool **out) {
     mn_status st = mn_pool_alloc(1, 1, out);

@@ -25,6 +25,20 @@ void mn_eval_ctx_init(mn_eval_ctx *ctx, const mn_search_config *cfg, const mn_lo
  * device budgets (mn_search_check_candidate on a fresh backend), then training. */
 mn_status mn_search_evaluate(mn_eval_ctx *ctx, mn_point p, mn_journal_entry *e);
 
+/* A candidate planned before it is started: the target, then what its training adds to the
+ * resident set of the process that trains it (own: the backend's runtime, the net's staging
+ * and device buffers where they are host memory, the trainer, the slack) and to a device with
+ * memory of its own (dev). */
+typedef struct mn_pool_plan {
+    int fits;            /* 0: the target or the device budget refuses it (e: the outcome) */
+    uint64_t own, dev;
+    mn_journal_entry e;  /* the cost model's figures; the outcome when it does not fit */
+} mn_pool_plan;
+
+/* Plans p on *be (created from ctx on first use, kept by the caller); ctx's host budget is
+ * not applied (the coordinator applies it to what runs at once). */
+mn_status mn_search_plan(mn_eval_ctx *ctx, mn_backend **be, mn_point p, mn_pool_plan *out);
+
 typedef struct mn_pool_job {
     uint32_t id;
     mn_point p;
@@ -35,6 +49,7 @@ typedef struct mn_pool_done {
     int slot;
     int status;   /* mn_status of the evaluation; MN_OK: e holds the outcome */
     int lost;     /* the worker died with the job: msg says how (the job may be retried) */
+    uint64_t idle_bytes; /* the worker's proportional set size once the job was done */
     char msg[256];
     mn_journal_entry e;
 } mn_pool_done;
@@ -52,6 +67,9 @@ typedef struct mn_pool_group {
 typedef struct mn_pool mn_pool;
 
 typedef struct mn_pool_ops {
+    /* Plans a point (mn_search_plan) where the pool keeps a backend for that; NULL: the
+     * pool's one slot checks each candidate itself (inline). */
+    mn_status (*plan)(mn_pool *pool, mn_point p, mn_pool_plan *out);
     mn_status (*submit)(mn_pool *pool, int slot, const mn_pool_job *job);
     /* Waits up to timeout_ms for a finished (or lost) job: 1 with *out filled, 0 on timeout,
      * -1 on a pool error (message set). */
@@ -79,14 +97,17 @@ mn_status mn_pool_local_create(mn_eval_ctx *ctx, int workers, mn_pool **out);
 #ifdef MN_HAVE_MPI
 /* Rank 0 coordinates; every other rank's workers are slots (pool_mpi.c). */
 mn_status mn_pool_mpi_create(mn_eval_ctx *ctx, int workers, mn_pool **out);
+/* A rank other than 0: serves rank 0's jobs on `workers` local worker processes until rank 0
+ * ends the search, then ends MPI. */
+mn_status mn_search_mpi_serve(mn_eval_ctx *ctx, int workers);
 #endif
 
 /* Shared by the pools: allocation of the slot and group tables, and teardown. */
 mn_status mn_pool_alloc(int n_slots, int n_groups, mn_pool **out);
 void mn_pool_free(mn_pool *pool);
 
-/* Reads/writes exactly n bytes on a descriptor (EINTR retried): 1 done, 0 end of file or
- * error. */
+/* Reads/writes exactly n bytes on a stream socket (EINTR retried; a dead peer raises no
+ * SIGPIPE): 1 done, 0 end of file or error. */
 int mn_pool_read_all(int fd, void *buf, size_t n);
 int mn_pool_write_all(int fd, const void *buf, size_t n);
 

@@ -1,7 +1,7 @@
-/* Worker processes on this machine, forked from the search and talking over pipes.
+/* Worker processes on this machine, forked from the search and talking over socket pairs.
  *
  * Processes rather than threads: a worker that crashes or is OOM-killed takes only its own
- * candidate with it (the search sees the pipe close and re-queues the job), and the kernel's
+ * candidate with it (the search sees its socket close and re-queues the job), and the kernel's
  * peak resident set, which the evaluator resets and reads per candidate, is per process.
  * Forked, a worker shares the loaded dataset with the search copy-on-write: those pages are
  * held once. libgomp's thread pool does not survive fork (the child's first parallel region
@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -25,7 +26,8 @@
 
 typedef struct worker {
     pid_t pid;
-    int to_fd, from_fd; /* job pipe (write end), result pipe (read end) */
+    size_t idle_bytes; /* its proportional set size between jobs */
+    int to_fd, from_fd; /* job socket (we write), result socket (we read) */
     int busy;
     mn_pool_job job;
 } worker;
@@ -34,11 +36,29 @@ typedef struct local_impl {
     mn_eval_ctx *ctx;
     int n;
     worker *w;
+    worker planner; /* plans candidates on a backend of its own (slot -1) */
 } local_impl;
+
+typedef struct plan_req {
+    mn_point p;
+    uint64_t runtime_bytes;
+} plan_req;
+
+typedef struct plan_resp {
+    int status;
+    char msg[256];
+    mn_pool_plan plan;
+} plan_resp;
 
 typedef struct hello {
     uint64_t runtime_bytes;
+    uint64_t idle_bytes;
 } hello;
+
+/* A process's proportional set size: its resident pages, each shared page divided among
+ * the processes sharing it (the data the workers share with the search, the pages of the
+ * libraries they all map), so that a sum over the processes counts every page once. */
+static size_t pss(pid_t pid);
 
 typedef struct child_arg {
     mn_eval_ctx ctx;
@@ -46,14 +66,40 @@ typedef struct child_arg {
     int in_fd, out_fd, slot;
 } child_arg;
 
+/* The planner's side: a backend made once, then a plan per request. The search's own process
+ * creates no backend, so that a worker forked later (a replacement) inherits no backend's
+ * runtime state: OpenCL implementations, like libgomp, do not survive fork. */
+static void planner_main(child_arg *a) {
+    mn_eval_ctx *ctx = &a->ctx;
+    mn_backend *be = NULL;
+    mn_backend_options bo = {ctx->budget.threads, ctx->budget.device};
+    hello h = {0};
+    if (mn_backend_create(ctx->budget.backend ? ctx->budget.backend : "cpu", &bo, &be)) return;
+    if (!mn_pool_write_all(a->out_fd, &h, sizeof h)) return;
+    plan_req req;
+    while (mn_pool_read_all(a->in_fd, &req, sizeof req)) {
+        plan_resp r;
+        memset(&r, 0, sizeof r);
+        ctx->budget.runtime_bytes = (size_t)req.runtime_bytes;
+        r.status = mn_search_plan(ctx, &be, req.p, &r.plan);
+        if (r.status) snprintf(r.msg, sizeof r.msg, "%s", mn_error_message());
+        if (!mn_pool_write_all(a->out_fd, &r, sizeof r)) break;
+    }
+    mn_backend_destroy(be);
+}
+
 /* The worker's side: warm up (its own runtime bytes), say hello, then evaluate jobs until
- * the job pipe closes. */
+ * its job socket closes. */
 static void *child_main(void *arg) {
     child_arg *a = arg;
     mn_eval_ctx *ctx = &a->ctx;
+    if (a->slot < 0) {
+        planner_main(a);
+        return NULL;
+    }
     ctx->budget.runtime_bytes = mn_search_runtime_bytes(&ctx->budget, a->cfg.layout,
                                                         ctx->data->info.shape, ctx->data->info.classes);
-    hello h = {ctx->budget.runtime_bytes};
+    hello h = {ctx->budget.runtime_bytes, pss(getpid())};
     if (!mn_pool_write_all(a->out_fd, &h, sizeof h)) return NULL;
     mn_pool_job job;
     while (mn_pool_read_all(a->in_fd, &job, sizeof job)) {
@@ -63,6 +109,7 @@ static void *child_main(void *arg) {
         d.slot = a->slot;
         d.status = mn_search_evaluate(ctx, job.p, &d.e);
         if (d.status) snprintf(d.msg, sizeof d.msg, "%s", mn_error_message());
+        d.idle_bytes = pss(getpid());
         if (!mn_pool_write_all(a->out_fd, &d, sizeof d)) break;
     }
     return NULL;
@@ -70,12 +117,13 @@ static void *child_main(void *arg) {
 
 /* Forks worker `slot` and waits for its hello. */
 static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
-    int to[2], from[2];
-    if (pipe(to) != 0) return mn_error_set(MN_ERR_IO, "cannot create a pipe for worker %d: %s", slot, strerror(errno));
-    if (pipe(from) != 0) {
+    int to[2], from[2]; /* [0] the reading end, [1] the writing end */
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, to) != 0)
+        return mn_error_set(MN_ERR_IO, "cannot create a socket pair for worker %d: %s", slot, strerror(errno));
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, from) != 0) {
         close(to[0]);
         close(to[1]);
-        return mn_error_set(MN_ERR_IO, "cannot create a pipe for worker %d: %s", slot, strerror(errno));
+        return mn_error_set(MN_ERR_IO, "cannot create a socket pair for worker %d: %s", slot, strerror(errno));
     }
     pid_t parent = getpid();
     fflush(NULL); /* nothing buffered is written twice */
@@ -89,11 +137,15 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
         if (getppid() != parent) _exit(1); /* the search died before the line above */
         close(to[1]);
         close(from[0]);
-        for (int i = 0; i < im->n; i++) /* the other workers' pipes */
+        for (int i = 0; i < im->n; i++) /* the other workers' sockets */
             if (im->w[i].pid > 0) {
                 close(im->w[i].to_fd);
                 close(im->w[i].from_fd);
             }
+        if (im->planner.pid > 0) {
+            close(im->planner.to_fd);
+            close(im->planner.from_fd);
+        }
         child_arg *a = calloc(1, sizeof *a);
         if (!a) _exit(1);
         /* the worker's own configuration: no progress output from several processes */
@@ -112,7 +164,7 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
     }
     close(to[0]);
     close(from[1]);
-    worker *w = &im->w[slot];
+    worker *w = slot < 0 ? &im->planner : &im->w[slot];
     memset(w, 0, sizeof *w);
     w->pid = pid;
     w->to_fd = to[1];
@@ -127,6 +179,7 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
         return mn_error_set(MN_ERR_BACKEND, "worker %d ended before it was ready (status %d)", slot, status);
     }
     if (runtime_bytes) *runtime_bytes = (size_t)h.runtime_bytes;
+    w->idle_bytes = (size_t)h.idle_bytes;
     return MN_OK;
 }
 
@@ -147,6 +200,49 @@ static size_t rollup(pid_t pid, const char *key) {
     return v;
 }
 
+static size_t pss(pid_t pid) { return rollup(pid, "Pss:"); }
+
+/* What the node holds besides the candidates running now: the search (and the data its
+ * workers share), the planner, each worker between jobs, every shared page once. Backends'
+ * runtimes keep caches after a candidate (an OpenCL implementation's compiled programs and
+ * libraries, allocator arenas), so it is read anew after every job rather than once. */
+static void update_base(mn_pool *pool) {
+    local_impl *im = pool->impl;
+    size_t base = pss(getpid());
+    if (im->planner.pid > 0) base += pss(im->planner.pid);
+    for (int i = 0; i < im->n; i++)
+        if (im->w[i].pid > 0) base += im->w[i].idle_bytes;
+    pool->groups[0].base_bytes = base;
+}
+
+static mn_status local_plan(mn_pool *pool, mn_point p, mn_pool_plan *out) {
+    local_impl *im = pool->impl;
+    plan_req req = {p, pool->groups[0].runtime_bytes};
+    plan_resp r;
+    int ok = 0;
+    for (int attempt = 0; attempt < 2 && !ok; attempt++) {
+        ok = mn_pool_write_all(im->planner.to_fd, &req, sizeof req) &&
+             mn_pool_read_all(im->planner.from_fd, &r, sizeof r);
+        if (!ok) { /* the planner died (killed, out of memory): one replacement */
+            int status = 0;
+            waitpid(im->planner.pid, &status, 0);
+            close(im->planner.to_fd);
+            close(im->planner.from_fd);
+            im->planner.pid = 0;
+            if (attempt == 0) {
+                mn_status st = spawn(im, -1, NULL);
+                if (st) return st;
+            }
+        }
+    }
+    if (!ok)
+        return mn_error_set(MN_ERR_BACKEND, "the planner process ended twice while planning A(%d,%d)",
+                            p.k, p.cells);
+    if (r.status) return mn_error_set((mn_status)r.status, "%s", r.msg);
+    *out = r.plan;
+    return MN_OK;
+}
+
 static mn_status local_submit(mn_pool *pool, int slot, const mn_pool_job *job) {
     local_impl *im = pool->impl;
     worker *w = &im->w[slot];
@@ -158,7 +254,7 @@ static mn_status local_submit(mn_pool *pool, int slot, const mn_pool_job *job) {
     return MN_OK;
 }
 
-/* Worker `slot` closed its pipe: reap it, report its job lost and start another. */
+/* Worker `slot` closed its socket: reap it, report its job lost and start another. */
 static int lost(mn_pool *pool, int slot, mn_pool_done *out) {
     local_impl *im = pool->impl;
     worker *w = &im->w[slot];
@@ -180,6 +276,7 @@ static int lost(mn_pool *pool, int slot, mn_pool_done *out) {
     w->pid = 0;
     w->busy = 0;
     if (spawn(im, slot, NULL)) return -1;
+    update_base(pool);
     return had_job;
 }
 
@@ -209,6 +306,8 @@ static int local_wait(mn_pool *pool, int timeout_ms, mn_pool_done *out) {
         out->slot = i;
         out->lost = 0;
         w->busy = 0;
+        w->idle_bytes = (size_t)out->idle_bytes;
+        update_base(pool);
         return 1;
     }
     return 0;
@@ -216,9 +315,10 @@ static int local_wait(mn_pool *pool, int timeout_ms, mn_pool_done *out) {
 
 static size_t local_host_bytes(mn_pool *pool) {
     local_impl *im = pool->impl;
-    size_t total = rollup(getpid(), "Pss:");
+    size_t total = pss(getpid());
+    if (im->planner.pid > 0) total += pss(im->planner.pid);
     for (int i = 0; i < im->n; i++)
-        if (im->w[i].pid > 0) total += rollup(im->w[i].pid, "Pss:");
+        if (im->w[i].pid > 0) total += pss(im->w[i].pid);
     return total;
 }
 
@@ -228,7 +328,7 @@ static void local_destroy(mn_pool *pool) {
     if (im) {
         for (int i = 0; i < im->n; i++)
             if (im->w[i].pid > 0) {
-                close(im->w[i].to_fd); /* an idle worker ends at the end of its job pipe */
+                close(im->w[i].to_fd); /* an idle worker ends when its job socket closes */
                 if (im->w[i].busy) kill(im->w[i].pid, SIGKILL); /* speculation nobody needs */
             }
         for (int i = 0; i < im->n; i++)
@@ -236,13 +336,18 @@ static void local_destroy(mn_pool *pool) {
                 waitpid(im->w[i].pid, NULL, 0);
                 close(im->w[i].from_fd);
             }
+        if (im->planner.pid > 0) {
+            close(im->planner.to_fd);
+            waitpid(im->planner.pid, NULL, 0);
+            close(im->planner.from_fd);
+        }
         free(im->w);
         free(im);
     }
     mn_pool_free(pool);
 }
 
-static const mn_pool_ops local_ops = {local_submit, local_wait, local_host_bytes, local_destroy};
+static const mn_pool_ops local_ops = {local_plan, local_submit, local_wait, local_host_bytes, local_destroy};
 
 mn_status mn_pool_local_create(mn_eval_ctx *ctx, int workers, mn_pool **out) {
     *out = NULL;
@@ -270,9 +375,9 @@ mn_status mn_pool_local_create(mn_eval_ctx *ctx, int workers, mn_pool **out) {
         size_t rt = 0;
         st = spawn(im, i, &rt);
         if (rt > g->runtime_bytes) g->runtime_bytes = rt;
-        /* what the worker holds of its own besides the pages it shares with the search */
-        if (!st) g->base_bytes += rollup(im->w[i].pid, "Private_Clean:") + rollup(im->w[i].pid, "Private_Dirty:");
     }
+    if (!st) st = spawn(im, -1, NULL);
+    if (!st) update_base(pool);
     if (st) {
         local_destroy(pool);
         return st;

@@ -252,10 +252,11 @@ static mn_status write_json(const mn_search_config *cfg, const char *dir, const 
     tx(&t, "  \"workers\": {\"slots\": %d, \"nodes\": %d, \"threads\": %d, \"busy_seconds\": %.1f, "
            "\"utilisation\": %.3f, \"speculative\": %zu, \"speculative_used\": %zu, "
            "\"speculative_seconds\": %.1f, \"lost\": %zu, \"host_mem\": %zu, "
-           "\"peak_search_host_bytes\": %llu, \"max_joint_planned_bytes\": %llu},\n",
+           "\"base_host_bytes\": %llu, \"peak_search_host_bytes\": %llu, "
+           "\"max_joint_planned_bytes\": %llu},\n",
        s->slots, s->nodes, cfg->threads, s->busy_seconds, s->utilisation, s->speculative,
        s->speculative_used, s->speculative_seconds, s->lost, cfg->host_mem,
-       (unsigned long long)s->peak_search_host_bytes, (unsigned long long)s->max_joint_planned_bytes);
+       (unsigned long long)s->base_host_bytes, (unsigned long long)s->peak_search_host_bytes, (unsigned long long)s->max_joint_planned_bytes);
     if (f) {
         tx(&t, "  \"winner\": {\"k\": %d, \"cells\": %d, \"layout\": \"%s\", \"val_acc\": %.4f, "
                "\"search_val_acc\": %.4f, \"float_test_acc\": %.4f, \"int8_test_acc\": %.4f, "

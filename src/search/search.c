@@ -152,8 +152,7 @@ typedef struct coord {
     const mn_search_config *cfg;
     const mn_loaded_data *data;
     mn_eval_ctx ctx;        /* the coordinator's checks (host budget its own, below) */
-    mn_backend *be;         /* the coordinator's backend for plans; NULL: the inline pool */
-    int shares_host;
+    int planned;            /* the pool plans candidates (0: the inline pool) */
     mn_pool *pool;
     mn_strategy *strategy;
     mn_journal *journal;
@@ -210,8 +209,47 @@ static void fmt_mib(char *buf, size_t n, size_t bytes) {
     snprintf(buf, n, "%.1f MiB", (double)bytes / (1024.0 * 1024.0));
 }
 
-/* Plans p once: the target, then the training plan against its node's budget when it runs
- * alone there (group 0's figures: every node runs the same backend and batch). */
+mn_status mn_search_plan(mn_eval_ctx *ctx, mn_backend **be, mn_point p, mn_pool_plan *out) {
+    memset(out, 0, sizeof *out);
+    mn_journal_entry *e = &out->e;
+    mn_journal_entry_init(e, p);
+    const mn_loaded_data *data = ctx->data;
+    mn_arch arch;
+    mn_status st = mn_arch_build(&arch, p.k, p.cells, ctx->cfg->layout, data->info.shape, data->info.classes);
+    if (st == MN_ERR_INFEASIBLE) {
+        e->outcome = MN_OUTCOME_INFEASIBLE;
+        snprintf(e->reason, sizeof e->reason, "%s", mn_error_message());
+        return MN_OK;
+    }
+    if (st) return st;
+    e->macc = mn_arch_macc(&arch);
+    e->params = mn_arch_params(&arch);
+    mn_search_budget b = ctx->budget;
+    b.host_mem = 0;
+    mn_candidate_check chk;
+    size_t rss = mn_host_rss_bytes();
+    if ((st = mn_search_check_candidate(&b, &arch, data->train.count, be, &chk))) return st;
+    mn_backend_mem mem;
+    memset(&mem, 0, sizeof mem);
+    mn_backend_mem_info(*be, &mem);
+    e->flash_bytes = chk.est.flash_bytes;
+    e->ram_bytes = chk.est.ram_bytes;
+    e->latency_ms = chk.est.latency_ms;
+    e->host_planned_bytes = chk.host_planned_bytes;
+    e->device_planned_bytes = chk.device_planned_bytes;
+    out->own = chk.host_planned_bytes > rss ? chk.host_planned_bytes - rss : 0;
+    out->dev = mem.shares_host_memory ? 0 : chk.device_planned_bytes;
+    if (chk.fit != MN_CANDIDATE_FITS) {
+        e->outcome = chk.fit == MN_CANDIDATE_INFEASIBLE ? MN_OUTCOME_INFEASIBLE : MN_OUTCOME_PRUNED;
+        snprintf(e->reason, sizeof e->reason, "%s", chk.reason);
+    } else {
+        out->fits = 1;
+    }
+    return MN_OK;
+}
+
+/* Plans p once (the pool's planner), then applies its node's host budget to it running
+ * alone (group 0's figures: every node runs the same backend and batch). */
 static mn_status plan_of(coord *c, mn_point p, plan_pt **out) {
     for (size_t i = 0; i < c->n_plans; i++)
         if (same(c->plans[i].p, p)) {
@@ -228,50 +266,27 @@ static mn_status plan_of(coord *c, mn_point p, plan_pt **out) {
     plan_pt *pl = &c->plans[c->n_plans];
     memset(pl, 0, sizeof *pl);
     pl->p = p;
-    mn_journal_entry *e = &pl->e;
-    mn_journal_entry_init(e, p);
-    if (!c->be) { /* inline: the evaluator checks everything itself */
+    mn_journal_entry_init(&pl->e, p);
+    if (!c->planned) { /* inline: the evaluator checks everything itself */
         pl->fits = 1;
-        c->n_plans++;
-        *out = pl;
-        return MN_OK;
-    }
-    const mn_loaded_data *data = c->data;
-    mn_arch arch;
-    mn_status st = mn_arch_build(&arch, p.k, p.cells, c->cfg->layout, data->info.shape, data->info.classes);
-    if (st == MN_ERR_INFEASIBLE) {
-        e->outcome = MN_OUTCOME_INFEASIBLE;
-        snprintf(e->reason, sizeof e->reason, "%s", mn_error_message());
-    } else if (st) {
-        return st;
     } else {
-        e->macc = mn_arch_macc(&arch);
-        e->params = mn_arch_params(&arch);
-        mn_candidate_check chk;
-        size_t rss = mn_host_rss_bytes();
-        if ((st = mn_search_check_candidate(&c->ctx.budget, &arch, data->train.count, &c->be, &chk)))
-            return st;
-        e->flash_bytes = chk.est.flash_bytes;
-        e->ram_bytes = chk.est.ram_bytes;
-        e->latency_ms = chk.est.latency_ms;
-        e->host_planned_bytes = chk.host_planned_bytes;
-        e->device_planned_bytes = chk.device_planned_bytes;
+        mn_pool_plan pp;
+        mn_status st = c->pool->ops->plan(c->pool, p, &pp);
+        if (st) return st;
+        pl->e = pp.e;
+        pl->own = pp.own;
+        pl->dev = pp.dev;
+        pl->fits = pp.fits;
         const mn_pool_group *g = &c->pool->groups[0];
-        pl->own = chk.host_planned_bytes > rss ? chk.host_planned_bytes - rss : 0;
-        pl->dev = c->shares_host ? 0 : chk.device_planned_bytes;
-        char need[32], have[32];
-        if (chk.fit != MN_CANDIDATE_FITS) {
-            e->outcome = chk.fit == MN_CANDIDATE_INFEASIBLE ? MN_OUTCOME_INFEASIBLE : MN_OUTCOME_PRUNED;
-            snprintf(e->reason, sizeof e->reason, "%s", chk.reason);
-        } else if (g->host_mem && g->base_bytes + pl->own > g->host_mem) {
+        if (pl->fits && g->host_mem && g->base_bytes + pl->own > g->host_mem) {
+            char need[32], have[32];
             fmt_mib(need, sizeof need, g->base_bytes + pl->own);
             fmt_mib(have, sizeof have, g->host_mem);
-            e->outcome = MN_OUTCOME_PRUNED;
-            snprintf(e->reason, sizeof e->reason,
+            pl->e.outcome = MN_OUTCOME_PRUNED;
+            snprintf(pl->e.reason, sizeof pl->e.reason,
                      "training needs %s of host memory (batch %d), the budget is %s", need,
                      c->cfg->batch, have);
-        } else {
-            pl->fits = 1;
+            pl->fits = 0;
         }
     }
     c->n_plans++;
@@ -292,9 +307,9 @@ static int admit(coord *c, const plan_pt *pl, size_t *joint) {
                 host += c->fl[o].own;
                 dev += c->fl[o].dev;
             }
-        if (c->be && grp->host_mem && host > grp->host_mem) continue;
-        if (c->be && grp->device_mem && dev > grp->device_mem) continue;
-        *joint = c->be ? host : 0;
+        if (c->planned && grp->host_mem && host > grp->host_mem) continue;
+        if (c->planned && grp->device_mem && dev > grp->device_mem) continue;
+        *joint = c->planned ? host : 0;
         return s;
     }
     return -1;
@@ -369,9 +384,10 @@ static mn_status handle(coord *c, const mn_pool_done *d, mn_point need, int *hav
     r.worker = c->pool->slot_worker[d->slot];
     r.started = f->t0 - c->t0;
     r.joint_planned_bytes = r.outcome == MN_OUTCOME_SCORED ? f->joint : 0;
+    r.host_added_bytes = r.outcome == MN_OUTCOME_SCORED ? f->own : 0;
     if (r.outcome == MN_OUTCOME_SCORED) c->out->trained++;
     if (r.host_measured_bytes > c->out->peak_host_bytes) c->out->peak_host_bytes = r.host_measured_bytes;
-    if (!c->be && r.host_measured_bytes > c->out->peak_search_host_bytes)
+    if (!c->planned && r.host_measured_bytes > c->out->peak_search_host_bytes)
         c->out->peak_search_host_bytes = r.host_measured_bytes; /* inline: the process is the search */
     if (same(f->p, need)) {
         *e = r;
@@ -405,20 +421,9 @@ static mn_status make_pool(coord *c) {
         st = mn_pool_inline_create(&c->ctx, &c->pool);
     if (st) return st;
     c->ctx.budget.runtime_bytes = c->pool->groups[0].runtime_bytes;
-    if (cfg->workers > 0 || cfg->mpi) {
-        /* the coordinator plans on a backend of its own, made after the fork so that no
-         * worker inherits it; the joint budget counts the coordinator once */
-        mn_backend_options bo = {cfg->threads, cfg->device};
-        if ((st = mn_backend_create(cfg->backend ? cfg->backend : "cpu", &bo, &c->be))) return st;
-        mn_backend_mem mem;
-        memset(&mem, 0, sizeof mem);
-        mn_backend_mem_info(c->be, &mem);
-        c->shares_host = mem.shares_host_memory;
-        c->ctx.budget.host_mem = 0; /* the coordinator applies the node's budget itself */
-        if (!cfg->mpi) c->pool->groups[0].base_bytes += mn_host_rss_bytes();
-    }
+    c->planned = c->pool->ops->plan != NULL;
     c->fl = calloc((size_t)c->pool->n_slots, sizeof *c->fl);
-    c->lookahead = c->be ? (cfg->lookahead > 0 ? cfg->lookahead : 0) : 0;
+    c->lookahead = c->planned ? (cfg->lookahead > 0 ? cfg->lookahead : 0) : 0;
     c->batch = malloc((size_t)(c->lookahead + 1) * sizeof *c->batch);
     if (!c->fl || !c->batch) return mn_error_set(MN_ERR_NOMEM, "no memory for the search's workers");
     return MN_OK;
@@ -435,7 +440,6 @@ static void coord_free(coord *c) {
             }
         c->pool->ops->destroy(c->pool);
     }
-    mn_backend_destroy(c->be);
     free(c->fl);
     free(c->known);
     free(c->plans);
@@ -451,6 +455,7 @@ static mn_status coordinate(coord *c) {
     mn_status st = MN_OK;
     for (size_t i = 0; i < mn_journal_count(c->journal) && !st; i++)
         if (mn_journal_get(c->journal, i)->speculative) st = add_known(c, mn_journal_get(c->journal, i), 1);
+    if (c->planned) out->peak_search_host_bytes = c->pool->ops->host_bytes_now(c->pool);
     mn_point need;
     while (!st && mn_strategy_ask(c->strategy, &need)) {
         if (cfg->stop && *cfg->stop) {
@@ -488,7 +493,7 @@ static mn_status coordinate(coord *c) {
                 mn_pool_done d;
                 int r = c->pool->ops->wait(c->pool, 50, &d);
                 size_t now = c->pool->ops->host_bytes_now(c->pool);
-                if (c->be && now > out->peak_search_host_bytes) out->peak_search_host_bytes = now;
+                if (c->planned && now > out->peak_search_host_bytes) out->peak_search_host_bytes = now;
                 if (r < 0) st = MN_ERR_IO;
                 else if (r == 1) st = handle(c, &d, need, &have, &e);
                 if (!st && cfg->stop && *cfg->stop)
@@ -513,9 +518,24 @@ static mn_status coordinate(coord *c) {
     return st;
 }
 
+#ifndef MN_HAVE_MPI
+int mn_search_mpi_rank(int *size) {
+    *size = 1;
+    return 0;
+}
+#endif
+
 mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
                         mn_search_result *out) {
     memset(out, 0, sizeof *out);
+#ifdef MN_HAVE_MPI
+    int size = 1;
+    if (cfg->mpi && mn_search_mpi_rank(&size) != 0) { /* a worker rank */
+        mn_eval_ctx ctx;
+        mn_eval_ctx_init(&ctx, cfg, data);
+        return mn_search_mpi_serve(&ctx, cfg->workers);
+    }
+#endif
     if (!cfg->target) return mn_error_set(MN_ERR_INVALID_ARG, "a search needs a target MCU");
     if (cfg->batch < 1 || cfg->epochs < 1)
         return mn_error_set(MN_ERR_INVALID_ARG, "batch and epochs must be >= 1");
@@ -550,6 +570,7 @@ mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
     if (!st) st = coordinate(&c);
     double loop_seconds = mn_time_now() - c.t0;
     if (c.pool) {
+        out->base_host_bytes = c.pool->groups[0].base_bytes;
         out->slots = c.pool->n_slots;
         out->nodes = c.pool->n_groups;
     }
