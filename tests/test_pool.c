@@ -297,11 +297,172 @@ static void shared_budget_holds(void **state) {
     for (char *b = strtok(names, ", "); b; b = strtok(NULL, ", ")) shared_budget_on(b);
 }
 
+#ifdef MN_HAVE_MPI
+/* ---- MPI: the CLI under mpirun ---- */
+
+#include <fcntl.h>
+#include <sys/wait.h>
+
+/* mpirun [-np ranks] mcunas search ... on the test's data; returns the exit code. With
+ * kill_after, the rank 1 process is killed with SIGKILL once the journal holds that many
+ * candidate lines. `other_data`: rank 1 reads this file instead (MPMD). */
+static int run_mpi(int ranks, const char *out, int resume, int kill_after, const char *other_data) {
+    const char *bin = mn_test_bin();
+    char np[16], np1[16];
+    snprintf(np, sizeof np, "%d", other_data ? 1 : ranks);
+    snprintf(np1, sizeof np1, "%d", ranks - 1);
+    pid_t pid = fork();
+    if (pid == 0) {
+        char errfile[4200];
+        snprintf(errfile, sizeof errfile, "%s.stderr", out);
+        int devnull = open("/dev/null", O_WRONLY), err = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+        dup2(devnull, 1);
+        dup2(err, 2);
+        setpgid(0, 0);
+        const char *argv[64];
+        int n = 0;
+        argv[n++] = "mpirun";
+        if (geteuid() == 0) argv[n++] = "--allow-run-as-root";
+        argv[n++] = "--oversubscribe";
+        const char *rest[] = {"--target", "stm32l412kbu3", "--out", out, "--k-max", "3", "--epochs", "1",
+                              "--batch", "8", "--lr", "3e-3", "--seed", "3", "--threads", "1",
+                              "--workers", "1", "--final-epochs", "1", "--quiet"};
+        const int n_rest = (int)(sizeof rest / sizeof rest[0]);
+        for (int part = 0; part < (other_data ? 2 : 1); part++) {
+            if (part) argv[n++] = ":";
+            argv[n++] = "-np";
+            argv[n++] = part ? np1 : np;
+            argv[n++] = bin;
+            argv[n++] = "search";
+            argv[n++] = "--data";
+            argv[n++] = part ? other_data : data_path;
+            for (int i = 0; i < n_rest; i++) argv[n++] = rest[i];
+            if (resume) argv[n++] = "--resume";
+        }
+        argv[n] = NULL;
+        execvp("mpirun", (char *const *)argv);
+        _exit(127);
+    }
+    if (kill_after) {
+        char journal[4200];
+        snprintf(journal, sizeof journal, "%s/journal.jsonl", out);
+        for (int tries = 0; tries < 12000 && journal_lines(journal) < 1 + kill_after; tries++) usleep(5000);
+        /* rank 1: the process whose environment says OMPI_COMM_WORLD_RANK=1 */
+        DIR *d = opendir("/proc");
+        struct dirent *de;
+        while (d && (de = readdir(d))) {
+            char path[300], env[65536];
+            snprintf(path, sizeof path, "/proc/%s/environ", de->d_name);
+            FILE *f = fopen(path, "r");
+            if (!f) continue;
+            size_t len = fread(env, 1, sizeof env - 1, f);
+            fclose(f);
+            int rank1 = 0, ours = 0;
+            for (size_t i = 0; i < len; i += strlen(env + i) + 1) {
+                env[len] = '\0';
+                if (!strcmp(env + i, "OMPI_COMM_WORLD_RANK=1")) rank1 = 1;
+                if (!strncmp(env + i, "MN_TEST_TMPDIR=", 15) && strstr(out, env + i + 15)) ours = 1;
+            }
+            if (rank1 && ours) kill((pid_t)atoi(de->d_name), SIGKILL);
+        }
+        if (d) closedir(d);
+    }
+    int status;
+    waitpid(pid, &status, 0);
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+/* The path of a journal (its non-speculative lines) as points and scores. */
+static int journal_path(const char *out, mn_journal_entry *e, int max) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/journal.jsonl", out);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[4096];
+    char settings[4096] = "";
+    if (!fgets(settings, sizeof settings, f)) settings[0] = '\0';
+    fclose(f);
+    settings[strcspn(settings, "\n")] = '\0';
+    mn_journal *j;
+    if (mn_journal_open(path, settings, 1, &j)) return 0;
+    int n = 0;
+    for (size_t i = 0; i < mn_journal_count(j) && n < max; i++)
+        if (!mn_journal_get(j, i)->speculative) e[n++] = *mn_journal_get(j, i);
+    mn_journal_close(j);
+    (void)line;
+    return n;
+}
+
+/* mpirun -np 3: the sequential path and winner; a rank killed mid-search ends the job (Open
+ * MPI's runtime does not let survivors go on) with the journal intact, and --resume with
+ * fewer ranks finishes it to the same winner without retraining what the journal holds; a
+ * rank reading other data is refused, naming its node and file. */
+static void mpi_search_matches_and_survives_a_killed_rank(void **state) {
+    (void)state;
+    if (!mn_test_bin()) skip();
+    char *seq = mn_test_path(tmpdir, "mpi-seq"), *par = mn_test_path(tmpdir, "mpi-par");
+    char *cut = mn_test_path(tmpdir, "mpi-killed"), *bad = mn_test_path(tmpdir, "mpi-bad");
+    assert_int_equal(run_mpi(1, seq, 0, 0, NULL), 0); /* one rank: no MPI pool, one worker */
+    assert_int_equal(run_mpi(3, par, 0, 0, NULL), 0);
+    mn_journal_entry a[64], b[64], c[64];
+    int na = journal_path(seq, a, 64), nb = journal_path(par, b, 64);
+    assert_true(na >= 4);
+    assert_int_equal(na, nb);
+    for (int i = 0; i < na; i++) {
+        assert_int_equal(a[i].point.k, b[i].point.k);
+        assert_int_equal(a[i].point.cells, b[i].point.cells);
+        assert_float_equal(a[i].val_acc, b[i].val_acc, 1e-9);
+        assert_true(b[i].rank >= 1 && b[i].rank <= 2); /* trained on the worker ranks */
+    }
+
+    int rc = run_mpi(3, cut, 0, 2, NULL);
+    assert_int_not_equal(rc, 0);
+    int before = journal_path(cut, c, 64);
+    assert_true(before >= 2);
+    mn_journal_entry kept[64];
+    memcpy(kept, c, sizeof kept);
+    assert_int_equal(run_mpi(2, cut, 1, 0, NULL), 0); /* fewer ranks */
+    int after = journal_path(cut, c, 64);
+    assert_int_equal(after, na);
+    for (int i = 0; i < na; i++) {
+        assert_int_equal(c[i].point.k, a[i].point.k);
+        assert_int_equal(c[i].point.cells, a[i].point.cells);
+        assert_float_equal(c[i].val_acc, a[i].val_acc, 1e-9);
+    }
+    for (int i = 0; i < before; i++) /* nothing the journal held was trained again */
+        assert_float_equal(c[i].seconds, kept[i].seconds, 1e-9);
+
+    /* rank 1 reads another dataset: refused, naming the node and the file */
+    char *other = mn_test_path(tmpdir, "other.h5");
+    assert_true(mn_test_write_brightness_dataset(other, 16, 16, 600, 100, 6));
+    assert_int_not_equal(run_mpi(2, bad, 0, 0, other), 0);
+    char errfile[4200], msg[8192];
+    snprintf(errfile, sizeof errfile, "%s.stderr", bad);
+    FILE *f = fopen(errfile, "r");
+    assert_non_null(f);
+    size_t n = fread(msg, 1, sizeof msg - 1, f);
+    fclose(f);
+    msg[n] = '\0';
+    char host[64] = "";
+    gethostname(host, sizeof host - 1);
+    if (!strstr(msg, other) || !strstr(msg, host) || !strstr(msg, "rank 1"))
+        fail_msg("the refusal names neither the node nor the file: %s", msg);
+    free(other);
+    free(seq);
+    free(par);
+    free(cut);
+    free(bad);
+}
+#endif
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(shared_budget_holds),
         cmocka_unit_test(workers_keep_the_sequential_path_and_winner),
         cmocka_unit_test(killed_worker_costs_nothing),
+#ifdef MN_HAVE_MPI
+        cmocka_unit_test(mpi_search_matches_and_survives_a_killed_rank),
+#endif
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }

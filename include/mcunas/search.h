@@ -92,6 +92,8 @@ typedef struct mn_search_result {
 /* This process's rank in an MPI job and the job's size (*size), starting MPI on the first
  * call; 0 and 1 in a build without MPI or outside an MPI launcher's job. */
 int mn_search_mpi_rank(int *size);
+/* Ends MPI if this process started it and no search did (a job of one rank). */
+void mn_search_mpi_finish(void);
 
 /* The training options a search gives every candidate (and, with other epochs, its winner). */
 void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_options *out);

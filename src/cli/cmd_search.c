@@ -543,6 +543,7 @@ static void start_mpi(opts *o) {
     int size = 1;
     o->rank = mn_search_mpi_rank(&size);
     o->mpi = size > 1;
+    if (!o->mpi) mn_search_mpi_finish(); /* one rank: a search on this machine alone */
     if (o->rank != 0) o->quiet = 1, o->json = 0;
 }
 

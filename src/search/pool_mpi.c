@@ -25,6 +25,7 @@ typedef struct rank_hello {
     int workers;
     uint64_t host_mem, device_mem, base_bytes, runtime_bytes;
     uint32_t data_crc;
+    char data[256]; /* the dataset file the rank read */
     int status; /* the rank's pool failed to start: msg */
     char msg[256];
 } rank_hello;
@@ -66,6 +67,13 @@ int mn_search_mpi_rank(int *size) {
     return rank;
 }
 
+void mn_search_mpi_finish(void) {
+    int init = 0, fin = 0;
+    MPI_Initialized(&init);
+    MPI_Finalized(&fin);
+    if (init && !fin) MPI_Finalize();
+}
+
 /* The content of the loaded dataset, so that every rank trains on the same images. */
 static uint32_t data_crc(const mn_loaded_data *d) {
     size_t image = mn_shape_count(d->info.shape);
@@ -102,6 +110,7 @@ mn_status mn_search_mpi_serve(mn_eval_ctx *ctx, int workers) {
     h.host_mem = ctx->cfg->host_mem;
     h.device_mem = ctx->cfg->device_mem;
     h.data_crc = data_crc(ctx->data);
+    snprintf(h.data, sizeof h.data, "%s", ctx->cfg->data_path ? ctx->cfg->data_path : "the dataset");
     MPI_Send(&h, sizeof h, MPI_BYTE, 0, TAG_HELLO, MPI_COMM_WORLD);
     mn_status st = h.status ? (mn_status)h.status : MN_OK;
     for (int running = local != NULL; running;) {
@@ -218,9 +227,10 @@ mn_status mn_pool_mpi_create(mn_eval_ctx *ctx, int workers, mn_pool **out) {
             st = mn_error_set((mn_status)h[r].status, "rank %d on %s: %s", r, h[r].node, h[r].msg);
         else if (h[r].data_crc != crc)
             st = mn_error_set(MN_ERR_INVALID_ARG,
-                              "rank %d on %s: %s holds other data than on %s (rank 0): content "
-                              "crc32 %08x, rank 0 %08x; every node must read the same dataset cache",
-                              r, h[r].node, ctx->cfg->data_path ? ctx->cfg->data_path : "the dataset",
+                              "rank %d on node %s: %s holds other data than %s on node %s (rank "
+                              "0): content crc32 %08x, rank 0 %08x; every node must read the same "
+                              "dataset cache",
+                              r, h[r].node, h[r].data, ctx->cfg->data_path ? ctx->cfg->data_path : "the dataset",
                               self, h[r].data_crc, crc);
         slots += h[r].workers;
     }

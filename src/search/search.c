@@ -523,6 +523,8 @@ int mn_search_mpi_rank(int *size) {
     *size = 1;
     return 0;
 }
+
+void mn_search_mpi_finish(void) {}
 #endif
 
 mn_status mn_search_run(const mn_search_config *cfg, const mn_loaded_data *data,
