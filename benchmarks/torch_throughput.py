@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Training throughput of the A(k, c) "nanonas" CNNs in plain eager PyTorch (CPU).
+"""Training throughput of the A(k, c) "nanonas" CNNs in plain eager PyTorch (CPU or CUDA).
 
 The reference point for `mcunas bench`: same network, same optimiser, same
 batch sizes and thread counts. Prints one JSON line per configuration.
@@ -15,6 +15,9 @@ Training step: forward + backward + Adam(lr 1e-3, betas 0.9/0.999, eps 1e-7),
 BatchNorm in training mode (Keras momentum 0.99 = PyTorch 0.01, eps 1e-3).
 No torch.compile: plain eager mode. channels_last is the default layout: it was
 faster than NCHW in all 24 configurations of the grid on the 2-core dev machine.
+--device cuda runs on the GPU (the reference for mcunas's cuda backend; TF32 is
+switched off, as mcunas keeps float32 there); the step is synchronised before the
+clock is read.
 "other_load" is how many cores other processes kept busy during the timed steps;
 a run with more than ~0.1 competed for the CPU and reads low.
 """
@@ -62,15 +65,20 @@ class Net(nn.Module):
         return self.fc(self.drop(x.mean(dim=(2, 3))))
 
 
-def make_batches(n, batch, h, w, c, classes, layout):
+def make_batches(n, batch, h, w, c, classes, layout, device):
     """Pre-generated random uint8 NHWC images (viewed as NCHW) and labels."""
     out = []
     for _ in range(n):
         x = torch.randint(0, 256, (batch, h, w, c), dtype=torch.uint8).permute(0, 3, 1, 2)
         # An NHWC buffer viewed as NCHW is already channels_last.
-        x = x.contiguous(memory_format=layout)
-        out.append((x, torch.randint(0, classes, (batch,))))
+        x = x.contiguous(memory_format=layout).to(device)
+        out.append((x, torch.randint(0, classes, (batch,)).to(device)))
     return out
+
+
+def sync(device):
+    if device == "cuda":
+        torch.cuda.synchronize()
 
 
 def busy_seconds():
@@ -80,13 +88,13 @@ def busy_seconds():
     return (sum(v) - v[3] - v[4]) / os.sysconf("SC_CLK_TCK")  # minus idle, iowait
 
 
-def bench(k, cells, h, w, c, classes, batch, threads, seconds, warmup, layout):
+def bench(k, cells, h, w, c, classes, batch, threads, seconds, warmup, layout, device):
     torch.set_num_threads(threads)
     torch.manual_seed(0)
-    model = Net(k, cells, c, classes).to(memory_format=layout).train()
+    model = Net(k, cells, c, classes).to(device).to(memory_format=layout).train()
     opt = torch.optim.Adam(model.parameters(), lr=1e-3, betas=(0.9, 0.999), eps=1e-7)
     loss_fn = nn.CrossEntropyLoss()
-    data = make_batches(8, batch, h, w, c, classes, layout)
+    data = make_batches(8, batch, h, w, c, classes, layout, device)
 
     def step(i):
         x, y = data[i % len(data)]
@@ -97,10 +105,12 @@ def bench(k, cells, h, w, c, classes, batch, threads, seconds, warmup, layout):
 
     for i in range(warmup):
         step(i)
+    sync(device)
     steps, busy0, cpu0, t0 = 0, busy_seconds(), time.process_time(), time.perf_counter()
     while True:
         step(steps)
         steps += 1
+        sync(device)
         elapsed = time.perf_counter() - t0
         if elapsed >= seconds:
             break
@@ -126,7 +136,11 @@ def main():
     ap.add_argument("--warmup", type=int, default=5, help="untimed steps first")
     ap.add_argument("--layout", choices=["channels_last", "nchw"], default="channels_last",
                     help="memory format of activations and weights (default channels_last)")
+    ap.add_argument("--device", choices=["cpu", "cuda"], default="cpu")
     a = ap.parse_args()
+    if a.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     layout = torch.channels_last if a.layout == "channels_last" else torch.contiguous_format
 
     for net in a.nets:
@@ -136,14 +150,14 @@ def main():
             for batch in a.batches:
                 for threads in a.threads:
                     steps, el, others = bench(k, cells, h, w, c, classes, batch, threads,
-                                      a.seconds, a.warmup, layout)
+                                      a.seconds, a.warmup, layout, a.device)
                     print(json.dumps({
                         "impl": "pytorch", "k": k, "cells": cells, "input": f"{h}x{w}x{c}",
                         "classes": classes, "batch": batch, "threads": threads,
                         "images_per_second": round(steps * batch / el, 1),
                         "steps": steps, "seconds": round(el, 3),
                         "other_load": round(others, 2),
-                        "layout": a.layout, "torch": torch.__version__,
+                        "layout": a.layout, "device": a.device, "torch": torch.__version__,
                     }), flush=True)
 
 

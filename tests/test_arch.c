@@ -78,6 +78,16 @@ static void shapes_resolved(void **state) {
     size_t trainable = 2 + 80 + (16 + 1168) + (32 + 3480) + (48 + 6510) + 310;
     assert_int_equal(mn_arch_trainable_params(&a), trainable);
     assert_int_equal(mn_arch_state_params(&a), 2 + 16 + 32 + 48);
+    /* the layers by name, as messages and listings print them */
+    static const char *const expect[] = {"rescale", "batchnorm", "conv3x3", "relu", "maxpool2",
+                                         "batchnorm", "conv3x3", "relu"};
+    for (size_t i = 0; i < sizeof expect / sizeof expect[0]; i++)
+        assert_string_equal(mn_layer_kind_name(a.layers[i].kind), expect[i]);
+    assert_string_equal(mn_layer_kind_name(a.layers[a.n_layers - 4].kind), "gap");
+    assert_string_equal(mn_layer_kind_name(a.layers[a.n_layers - 3].kind), "dropout");
+    assert_string_equal(mn_layer_kind_name(a.layers[a.n_layers - 2].kind), "dense");
+    assert_string_equal(mn_layer_kind_name(a.layers[a.n_layers - 1].kind), "softmax");
+    assert_string_equal(mn_layer_kind_name((mn_layer_kind)99), "unknown");
 }
 
 static void bad_arguments(void **state) {

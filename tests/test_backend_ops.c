@@ -49,6 +49,9 @@ static double tol_for(size_t terms) { return terms > 64 ? TOL_LONG : TOL_F32; }
 
 #define MAX_BACKENDS 8
 static mn_backend *g_backends[MAX_BACKENDS];
+/* Built-in backends that could not be created on this machine, with the reason. */
+static char g_unavailable[MAX_BACKENDS][320];
+static int g_nunavailable;
 static int g_nbackends;
 
 /* What the current check is about ("cpu conv3x3_forward n=1 ..."), printed on failure. */
@@ -330,7 +333,7 @@ static const conv_case k_conv_cases[] = {
     {{2, 5, 3, 2, 4}, 36, 1},   /* W < H, offsets */
     {{3, 12, 10, 5, 7}, 20, 1}, /* the larger one */
     /* A CIFAR-sized layer: enough work that a backend's threaded, tiled or chunked paths
-     * run (the CPU backend splits each thread's rows into ~1 MiB im2col chunks here).
+     * run (the CPU backend splits its rows into eight chunks here).
      * Its finite differences would cost seconds and add nothing the small cases don't. */
     {{2, 32, 32, 32, 32}, 8, 0},
 };
@@ -1449,6 +1452,170 @@ static void test_scale_u8(void **state) {
 }
 
 /* ==================================================================================== */
+/* the CPU backend's thread count                                                      */
+/* ==================================================================================== */
+
+/* Thread counts compared: 1 (the reference) to this. */
+#define MAX_THREADS_COMPARED 4
+
+/* The outputs of one case on one backend, downloaded (scratch memory). */
+typedef struct op_outputs {
+    const char *name[8];
+    float *data[8];
+    size_t n[8];
+    int count;
+} op_outputs;
+
+static void keep_output(op_outputs *o, const char *name, const dev *d) {
+    assert_true(o->count < 8);
+    o->name[o->count] = name;
+    o->n[o->count] = d->bytes / sizeof(float);
+    o->data[o->count++] = dev_read_floats(d);
+}
+
+/* conv3x3 forward, backward_data and backward_weights on inputs made from `seed`. */
+static void conv_outputs(mn_backend *be, const mn_conv_shape *s, uint64_t seed,
+                         op_outputs *o) {
+    size_t nx = conv_x_len(s), nw = conv_w_len(s), ny = conv_y_len(s), nk = (size_t)s->k;
+    float *x = rand_floats(nx, seed, -1, 1), *wt = rand_floats(nw, seed + 1, -0.5f, 0.5f);
+    float *b = rand_floats(nk, seed + 2, -1, 1), *dy = rand_floats(ny, seed + 3, -1, 1);
+    dev xd = dev_in(be, x, nx * 4, 0), wd = dev_in(be, wt, nw * 4, 0);
+    dev bd = dev_in(be, b, nk * 4, 0), dyd = dev_in(be, dy, ny * 4, 0);
+    dev yd = dev_out(be, ny * 4, 0), dxd = dev_out(be, nx * 4, 0);
+    dev dwd = dev_out(be, nw * 4, 0), dbd = dev_out(be, nk * 4, 0);
+    dev ws = ws_alloc(be, s);
+    CHECK_OK(mn_backend_conv3x3_forward(be, s, dv(&xd), dv(&wd), dv(&bd),
+                     dv(&yd), ws_view(&ws)));
+    CHECK_OK(mn_backend_conv3x3_backward_data(be, s, dv(&dyd),
+                     dv(&wd), dv(&dxd), ws_view(&ws)));
+    CHECK_OK(mn_backend_conv3x3_backward_weights(be, s, dv(&xd),
+                     dv(&dyd), dv(&dwd), dv(&dbd), ws_view(&ws)));
+    keep_output(o, "conv3x3_forward y", &yd);
+    keep_output(o, "conv3x3_backward_data dx", &dxd);
+    keep_output(o, "conv3x3_backward_weights dw", &dwd);
+    keep_output(o, "conv3x3_backward_weights db", &dbd);
+    dev_release(&xd), dev_release(&wd), dev_release(&bd), dev_release(&dyd);
+    dev_release(&yd), dev_release(&dxd), dev_release(&dwd), dev_release(&dbd);
+    dev_release(&ws);
+}
+
+/* batchnorm_train (with its running statistics) and batchnorm_backward. */
+static void bn_outputs(mn_backend *be, int m, int c, uint64_t seed, op_outputs *o) {
+    size_t nx = (size_t)m * c, nc = (size_t)c;
+    float *x = bn_input(m, c, seed), *dy = rand_floats(nx, seed + 1, -1, 1);
+    float *gamma = rand_floats(nc, seed + 2, 0.5f, 1.5f);
+    float *beta = rand_floats(nc, seed + 3, -0.5f, 0.5f);
+    float *rmean = rand_floats(nc, seed + 4, -0.2f, 0.2f);
+    float *rvar = rand_floats(nc, seed + 5, 0.5f, 1.5f);
+    dev xd = dev_in(be, x, nx * 4, 0), dyd = dev_in(be, dy, nx * 4, 0);
+    dev gd = dev_in(be, gamma, nc * 4, 0), bd = dev_in(be, beta, nc * 4, 0);
+    dev rmd = dev_inout(be, rmean, nc * 4, 0), rvd = dev_inout(be, rvar, nc * 4, 0);
+    dev yd = dev_out(be, nx * 4, 0), smd = dev_out(be, nc * 4, 0), sid = dev_out(be, nc * 4, 0);
+    dev dxd = dev_out(be, nx * 4, 0), dgd = dev_out(be, nc * 4, 0), dbd = dev_out(be, nc * 4, 0);
+    CHECK_OK(mn_backend_batchnorm_train(be, m, c, dv(&xd), dv(&gd),
+                     dv(&bd), dv(&rmd), dv(&rvd), 0.9f, 1e-3f, dv(&yd), dv(&smd), dv(&sid)));
+    CHECK_OK(mn_backend_batchnorm_backward(be, m, c, dv(&xd),
+                     dv(&dyd), dv(&gd), dv(&smd), dv(&sid), dv(&dxd), dv(&dgd), dv(&dbd)));
+    keep_output(o, "batchnorm_train y", &yd);
+    keep_output(o, "batchnorm_train save_mean", &smd);
+    keep_output(o, "batchnorm_train save_invstd", &sid);
+    keep_output(o, "batchnorm_train running_mean", &rmd);
+    keep_output(o, "batchnorm_train running_var", &rvd);
+    keep_output(o, "batchnorm_backward dx", &dxd);
+    keep_output(o, "batchnorm_backward dgamma", &dgd);
+    keep_output(o, "batchnorm_backward dbeta", &dbd);
+    dev_release(&xd), dev_release(&dyd), dev_release(&gd), dev_release(&bd);
+    dev_release(&rmd), dev_release(&rvd), dev_release(&yd), dev_release(&smd);
+    dev_release(&sid), dev_release(&dxd), dev_release(&dgd), dev_release(&dbd);
+}
+
+/* dense_forward and dense_backward. */
+static void dense_outputs(mn_backend *be, const dense_case *d, uint64_t seed, op_outputs *o) {
+    size_t nx = (size_t)d->n * d->in, nw = (size_t)d->out * d->in;
+    size_t ny = (size_t)d->n * d->out, nb = (size_t)d->out;
+    float *x = rand_floats(nx, seed, -1, 1), *wt = rand_floats(nw, seed + 1, -0.5f, 0.5f);
+    float *b = rand_floats(nb, seed + 2, -1, 1), *dy = rand_floats(ny, seed + 3, -1, 1);
+    dev xd = dev_in(be, x, nx * 4, 0), wd = dev_in(be, wt, nw * 4, 0);
+    dev bd = dev_in(be, b, nb * 4, 0), dyd = dev_in(be, dy, ny * 4, 0);
+    dev yd = dev_out(be, ny * 4, 0), dxd = dev_out(be, nx * 4, 0);
+    dev dwd = dev_out(be, nw * 4, 0), dbd = dev_out(be, nb * 4, 0);
+    CHECK_OK(mn_backend_dense_forward(be, d->n, d->in, d->out, dv(&xd),
+                     dv(&wd), dv(&bd), dv(&yd)));
+    CHECK_OK(mn_backend_dense_backward(be, d->n, d->in, d->out, dv(&xd),
+                     dv(&wd), dv(&dyd), dv(&dxd), dv(&dwd), dv(&dbd)));
+    keep_output(o, "dense_forward y", &yd);
+    keep_output(o, "dense_backward dx", &dxd);
+    keep_output(o, "dense_backward dw", &dwd);
+    keep_output(o, "dense_backward db", &dbd);
+    dev_release(&xd), dev_release(&wd), dev_release(&bd), dev_release(&dyd);
+    dev_release(&yd), dev_release(&dxd), dev_release(&dwd), dev_release(&dbd);
+}
+
+/* Every output of `got` has the bits of the same output of `ref`. */
+static void check_same_bits(const op_outputs *ref, const op_outputs *got, int threads) {
+    assert_int_equal(ref->count, got->count);
+    for (int i = 0; i < ref->count; i++) {
+        if (memcmp(ref->data[i], got->data[i], ref->n[i] * sizeof(float)) == 0) continue;
+        size_t at = 0;
+        while (memcmp(&ref->data[i][at], &got->data[i][at], sizeof(float)) == 0) at++;
+        print_error("[%s] %s: %d threads give %.9g at [%zu] of %zu, 1 thread %.9g\n", g_what,
+                    ref->name[i], threads, (double)got->data[i][at], at, ref->n[i],
+                    (double)ref->data[i][at]);
+        fail();
+    }
+}
+
+/* The CPU backend splits every reduction by the shape, never by the thread count, so 1, 2,
+ * 3 and 4 threads give the same bits. The shapes make several chunks whose row counts
+ * 2, 3 and 4 threads do not divide evenly (N*H = 69, 45, 120, 64 rows), one with a single
+ * image, and one whose chunks are walked in several im2col pieces (C = 128). */
+static void test_cpu_results_ignore_thread_count(void **state) {
+    (void)state;
+    static const mn_conv_shape convs[] = {
+        {3, 23, 23, 6, 9}, {1, 45, 37, 8, 12}, {3, 40, 8, 128, 2}, {2, 32, 32, 32, 32}};
+    static const int bns[][2] = {{12345, 7}, {4099, 16}, {1024, 40}};
+    static const dense_case denses[] = {{64, 256, 40, 0}, {37, 300, 33, 0}, {5, 512, 96, 0}};
+    mn_backend *be[MAX_THREADS_COMPARED];
+    for (int t = 0; t < MAX_THREADS_COMPARED; t++) {
+        mn_backend_options opts = {t + 1, 0};
+        be[t] = NULL;
+        CHECK_OK(mn_backend_create("cpu", &opts, &be[t]));
+    }
+    for (size_t i = 0; i < sizeof convs / sizeof convs[0]; i++) {
+        const mn_conv_shape *s = &convs[i];
+        op_outputs out[MAX_THREADS_COMPARED] = {0};
+        set_what("cpu conv3x3 n=%d h=%d w=%d c=%d k=%d", s->n, s->h, s->w, s->c, s->k);
+        for (int t = 0; t < MAX_THREADS_COMPARED; t++)
+            conv_outputs(be[t], s, 2000 + i, &out[t]);
+        for (int t = 1; t < MAX_THREADS_COMPARED; t++) check_same_bits(&out[0], &out[t], t + 1);
+        scratch_free_all();
+    }
+    for (size_t i = 0; i < sizeof bns / sizeof bns[0]; i++) {
+        op_outputs out[MAX_THREADS_COMPARED] = {0};
+        set_what("cpu batchnorm m=%d c=%d", bns[i][0], bns[i][1]);
+        for (int t = 0; t < MAX_THREADS_COMPARED; t++)
+            bn_outputs(be[t], bns[i][0], bns[i][1], 2100 + i, &out[t]);
+        for (int t = 1; t < MAX_THREADS_COMPARED; t++) check_same_bits(&out[0], &out[t], t + 1);
+        scratch_free_all();
+    }
+    for (size_t i = 0; i < sizeof denses / sizeof denses[0]; i++) {
+        const dense_case *d = &denses[i];
+        op_outputs out[MAX_THREADS_COMPARED] = {0};
+        set_what("cpu dense n=%d in=%d out=%d", d->n, d->in, d->out);
+        for (int t = 0; t < MAX_THREADS_COMPARED; t++)
+            dense_outputs(be[t], d, 2200 + i, &out[t]);
+        for (int t = 1; t < MAX_THREADS_COMPARED; t++) check_same_bits(&out[0], &out[t], t + 1);
+        scratch_free_all();
+    }
+    for (int t = 0; t < MAX_THREADS_COMPARED; t++) {
+        mn_backend_mem mem;
+        mn_backend_mem_info(be[t], &mem);
+        assert_int_equal(mem.allocated_bytes, 0);
+        mn_backend_destroy(be[t]);
+    }
+}
+
+/* ==================================================================================== */
 /* errors                                                                               */
 /* ==================================================================================== */
 
@@ -1699,6 +1866,9 @@ static int create_backends(void **state) {
             if (strcmp(names[i], "cpu") == 0 ||
                 (st != MN_ERR_UNSUPPORTED && st != MN_ERR_BACKEND))
                 return -1;
+            if (g_nunavailable < MAX_BACKENDS)
+                snprintf(g_unavailable[g_nunavailable++], sizeof g_unavailable[0], "%s: %s",
+                         names[i], mn_error_message());
             continue;
         }
         if (!be || strcmp(mn_backend_name(be), names[i]) != 0) {
@@ -1710,6 +1880,16 @@ static int create_backends(void **state) {
         print_message("testing backend '%s' (threads %d)\n", names[i], mn_backend_threads(be));
     }
     return have_cpu ? 0 : -1;
+}
+
+/* Says which built-in backends found no device here (a GPU backend on a machine without
+ * one), and why, as a skip: their ops were not tested. */
+static void test_gpu_backends_present(void **state) {
+    (void)state;
+    if (!g_nunavailable) return;
+    for (int i = 0; i < g_nunavailable; i++)
+        print_message("SKIPPED backend %s\n", g_unavailable[i]);
+    skip();
 }
 
 /* Every test frees its buffers, so each backend's allocation count must be back to 0. */
@@ -1748,10 +1928,12 @@ int main(void) {
         cmocka_unit_test(test_softmax_xent),
         cmocka_unit_test(test_adam_step),
         cmocka_unit_test(test_scale_u8),
+        cmocka_unit_test(test_cpu_results_ignore_thread_count),
         cmocka_unit_test(test_unsupported_op),
         cmocka_unit_test(test_required_entries),
         cmocka_unit_test(test_create_unknown_backend),
         cmocka_unit_test(test_list_devices),
+        cmocka_unit_test(test_gpu_backends_present),
     };
     return cmocka_run_group_tests(tests, create_backends, destroy_backends);
 }

@@ -138,6 +138,9 @@ static void interpreter_vs_float(void **state) {
             assert_int_equal(mn_qgraph_forward_float(g, images + i * img, probs, 0), MN_OK);
             for (size_t k = 0; k < img; k++) x[k] = cases[ci].io ? images[i * img + k] ^ 0x80 : images[i * img + k];
             assert_int_equal(mn_qinterp_run(it, x, out), MN_OK);
+            /* the activations stay readable: the input as given, the output as returned */
+            assert_memory_equal(mn_qinterp_tensor(it, g->input), x, img);
+            assert_memory_equal(mn_qinterp_tensor(it, g->output), out, (size_t)classes);
             int bf = 0, bq = 0;
             for (int k = 0; k < classes; k++) {
                 double q = cases[ci].io ? ((int8_t)out[k] + 128) / 256.0 : out[k] / 256.0;

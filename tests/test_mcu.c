@@ -132,6 +132,15 @@ static void builtin_targets(void **state) {
     assert_int_equal(t->ram_bytes, 256 * 1024);
     assert_int_equal(t->flash_bytes, 1024 * 1024);
     assert_int_equal(t->core, MN_CORE_M4);
+    /* the list starts as the built-in table, in its order */
+    assert_int_equal(mn_target_builtin_count(), sizeof names / sizeof names[0]);
+    assert_int_equal(l.count, mn_target_builtin_count());
+    for (size_t i = 0; i < mn_target_builtin_count(); i++) {
+        assert_string_equal(mn_target_builtin(i)->name, names[i]);
+        assert_string_equal(l.items[i].name, names[i]);
+        assert_int_equal(l.items[i].ram_bytes, mn_target_builtin(i)->ram_bytes);
+    }
+    assert_null(mn_target_builtin(mn_target_builtin_count()));
     mn_target_list_free(&l);
 }
 
@@ -152,6 +161,47 @@ static void target_file_ok(void **state) {
     assert_int_equal(t->macc_bound, 2500000);
     assert_string_equal(t->source, "t.ini:2");
     assert_int_equal(mn_target_find(&l, "stm32l412kbu3")->macc_bound, 1000000);
+    assert_int_equal(t->ram_reserve_bytes, 0);
+    assert_int_equal(mn_target_ram_budget(t), 64 * 1024);
+    mn_target_list_free(&l);
+}
+
+/* A RAM reserve (a vendor runtime's extra, the application's own buffers) shrinks what a
+ * model may use: the estimate holds its RAM figure against the rest, and says so. */
+static void ram_reserve(void **state) {
+    (void)state;
+    mn_target_list l;
+    assert_int_equal(mn_target_list_init(&l), MN_OK);
+    assert_int_equal(mn_target_list_parse(&l, "[l412-st]\ncore=cortex-m4\nclock_mhz=80\nram_kib=40\n"
+                                              "flash_kib=128\ncoremark=273\nram_reserve_kib=2.5\n",
+                                          "t.ini"),
+                     MN_OK);
+    mn_target *t = (mn_target *)mn_target_find(&l, "l412-st");
+    assert_non_null(t);
+    assert_int_equal(t->ram_reserve_bytes, 2560);
+    assert_int_equal(mn_target_ram_budget(t), 40 * 1024 - 2560);
+    mn_arch a;
+    assert_int_equal(mn_arch_build(&a, 6, 4, MN_LAYOUT_NANONAS, (mn_shape){50, 50, 3}, 2), MN_OK);
+    mn_latency_model m = {MN_KERNELS_CMSIS_NN, 1.0};
+    mn_estimate e;
+    assert_int_equal(mn_estimate_compute(&a, 0, t, &m, &e), MN_OK);
+    assert_true(e.feasible); /* 26,756 B of 38,400 B */
+    /* a reserve that leaves less than the arena makes it infeasible, with both numbers */
+    const size_t reserve = 40 * 1024 - e.ram_bytes + 1;
+    assert_int_equal(mn_target_set_ram_reserve(t, reserve), MN_OK);
+    assert_int_equal(mn_estimate_compute(&a, 0, t, &m, &e), MN_OK);
+    assert_false(e.feasible);
+    char want[128];
+    snprintf(want, sizeof want, "RAM %zu B > %zu B (40960 B less a reserve of %zu B)", e.ram_bytes,
+             e.ram_bytes - 1, reserve);
+    if (!strstr(e.reasons, want)) fail_msg("reasons '%s' lack '%s'", e.reasons, want);
+    /* one byte less and it fits exactly */
+    assert_int_equal(mn_target_set_ram_reserve(t, reserve - 1), MN_OK);
+    assert_int_equal(mn_estimate_compute(&a, 0, t, &m, &e), MN_OK);
+    assert_true(e.feasible);
+    /* a reserve must leave some RAM */
+    assert_int_equal(mn_target_set_ram_reserve(t, 40 * 1024), MN_ERR_INVALID_ARG);
+    assert_non_null(strstr(mn_error_message(), "leaves nothing"));
     mn_target_list_free(&l);
 }
 
@@ -176,6 +226,9 @@ static void target_file_errors(void **state) {
     expect_error("[a]\ncoremark=1\ncoremark=2\n", "bad.ini:3: 'coremark' given twice");
     expect_error("[a]\ncore=cortex-m4\nclock_mhz=1\nram_kib=1\nflash_kib=1\n", "bad.ini:1: target [a] lacks 'coremark'");
     expect_error("[a]\nmacc_bound=1.5\n", "bad.ini:2: macc_bound must be");
+    expect_error("[a]\nram_reserve_kib=none\n", "bad.ini:2: ram_reserve_kib must be");
+    expect_error("[a]\ncore=cortex-m4\nclock_mhz=1\nram_kib=1\nflash_kib=1\ncoremark=1\nram_reserve_kib=1\n",
+                 "bad.ini:1: target [a]: ram_reserve_kib must be below ram_kib");
     /* A missing file names the file. */
     mn_target_list l;
     assert_int_equal(mn_target_list_init(&l), MN_OK);
@@ -204,6 +257,33 @@ static void estimate_feasibility(void **state) {
     assert_true(e.ram_activations_bytes <= e.ram_head_bytes);
     assert_true(e.ram_head_bytes < e.ram_bytes);
     mn_target_list_free(&l);
+}
+
+/* Upstream TFLM on a Cortex-M3 (reference kernels; arena_used_bytes and the planned head,
+ * measured on QEMU's mps2-an385 for mcunas's own exports, nanonas, uint8 IO): the estimate
+ * for a Cortex-M3 target equals them. */
+static void arena_cortex_m3_measured(void **state) {
+    (void)state;
+    static const struct { int k, cells, h, w, classes; size_t total, head; } m[] = {
+        {6, 4, 28, 28, 10, 10020, 5888},
+        {3, 3, 28, 28, 10, 6068, 3136},
+        {4, 4, 28, 28, 10, 7604, 3920},
+        {3, 4, 25, 25, 2, 6116, 2528},
+    };
+    mn_target_list list;
+    assert_int_equal(mn_target_list_init(&list), MN_OK);
+    const mn_target *t = mn_target_find(&list, "stm32l151ucy6");
+    assert_non_null(t);
+    assert_int_equal(t->core, MN_CORE_M3);
+    for (size_t i = 0; i < sizeof m / sizeof m[0]; i++) {
+        mn_arch a;
+        assert_int_equal(mn_arch_build(&a, m[i].k, m[i].cells, MN_LAYOUT_NANONAS, (mn_shape){m[i].h, m[i].w, 1}, m[i].classes), MN_OK);
+        mn_estimate e;
+        assert_int_equal(mn_estimate_compute(&a, 0, t, NULL, &e), MN_OK);
+        assert_int_equal(e.ram_head_bytes, m[i].head);
+        assert_int_equal(e.ram_bytes, m[i].total);
+    }
+    mn_target_list_free(&list);
 }
 
 static void latency_calibration(void **state) {
@@ -242,8 +322,10 @@ int main(void) {
         cmocka_unit_test(planner_basics),      cmocka_unit_test(planner_tflm_medium),
         cmocka_unit_test(planner_ties_and_gaps), cmocka_unit_test(arena_hand_planned),
         cmocka_unit_test(flash_is_serialized_size), cmocka_unit_test(builtin_targets),
+        cmocka_unit_test(ram_reserve),
         cmocka_unit_test(target_file_ok),      cmocka_unit_test(target_file_errors),
         cmocka_unit_test(estimate_feasibility), cmocka_unit_test(latency_calibration),
+        cmocka_unit_test(arena_cortex_m3_measured),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

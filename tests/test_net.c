@@ -21,16 +21,39 @@
 #include "mcunas/weights.h"
 #include "testutil.h"
 
-/* Backends to test: every name in mn_backend_available(), one suite pass each. */
+/* Backends to test: every name in mn_backend_available() that this machine can run, one
+ * suite pass each. A GPU backend built in but without a device here (no driver, no GPU)
+ * is left out and reported by `gpu_backends_present`, which then skips. */
 static char backend_names[8][32];
 static int n_backends;
+static char unavailable[8][320];
+static int n_unavailable;
 
 static void list_backends(void) {
     char buf[256];
     snprintf(buf, sizeof buf, "%s", mn_backend_available());
-    n_backends = 0;
-    for (char *tok = strtok(buf, ","); tok && n_backends < 8; tok = strtok(NULL, ","))
+    n_backends = n_unavailable = 0;
+    for (char *tok = strtok(buf, ","); tok && n_backends < 8; tok = strtok(NULL, ",")) {
+        mn_backend_options o = {2, 0};
+        mn_backend *be = NULL;
+        mn_status st = mn_backend_create(tok, &o, &be);
+        if (st == MN_ERR_UNSUPPORTED && strcmp(tok, "cpu") != 0) {
+            snprintf(unavailable[n_unavailable++], sizeof unavailable[0], "%s: %s", tok,
+                     mn_error_message());
+            continue;
+        }
+        mn_backend_destroy(be); /* any other failure shows in the tests that create it */
         snprintf(backend_names[n_backends++], sizeof backend_names[0], "%s", tok);
+    }
+}
+
+/* Says which built-in backends did not run here, and why, as a skip. */
+static void gpu_backends_present(void **state) {
+    (void)state;
+    if (!n_unavailable) return;
+    for (int i = 0; i < n_unavailable; i++)
+        print_message("SKIPPED backend %s\n", unavailable[i]);
+    skip();
 }
 
 static mn_backend *make_backend(int i) {
@@ -53,7 +76,7 @@ static void plan_equals_allocation(void **state) {
     for (int b = 0; b < n_backends; b++) {
         mn_backend *be = make_backend(b);
         const int ks[] = {1, 3, 8};
-        for (int layout = 0; layout < 3; layout++)
+        for (int layout = 0; layout < MN_LAYOUT_COUNT; layout++)
             for (int i = 0; i < 3; i++) {
                 mn_arch arch;
                 assert_int_equal(mn_arch_build(&arch, ks[i], i + 1, (mn_layout)layout,
@@ -110,7 +133,7 @@ static void whole_network_gradient_check(void **state) {
     (void)state;
     for (int b = 0; b < n_backends; b++) {
         mn_backend *be = make_backend(b);
-        for (int layout = 0; layout < 3; layout++) {
+        for (int layout = 0; layout < MN_LAYOUT_COUNT; layout++) {
             mn_arch arch;
             const mn_shape in = {10, 9, 2};
             assert_int_equal(mn_arch_build(&arch, 2, 2, (mn_layout)layout, in, 3), MN_OK);
@@ -203,6 +226,76 @@ static void same_seed_same_bits(void **state) {
         train_losses(b, c, 6);
         assert_memory_equal(a, c, sizeof a);
         assert_true(a[5] != a[0]); /* the parameters did move */
+    }
+}
+
+/* A few training steps of one layout on the CPU backend with `threads` threads: the losses
+ * and the final parameters and batch-norm state. */
+static void train_on_threads(int threads, mn_layout layout, double *losses, int steps,
+                             float **params, float **bn_state, size_t *n_params,
+                             size_t *n_state) {
+    mn_backend_options o = {threads, 0};
+    mn_backend *be = NULL;
+    assert_int_equal(mn_backend_create("cpu", &o, &be), MN_OK);
+    mn_arch arch;
+    assert_int_equal(mn_arch_build(&arch, 8, 2, layout, (mn_shape){32, 32, 3}, 4), MN_OK);
+    mn_net_options no;
+    mn_net_options_default(&no);
+    no.batch = 16;
+    mn_net *net;
+    assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+    assert_int_equal(mn_net_init(net, 77), MN_OK);
+    static uint8_t images[16 * 32 * 32 * 3];
+    int32_t labels[16];
+    mn_adam adam = {1e-2f, 0.9f, 0.999f, 1e-7f};
+    for (int i = 0; i < steps; i++) {
+        int correct;
+        /* the last batch is a partial one */
+        int n = i + 1 < steps ? 16 : 11;
+        random_batch(images, labels, (size_t)n, 32 * 32 * 3, 4, 100 + (uint64_t)i);
+        assert_int_equal(mn_net_train_step(net, images, labels, n, &adam, (uint64_t)i,
+                                           &losses[i], &correct),
+                         MN_OK);
+    }
+    *n_params = mn_net_get_plan(net)->trainable;
+    *n_state = mn_net_get_plan(net)->state;
+    *params = malloc(*n_params * sizeof(float));
+    *bn_state = malloc((*n_state ? *n_state : 1) * sizeof(float));
+    assert_non_null(*params);
+    assert_non_null(*bn_state);
+    assert_int_equal(mn_net_get_params(net, *params, *bn_state), MN_OK);
+    mn_net_destroy(net);
+    mn_backend_destroy(be);
+}
+
+/* A candidate's training does not depend on how many threads run it: the CPU backend
+ * splits every reduction by the shape alone, so 1, 2 and 3 threads give the same bits. */
+static void thread_count_gives_the_same_bits(void **state) {
+    (void)state;
+    enum { STEPS = 4 };
+    for (int layout = 0; layout < 3; layout++) {
+        double losses[3][STEPS];
+        float *params[3], *bn[3];
+        size_t n_params[3], n_state[3];
+        for (int t = 0; t < 3; t++)
+            train_on_threads(t + 1, (mn_layout)layout, losses[t], STEPS, &params[t], &bn[t],
+                             &n_params[t], &n_state[t]);
+        assert_true(losses[0][STEPS - 1] != losses[0][0]); /* the parameters did move */
+        for (int t = 1; t < 3; t++) {
+            if (memcmp(losses[0], losses[t], sizeof losses[0]) != 0)
+                fail_msg("%s: the losses on %d threads differ from 1 thread's",
+                         mn_layout_name((mn_layout)layout), t + 1);
+            assert_int_equal(n_params[t], n_params[0]);
+            assert_int_equal(n_state[t], n_state[0]);
+            if (memcmp(params[0], params[t], n_params[0] * sizeof(float)) != 0 ||
+                memcmp(bn[0], bn[t], n_state[0] * sizeof(float)) != 0)
+                fail_msg("%s: the parameters after training on %d threads differ from 1 "
+                         "thread's", mn_layout_name((mn_layout)layout), t + 1);
+        }
+        for (int t = 0; t < 3; t++) {
+            free(params[t]);
+            free(bn[t]);
+        }
     }
 }
 
@@ -447,6 +540,48 @@ static void partial_batches_train(void **state) {
         }
 }
 
+/* Each layer's slice of the parameter arrays: the offsets step by the arch's counts, and a
+ * batch norm's state offset finds its moving mean (0) and variance (1) after init. */
+static void parameter_offsets(void **state) {
+    (void)state;
+    mn_backend *be = make_backend(0);
+    mn_arch arch;
+    assert_int_equal(mn_arch_build(&arch, 3, 2, MN_LAYOUT_NANONAS, (mn_shape){12, 12, 2}, 4), MN_OK);
+    mn_net_options no;
+    mn_net_options_default(&no);
+    no.batch = 2;
+    mn_net *net;
+    assert_int_equal(mn_net_create(&arch, be, &no, &net), MN_OK);
+    assert_int_equal(mn_net_init(net, 5), MN_OK);
+    float *trainable = malloc(mn_arch_trainable_params(&arch) * sizeof *trainable);
+    float *st = malloc(mn_arch_state_params(&arch) * sizeof *st);
+    assert_int_equal(mn_net_get_params(net, trainable, st), MN_OK);
+    size_t p = 0, s = 0;
+    int bn = 0;
+    for (int i = 0; i < arch.n_layers; i++) {
+        const mn_layer *l = &arch.layers[i];
+        assert_int_equal(mn_net_param_offset(net, i), p);
+        assert_int_equal(mn_net_state_offset(net, i), s);
+        if (l->kind == MN_LAYER_BATCHNORM) {
+            for (int c = 0; c < l->out.c; c++) {
+                assert_float_equal(st[s + (size_t)c], 0.0f, 0);
+                assert_float_equal(st[s + (size_t)l->out.c + (size_t)c], 1.0f, 0);
+                assert_float_equal(trainable[p + (size_t)c], 1.0f, 0); /* gamma */
+            }
+            bn++;
+        }
+        p += l->n_trainable;
+        s += l->n_state;
+    }
+    assert_true(bn >= 3);
+    assert_int_equal(p, mn_arch_trainable_params(&arch));
+    assert_int_equal(s, mn_arch_state_params(&arch));
+    free(trainable);
+    free(st);
+    mn_net_destroy(net);
+    mn_backend_destroy(be);
+}
+
 static void bad_batches_are_refused(void **state) {
     (void)state;
     mn_backend *be = make_backend(0);
@@ -563,12 +698,15 @@ static void opencl_cache_and_gemm_temp_buffers(void **state) {
 int main(void) {
     list_backends();
     const struct CMUnitTest tests[] = {
+        cmocka_unit_test(gpu_backends_present),
         cmocka_unit_test(plan_equals_allocation),
         cmocka_unit_test(whole_network_gradient_check),
         cmocka_unit_test(same_seed_same_bits),
+        cmocka_unit_test(thread_count_gives_the_same_bits),
         cmocka_unit_test(training_learns_and_weights_round_trip),
         cmocka_unit_test(workspace_never_grows_as_the_batch_shrinks),
         cmocka_unit_test(partial_batches_train),
+        cmocka_unit_test(parameter_offsets),
         cmocka_unit_test(bad_batches_are_refused),
         cmocka_unit_test(budget_is_refused_before_allocating),
         cmocka_unit_test(opencl_cache_and_gemm_temp_buffers),

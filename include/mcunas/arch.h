@@ -25,7 +25,8 @@ typedef enum mn_layout {
     MN_LAYOUT_COLABNAS = 1,
     /* Folding-friendly: x/255 -> BN; conv3x3(k) -> ReLU; cells maxpool -> conv3x3 -> BN ->
      * ReLU; head as nanonas. */
-    MN_LAYOUT_CONVBN = 2
+    MN_LAYOUT_CONVBN = 2,
+    MN_LAYOUT_COUNT /* how many there are (not a layout): loops, bit masks */
 } mn_layout;
 
 const char *mn_layout_name(mn_layout layout);

@@ -31,6 +31,7 @@ typedef struct mn_search_budget {
     const mn_target *target;         /* required */
     const mn_latency_model *latency; /* NULL: the built-in constants */
     int io_int8;                     /* model input/output int8 instead of uint8 */
+    mn_runtime mcu_runtime;          /* what must fit the target (TFLM unless set) */
     double max_latency_ms;           /* 0: no latency bound */
     /* the machine that trains the candidate */
     const char *backend;             /* NULL: "cpu" */

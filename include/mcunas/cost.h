@@ -30,7 +30,10 @@ typedef struct mn_plan_buffer {
 mn_status mn_greedy_plan(const mn_plan_buffer *bufs, int n, size_t *offsets, size_t *head);
 
 /* The arena of a graph. */
-typedef enum mn_abi { MN_ABI_ARM32 = 0, MN_ABI_X86_64 = 1 } mn_abi;
+/* MN_ABI_ARM32: a 32-bit Arm MCU with CMSIS-NN kernels (their scratch buffers planned);
+ * MN_ABI_ARM32_REF: the same with TFLM's reference kernels (no scratch), what upstream
+ * TFLM builds for cores without the DSP extension (Cortex-M0+, M3). */
+typedef enum mn_abi { MN_ABI_ARM32 = 0, MN_ABI_X86_64 = 1, MN_ABI_ARM32_REF = 2 } mn_abi;
 
 typedef struct mn_arena {
     size_t head;             /* planned: every non-constant tensor (16-byte rounded), plus on
@@ -62,6 +65,12 @@ mn_status mn_latency_calibrate(const char *path, const mn_target_list *targets,
                                mn_latency_model *m, int *n_used);
 
 /* ---- everything for one candidate on one target ---- */
+/* The runtime the model is deployed with: TFLM (the .tflite file and its interpreter) or
+ * mcunas's standalone C runtime (include/mcunas/cruntime.h). */
+typedef enum mn_runtime { MN_RUNTIME_TFLM = 0, MN_RUNTIME_C = 1 } mn_runtime;
+const char *mn_runtime_name(mn_runtime r);
+mn_status mn_runtime_parse(const char *name, mn_runtime *out); /* "tflm" | "c" */
+
 typedef struct mn_estimate {
     uint64_t macc;
     size_t params;           /* trainable + state, Keras's total */
@@ -73,12 +82,21 @@ typedef struct mn_estimate {
     size_t ram_x86_64_bytes; /* arena as the desktop TFLM (x86-64, reference kernels) reports it */
     size_t ram_x86_64_head_bytes;
     double latency_ms;
+    mn_runtime runtime;      /* what flash_bytes, ram_bytes and latency_ms describe: with
+                                MN_RUNTIME_C, the C runtime's flash and RAM (ram_head_bytes:
+                                its arena) and instructions at one cycle each */
+    double instructions;     /* MN_RUNTIME_C: per inference; 0 for TFLM */
+    size_t tflm_flash_bytes; /* the TFLM figures, whatever the runtime */
+    size_t tflm_ram_bytes;
     int feasible;
     char reasons[512];       /* "; "-separated, empty when feasible */
 } mn_estimate;
 
 mn_status mn_estimate_compute(const mn_arch *arch, int io_int8, const mn_target *t,
                               const mn_latency_model *m, mn_estimate *out);
+/* The same for a chosen runtime (mn_estimate_compute is MN_RUNTIME_TFLM). */
+mn_status mn_estimate_compute_runtime(const mn_arch *arch, int io_int8, const mn_target *t,
+                                      const mn_latency_model *m, mn_runtime rt, mn_estimate *out);
 
 #ifdef __cplusplus
 }

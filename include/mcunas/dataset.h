@@ -143,6 +143,34 @@ typedef struct mn_import_folder_options {
 } mn_import_folder_options;
 mn_status mn_import_folder(const mn_import_folder_options *opts);
 
+/* Visual Wake Words built from COCO instances_*.json annotations (Chowdhery et al. 2019):
+ * an image is class 1 "person" when an annotation of category 1 (person) has an `area`
+ * (the segmentation's, not the box's) greater than MN_VWW_PERSON_AREA_FRACTION of the
+ * image's width x height, crowd annotations included as in the public build scripts;
+ * otherwise class 0 "no-person", including images without annotations. With `minival_ids`
+ * (a text file of COCO image ids, one a line: the standard 8,059-image minival), those
+ * images form /test and every other image /train: COCO 2014 train + val give the standard
+ * split. Without it, every image is /train. The annotation files are read one element at
+ * a time (memory grows with the number of images, not with the file); images are decoded
+ * and written as mn_import_folder does. */
+#define MN_VWW_PERSON_AREA_FRACTION 0.005
+typedef struct mn_import_vww_options {
+    const char *const *annotations; /* n_sources COCO instances_*.json files */
+    const char *const *image_dirs;  /* per file: the folder its images' file_name is in */
+    int n_sources;
+    const char *minival_ids;        /* optional: these image ids become /test */
+    const char *output;
+    int width, height;              /* required: COCO images differ in size */
+    int channels;                   /* 1 or 3; 0: 3 */
+    uint64_t seed;                  /* of the training images' order (and --limit's subset) */
+    size_t limit;                   /* 0: all; else N training images (a seeded random subset) */
+    int skip_bad;                   /* skip unreadable images (counted) instead of failing */
+    size_t *skipped;                /* out, optional: images skipped */
+    mn_progress_fn progress;
+    void *progress_user;
+} mn_import_vww_options;
+mn_status mn_import_vww(const mn_import_vww_options *opts);
+
 /* Resizes an 8-bit image (area averaging along an axis that shrinks, bilinear with pixel
  * centres aligned along one that grows, a copy along one that keeps its size). */
 void mn_resize_image(const uint8_t *src, int sw, int sh, int channels, uint8_t *dst, int dw,

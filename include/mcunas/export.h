@@ -11,6 +11,7 @@
 
 #include "mcunas/arch.h"
 #include "mcunas/cost.h"
+#include "mcunas/qgraph.h"
 #include "mcunas/status.h"
 #include "mcunas/train.h"
 
@@ -30,11 +31,14 @@ typedef struct mn_export_options {
     size_t calib;             /* calibration images (fewer when the pool is smaller) */
     uint64_t seed;            /* of the calibration sample (a search passes its --seed) */
     float bn_eps;             /* the trained net's batch-norm epsilon */
-    const char *tflite_path;  /* required; written to a temporary name and renamed */
+    const char *tflite_path;  /* written to a temporary name and renamed; may be NULL
+                               * only with c_runtime_dir (flash_bytes is then its size) */
+    const char *c_runtime_dir; /* optional: DIR/model.c and model.h, the standalone C
+                                * runtime (mcunas/cruntime.h) */
     const char *c_array_path; /* optional: PATH.c and PATH.h next to it */
     const char *c_symbol;     /* the C array's name (NULL: MN_EXPORT_SYMBOL_DEFAULT) */
-    int rounding;             /* the interpreter's requantization rounding for the accuracy
-                               * and the dumps (mn_qinterp_set_single_rounding); never the file */
+    mn_rounding rounding;     /* the interpreter's requantization rounding for the accuracy
+                               * and the dumps (mn_qinterp_set_rounding); never the file */
     size_t test_limit;        /* evaluate only the first N test images (0: all) */
     /* Optional raw files for runtime comparisons, over the evaluated test images: the
      * model's input bytes, the interpreter's output bytes, the labels (int32 LE). */

@@ -48,11 +48,11 @@ void mn_journal_entry_init(mn_journal_entry *e, mn_point p);
 
 typedef struct mn_journal mn_journal;
 
-/* Opens DIR/journal.jsonl. `settings` is a JSON object (one line, no newline) written as the
- * first line of a new journal; with `resume`, an existing journal must start with exactly
- * these settings (else MN_ERR_INVALID_ARG naming the first differing key) and its entries
- * become readable. Without `resume`, an existing non-empty journal is an error (never
- * overwritten). */
+/* Opens DIR/journal.jsonl. `settings` is a JSON object (one line, no newline; anything else
+ * is MN_ERR_INVALID_ARG before the file is touched) written as the first line of a new
+ * journal; with `resume`, an existing journal must start with exactly these settings
+ * (else MN_ERR_INVALID_ARG naming the first differing key) and its entries become readable.
+ * Without `resume`, an existing non-empty journal is an error (never overwritten). */
 mn_status mn_journal_open(const char *path, const char *settings, int resume, mn_journal **out);
 void mn_journal_close(mn_journal *j);
 
@@ -62,7 +62,9 @@ const mn_journal_entry *mn_journal_get(const mn_journal *j, size_t i);
 /* Appends (and keeps in memory) one entry; durable when this returns MN_OK. */
 mn_status mn_journal_append(mn_journal *j, const mn_journal_entry *e);
 
-/* The line a journal would write for an entry (for --json event streams). */
+/* The line a journal would write for an entry (for --json event streams), without the
+ * newline. Returns its length as snprintf does (truncated to size - 1 when longer), -1 when
+ * out of memory. */
 int mn_journal_format(const mn_journal_entry *e, char *buf, size_t size);
 
 #ifdef __cplusplus

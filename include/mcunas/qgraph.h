@@ -113,13 +113,17 @@ void mn_qinterp_free(mn_qinterp *it);
 /* Runs one image (uint8, or int8 = pixel - 128 when io_int8); the output tensor's raw
  * bytes (classes, uint8 or int8) go to `out`. */
 mn_status mn_qinterp_run(mn_qinterp *it, const uint8_t *image, uint8_t *out);
-/* Rounding of MultiplyByQuantizedMultiplier. 0 (default): TFLM's, two roundings
- * (SaturatingRoundingDoublingHighMul to Q31, then RoundingDivideByPOT). 1: one rounding
- * (TFLITE_SINGLE_ROUNDING), what LiteRT's default kernels (ai-edge-litert 2.3.0, XNNPACK
- * included) compute. 2: LiteRT's reference kernels (BUILTIN_REF): single rounding in
- * FULLY_CONNECTED, double elsewhere. All three were checked bit-exact against the
+/* Rounding of MultiplyByQuantizedMultiplier. All three were checked bit-exact against the
  * runtimes (tests/python/test_runtimes.py). */
-void mn_qinterp_set_single_rounding(mn_qinterp *it, int mode);
+typedef enum mn_rounding {
+    MN_ROUNDING_DOUBLE = 0, /* the default: TFLM's, two roundings (SaturatingRoundingDoublingHighMul
+                               to Q31, then RoundingDivideByPOT) */
+    MN_ROUNDING_SINGLE,     /* one rounding (TFLITE_SINGLE_ROUNDING), what LiteRT's default
+                               kernels (ai-edge-litert 2.3.0, XNNPACK included) compute */
+    MN_ROUNDING_LITERT_REF  /* LiteRT's reference kernels (BUILTIN_REF): single rounding in
+                               FULLY_CONNECTED, double elsewhere */
+} mn_rounding;
+void mn_qinterp_set_rounding(mn_qinterp *it, mn_rounding rounding);
 /* Raw bytes of tensor i after the last run (activations only). */
 const void *mn_qinterp_tensor(const mn_qinterp *it, int i);
 

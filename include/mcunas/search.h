@@ -35,6 +35,8 @@ typedef struct mn_search_config {
     const mn_latency_model *latency; /* NULL: the built-in constants */
     double max_latency_ms;         /* 0: no latency bound */
     int io_int8;                   /* model input/output int8 instead of uint8 */
+    mn_runtime runtime;            /* what must fit the target; MN_RUNTIME_C also writes
+                                      model.c / model.h next to the .tflite */
     /* training of each candidate */
     int epochs, batch;
     mn_adam adam;

@@ -18,7 +18,8 @@ typedef enum mn_outcome {
     MN_OUTCOME_SCORED = 0,  /* trained; score is the validation accuracy */
     MN_OUTCOME_INFEASIBLE,  /* violates the target (RAM, flash, MACC, latency, depth) */
     MN_OUTCOME_PRUNED,      /* would not fit the memory of the machine running the search */
-    MN_OUTCOME_FAILED       /* training failed; treated like an infeasible point */
+    MN_OUTCOME_FAILED,      /* training failed; treated like an infeasible point */
+    MN_OUTCOME_COUNT        /* how many there are (not an outcome) */
 } mn_outcome;
 
 const char *mn_outcome_name(mn_outcome outcome);

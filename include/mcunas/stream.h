@@ -15,7 +15,7 @@
 #include <stdint.h>
 
 #include "mcunas/dataset.h"
-#include "mcunas/train.h"
+#include "mcunas/samples.h"
 
 #ifdef __cplusplus
 extern "C" {

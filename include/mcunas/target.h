@@ -9,6 +9,8 @@
  *   flash_kib = 128
  *   coremark = 273
  *   macc_bound = 2730000  optional; default coremark x 10^4
+ *   ram_reserve_kib = 2   optional; RAM the runtime or application needs beyond the model's
+ *                         figure (a vendor's TFLM build, buffers of its own); default 0
  *
  * Errors name the file and the line. */
 #ifndef MCUNAS_TARGET_H
@@ -44,7 +46,14 @@ typedef struct mn_target {
     double coremark;
     uint64_t macc_bound; /* CoreMark x 10^4 unless overridden */
     char source[200];    /* where the figures come from, or "file:line" for user targets */
+    size_t ram_reserve_bytes; /* kept free of the model: every RAM figure must fit in
+                               * mn_target_ram_budget(), ram_bytes minus this; 0 built in */
 } mn_target;
+
+/* The RAM a model may use on `t`: its RAM less the reserve. */
+size_t mn_target_ram_budget(const mn_target *t);
+/* Sets the reserve; refused (MN_ERR_INVALID_ARG) unless it leaves some RAM. */
+mn_status mn_target_set_ram_reserve(mn_target *t, size_t bytes);
 
 /* The built-in table. */
 size_t mn_target_builtin_count(void);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "mcunas/net.h"
+#include "mcunas/samples.h"
 #include "mcunas/status.h"
 
 #ifdef __cplusplus
@@ -15,13 +16,6 @@ extern "C" {
 #endif
 
 #define MN_TRAIN_MAX_EPOCHS 10000
-
-/* Labelled uint8 NHWC images held in memory. */
-typedef struct mn_samples {
-    const uint8_t *images;
-    const int32_t *labels;
-    size_t count;
-} mn_samples;
 
 typedef enum mn_train_phase { MN_PHASE_TRAIN, MN_PHASE_VALIDATE, MN_PHASE_TEST } mn_train_phase;
 

@@ -10,15 +10,15 @@ const char *mn_layout_name(mn_layout layout) {
     case MN_LAYOUT_NANONAS: return "nanonas";
     case MN_LAYOUT_COLABNAS: return "colabnas";
     case MN_LAYOUT_CONVBN: return "convbn";
+    case MN_LAYOUT_COUNT: break;
     }
     return "unknown";
 }
 
 mn_status mn_layout_parse(const char *name, mn_layout *out) {
-    static const mn_layout all[] = {MN_LAYOUT_NANONAS, MN_LAYOUT_COLABNAS, MN_LAYOUT_CONVBN};
-    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
-        if (name && strcmp(name, mn_layout_name(all[i])) == 0) {
-            *out = all[i];
+    for (int i = 0; i < MN_LAYOUT_COUNT; i++)
+        if (name && strcmp(name, mn_layout_name((mn_layout)i)) == 0) {
+            *out = (mn_layout)i;
             return MN_OK;
         }
     return mn_error_set(MN_ERR_INVALID_ARG,
@@ -113,8 +113,7 @@ mn_status mn_arch_build(mn_arch *arch, int k, int cells, mn_layout layout, mn_sh
     if (input.h < 1 || input.w < 1 || input.c < 1)
         return mn_error_set(MN_ERR_INVALID_ARG, "input shape %dx%dx%d is empty", input.h,
                             input.w, input.c);
-    if (layout != MN_LAYOUT_NANONAS && layout != MN_LAYOUT_COLABNAS &&
-        layout != MN_LAYOUT_CONVBN)
+    if ((int)layout < 0 || layout >= MN_LAYOUT_COUNT)
         return mn_error_set(MN_ERR_INVALID_ARG, "unknown layout %d", (int)layout);
     if (cells > MN_ARCH_MAX_CELLS)
         return mn_error_set(MN_ERR_INFEASIBLE, "%d cells exceed the supported maximum of %d",

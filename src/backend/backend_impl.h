@@ -64,5 +64,6 @@ typedef struct mn_backend_reg {
 
 extern const mn_backend_reg mn_backend_cpu_reg;    /* src/backend/cpu/cpu.c */
 extern const mn_backend_reg mn_backend_opencl_reg; /* src/backend/opencl/ocl.c */
+extern const mn_backend_reg mn_backend_cuda_reg;   /* src/backend/cuda/cu.c */
 
 #endif

@@ -18,8 +18,21 @@ static const mn_backend_entry mn_backends[] = {
     {{"opencl", "OpenCL", 1, 1,
       "no platform or ICD installed; on Debian, pocl-opencl-icd gives a CPU device"},
      &mn_backend_opencl_reg},
-#else
+#endif
+#ifdef MN_HAVE_CUDA
+    {{"cuda", "CUDA", 1, 1,
+      "no NVIDIA driver (libcuda.so.1) or no NVIDIA GPU; the backend also needs cuBLAS and "
+      "cuDNN 8 or 9"},
+     &mn_backend_cuda_reg},
+#endif
+#ifndef MN_HAVE_OPENCL
     {{"opencl", "OpenCL", 0, 1, "OpenCL/CLBlast not found when mcunas was configured"},
+     NULL},
+#endif
+#ifndef MN_HAVE_CUDA
+    {{"cuda", "CUDA", 0, 1,
+      "the CUDA toolkit with cuBLAS and cuDNN headers not found when mcunas was configured, "
+      "or -DMN_CUDA=OFF"},
      NULL},
 #endif
 };

@@ -8,6 +8,8 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "core/jsonutil.h"
+
 volatile int mn_cli_stop_flag = 0;
 
 static void on_sigint(int sig) {
@@ -84,6 +86,12 @@ int mn_cli_parse_shape(const char *s, int *h, int *w, int *c) {
     return *h >= 1 && *w >= 1 && *c >= 1 && *h <= 4096 && *w <= 4096 && *c <= 64;
 }
 
+int mn_cli_parse_wh(const char *s, int *w, int *h) {
+    char extra;
+    if (sscanf(s, "%dx%d%c", w, h, &extra) != 2) return 0;
+    return *w >= 1 && *h >= 1 && *w <= 4096 && *h <= 4096;
+}
+
 /* ---- progress ---- */
 
 void mn_cli_progress_init(mn_cli_progress *p, int quiet) {
@@ -91,6 +99,26 @@ void mn_cli_progress_init(mn_cli_progress *p, int quiet) {
     p->tty = isatty(fileno(stderr));
     p->quiet = quiet;
     p->last_phase = -1;
+}
+
+void mn_cli_count_progress_init(mn_cli_count_progress *p, int quiet) {
+    p->tty = isatty(fileno(stderr));
+    p->quiet = quiet;
+    p->last = 0;
+}
+
+void mn_cli_count_progress_report(void *user, const char *what, size_t done, size_t total) {
+    mn_cli_count_progress *p = user;
+    if (p->quiet) return;
+    double now = mn_time_now();
+    int finished = done == total;
+    if (!finished && now - p->last < (p->tty ? 0.1 : 5.0)) return;
+    p->last = now;
+    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
+    if (p->tty)
+        fprintf(stderr, "\r%s %zu/%zu (%3.0f%%)%s", what, done, total, pct, finished ? "\n" : "");
+    else
+        fprintf(stderr, "%s %zu/%zu (%.0f%%)\n", what, done, total, pct);
 }
 
 static const char *phase_name(mn_train_phase ph) {
@@ -146,32 +174,33 @@ void mn_json_begin(mn_json *j, FILE *f) {
     fputc('{', f);
 }
 
+/* Writes one jansson value (and drops it); null when it could not be made. */
+static void json_put(mn_json *j, json_t *v, size_t flags) {
+    if (!v || json_dumpf(v, j->f, flags | JSON_ENCODE_ANY) != 0) fputs("null", j->f);
+    json_decref(v);
+}
+
 static void json_key(mn_json *j, const char *key) {
     if (!j->first) fputc(',', j->f);
     j->first = 0;
-    fprintf(j->f, "\"%s\":", key);
+    json_put(j, mn_json_string_new(key), MN_JSON_FLAGS);
+    fputc(':', j->f);
 }
 
 void mn_json_int(mn_json *j, const char *key, long long v) {
     json_key(j, key);
-    fprintf(j->f, "%lld", v);
+    json_put(j, json_integer(v), MN_JSON_FLAGS);
 }
 
 void mn_json_num(mn_json *j, const char *key, double v) {
     json_key(j, key);
-    if (isfinite(v)) fprintf(j->f, "%.6g", v);
-    else fputs("null", j->f);
+    /* six significant digits, as the figures printed for people; null when not finite */
+    json_put(j, isfinite(v) ? json_real(v) : json_null(), JSON_COMPACT | JSON_REAL_PRECISION(6));
 }
 
 void mn_json_str(mn_json *j, const char *key, const char *v) {
     json_key(j, key);
-    fputc('"', j->f);
-    for (const unsigned char *s = (const unsigned char *)v; *s; s++) {
-        if (*s == '"' || *s == '\\') fprintf(j->f, "\\%c", *s);
-        else if (*s < 0x20) fprintf(j->f, "\\u%04x", *s);
-        else fputc(*s, j->f);
-    }
-    fputc('"', j->f);
+    json_put(j, mn_json_string_new(v), MN_JSON_FLAGS);
 }
 
 void mn_json_raw(mn_json *j, const char *key, const char *raw) {

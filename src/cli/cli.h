@@ -29,6 +29,7 @@ typedef struct mn_cli_command {
 
 int mn_cmd_train(int argc, char **argv);
 int mn_cmd_import(int argc, char **argv);
+int mn_cmd_import_vww(int argc, char **argv); /* `import vww`, dispatched by mn_cmd_import */
 int mn_cmd_bench(int argc, char **argv);
 int mn_cmd_search(int argc, char **argv);
 int mn_cmd_rank(int argc, char **argv);
@@ -50,6 +51,8 @@ int mn_cli_parse_double(const char *s, double min, double max, double *out);
 int mn_cli_parse_size(const char *s, size_t *out);
 /* "28x28x1" */
 int mn_cli_parse_shape(const char *s, int *h, int *w, int *c);
+/* "50x50": an image size, width first, each side in [1, 4096] */
+int mn_cli_parse_wh(const char *s, int *w, int *h);
 
 /* Ctrl-C sets this flag; long work polls it and stops cleanly. */
 extern volatile int mn_cli_stop_flag;
@@ -67,7 +70,18 @@ typedef struct mn_cli_progress {
 void mn_cli_progress_init(mn_cli_progress *p, int quiet);
 void mn_cli_progress_train(void *user, const mn_train_progress *p);
 
-/* Minimal JSON output on stdout: {"a":1,"b":"x"} with escaping. */
+/* Importers' progress on stderr (an mn_progress_fn): "what done/total (pct)" redrawn on a
+ * terminal at most every 0.1 s, a plain line every 5 s otherwise, nothing when quiet. */
+typedef struct mn_cli_count_progress {
+    int tty, quiet;
+    double last;
+} mn_cli_count_progress;
+void mn_cli_count_progress_init(mn_cli_count_progress *p, int quiet);
+void mn_cli_count_progress_report(void *user, const char *what, size_t done, size_t total);
+
+/* One JSON object per line: {"a":1,"b":"x"}. Keys and values are jansson's (its escaping,
+ * invalid UTF-8 read as Latin-1); written as they come, in call order, so mn_json_raw can
+ * splice in JSON text that jansson would not hold (an array built elsewhere, 1e999). */
 typedef struct mn_json {
     FILE *f;
     int first;

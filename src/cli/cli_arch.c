@@ -57,6 +57,12 @@ int mn_cli_arch_apply(const char *cmd, mn_cli_arch *a, int opt, const char *arg,
     case MN_CLI_OPT_K_MAX:
         if (!mn_cli_parse_int(arg, 1, 4096, &a->k_max)) BAD("%s--k-max must be an integer in [1, 4096], got '%s'", where, arg);
         break;
+    case MN_CLI_OPT_RAM_RESERVE:
+        if (!strcmp(arg, "0")) a->ram_reserve = 0;
+        else if (!mn_cli_parse_size(arg, &a->ram_reserve))
+            BAD("%s--ram-reserve must be a size such as 2K or 2048, got '%s'", where, arg);
+        a->ram_reserve_given = 1;
+        break;
     default: BAD("%sunknown or incomplete option", where);
     }
 #undef BAD
@@ -70,7 +76,7 @@ int mn_cli_arch_require_point(const char *cmd, const mn_cli_arch *a) {
 }
 
 int mn_cli_target_find(const char *cmd, const char *name, const char *file,
-                       mn_target_list *list, const mn_target **out) {
+                       const mn_cli_arch *a, mn_target_list *list, const mn_target **out) {
     if (!name) return mn_cli_usage_error(cmd, "--target is required (see 'mcunas targets')");
     mn_status st = mn_target_list_init(list);
     if (!st && file) st = mn_target_list_load(list, file);
@@ -78,9 +84,17 @@ int mn_cli_target_find(const char *cmd, const char *name, const char *file,
         mn_target_list_free(list);
         return mn_cli_fail(cmd, st);
     }
-    if (!(*out = mn_target_find(list, name))) {
+    /* the list is ours, so its entry may take the reserve */
+    mn_target *t = (mn_target *)mn_target_find(list, name);
+    if (!t) {
         mn_target_list_free(list);
         return mn_cli_usage_error(cmd, "unknown target '%s' (see 'mcunas targets')", name);
     }
+    if (a && a->ram_reserve_given && mn_target_set_ram_reserve(t, a->ram_reserve)) {
+        int rc = mn_cli_usage_error(cmd, "--ram-reserve: %s", mn_error_message());
+        mn_target_list_free(list);
+        return rc;
+    }
+    *out = t;
     return MN_EXIT_OK;
 }

@@ -20,6 +20,7 @@ enum {
     MN_CLI_OPT_IO,         /* --io uint8|int8 the model's input/output type */
     MN_CLI_OPT_K_MIN,      /* --k-min K       smallest k of a space, [1, 4096] */
     MN_CLI_OPT_K_MAX,      /* --k-max K       largest k of a space, [1, 4096] */
+    MN_CLI_OPT_RAM_RESERVE, /* --ram-reserve SIZE  RAM of the target kept free of the model */
     MN_CLI_OPT_ARCH_END
 };
 #define MN_CLI_LONGOPT_K {"k", required_argument, 0, MN_CLI_OPT_K}
@@ -30,6 +31,7 @@ enum {
 #define MN_CLI_LONGOPT_IO {"io", required_argument, 0, MN_CLI_OPT_IO}
 #define MN_CLI_LONGOPT_K_MIN {"k-min", required_argument, 0, MN_CLI_OPT_K_MIN}
 #define MN_CLI_LONGOPT_K_MAX {"k-max", required_argument, 0, MN_CLI_OPT_K_MAX}
+#define MN_CLI_LONGOPT_RAM_RESERVE {"ram-reserve", required_argument, 0, MN_CLI_OPT_RAM_RESERVE}
 
 typedef struct mn_cli_arch {
     long k, cells;         /* -1 until given */
@@ -40,6 +42,8 @@ typedef struct mn_cli_arch {
     long classes;          /* 2 until given */
     int io_int8;           /* 0 (uint8) until given */
     long k_min, k_max;     /* 0 until given */
+    size_t ram_reserve;    /* --ram-reserve in bytes, when ram_reserve_given */
+    int ram_reserve_given;
 } mn_cli_arch;
 
 void mn_cli_arch_init(mn_cli_arch *a);
@@ -52,10 +56,11 @@ int mn_cli_arch_apply(const char *cmd, mn_cli_arch *a, int opt, const char *arg,
 /* Checks that --k and --cells were given; usage error otherwise. */
 int mn_cli_arch_require_point(const char *cmd, const mn_cli_arch *a);
 
-/* Loads the built-in targets and `file` (NULL: none) into `list` and finds `name`. On
- * failure prints the error (a usage error when `name` is NULL or unknown), frees the list
+/* Loads the built-in targets and `file` (NULL: none) into `list` and finds `name`, then
+ * applies `a`'s --ram-reserve when given (`a` may be NULL). On failure prints the error (a
+ * usage error when `name` is NULL or unknown, or the reserve leaves no RAM), frees the list
  * and returns the exit code; MN_EXIT_OK otherwise. */
 int mn_cli_target_find(const char *cmd, const char *name, const char *file,
-                       mn_target_list *list, const mn_target **out);
+                       const mn_cli_arch *a, mn_target_list *list, const mn_target **out);
 
 #endif

@@ -17,7 +17,7 @@ static void usage(FILE *f) {
             "Options:\n"
             "  --backend B     compute backend (default cpu; built in: %s)\n"
             "  --threads N     worker threads (default: all cores)\n"
-            "  --device N      OpenCL device index (default 0; see mcunas devices)\n"
+            "  --device N      opencl/cuda device index (default 0; see mcunas devices)\n"
             "  --batch N       batch size (default 16)\n"
             "  --k K --cells C one candidate instead of the reference set\n"
             "  --layout L      nanonas (default) | colabnas | convbn\n"

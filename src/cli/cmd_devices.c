@@ -1,5 +1,5 @@
 /* mcunas devices: the devices of every backend that has them (OpenCL's platforms and
- * devices today), with the index that `--device N` of train and bench takes. */
+ * devices, CUDA's GPUs), with the index that `--device N` of train and bench takes. */
 #include <getopt.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -10,10 +10,12 @@
 
 static void usage(FILE *f) {
     fprintf(f, "Usage: mcunas devices [--json]\n\n"
-               "Lists the OpenCL devices of every platform with the index that\n"
-               "`mcunas train|bench --backend opencl --device N` takes: type, compute units,\n"
-               "global memory, largest single allocation, and whether the device's memory\n"
-               "is the host's (CL_DEVICE_HOST_UNIFIED_MEMORY, or a CPU device).\n\n"
+               "Lists the devices of every backend that has them (the OpenCL devices of every\n"
+               "platform, the CUDA GPUs) with the index that\n"
+               "`mcunas train|bench --backend opencl|cuda --device N` takes: type, compute\n"
+               "units, global memory, largest single allocation, and whether the device's\n"
+               "memory is the host's (CL_DEVICE_HOST_UNIFIED_MEMORY or a CPU device; an\n"
+               "integrated GPU such as a Jetson's).\n\n"
                "Options:\n"
                "  --json      one JSON object on stdout\n"
                "  -h, --help  this help\n");

@@ -23,26 +23,33 @@ static void usage(FILE *f) {
             "  --layout L          nanonas (default) | colabnas | convbn\n"
             "  --target T          target name (see 'mcunas targets') [required]\n"
             "  --target-file F     extra targets (INI-like, see docs/cost-model.md)\n"
+            "  --ram-reserve SIZE  RAM of the target kept free of the model (e.g. 2K for a\n"
+            "                      vendor's TFLM build); overrides the target's ram_reserve_kib\n"
             "  --io uint8|int8     model input/output type (default uint8)\n"
             "  --kernels K         cmsis-nn (default) | reference: latency constants\n"
             "  --latency-file F    calibrate latency on measurements, one per line:\n"
             "                      'target k cells layout HxWxC classes latency_ms'\n"
+            "  --runtime R         tflm (default): the .tflite under TFLM; c: mcunas's C runtime\n"
+            "                      (export --c-runtime): its flash, RAM and instructions\n"
             "  --json              one JSON object on stdout\n"
             "  -h, --help          this help\n\n"
             "JSON keys: arch, target, macc, params, int8_params, flash_bytes, ram_bytes,\n"
             "ram_head_bytes, ram_activations_bytes, ram_x86_64_bytes, ram_x86_64_head_bytes,\n"
             "latency_ms, feasible,\n"
-            "reasons (when infeasible), macc_bound, target_ram_bytes, target_flash_bytes.\n");
+            "reasons (when infeasible), macc_bound, target_ram_bytes, target_ram_reserve_bytes,\n"
+            "target_flash_bytes, runtime;\n"
+            "with --runtime c also instructions, tflm_flash_bytes, tflm_ram_bytes.\n");
 }
 
-enum { OPT_TARGET = 256, OPT_TFILE, OPT_KERNELS, OPT_LFILE, OPT_JSON };
+enum { OPT_TARGET = 256, OPT_TFILE, OPT_KERNELS, OPT_LFILE, OPT_JSON, OPT_RUNTIME };
 
 static const struct option longopts[] = {
     MN_CLI_LONGOPT_K,      MN_CLI_LONGOPT_CELLS, MN_CLI_LONGOPT_INPUT,
-    MN_CLI_LONGOPT_CLASSES, MN_CLI_LONGOPT_LAYOUT, MN_CLI_LONGOPT_IO,
+    MN_CLI_LONGOPT_CLASSES, MN_CLI_LONGOPT_LAYOUT, MN_CLI_LONGOPT_IO, MN_CLI_LONGOPT_RAM_RESERVE,
     {"target", required_argument, 0, OPT_TARGET}, {"target-file", required_argument, 0, OPT_TFILE},
     {"kernels", required_argument, 0, OPT_KERNELS},
     {"latency-file", required_argument, 0, OPT_LFILE}, {"json", no_argument, 0, OPT_JSON},
+    {"runtime", required_argument, 0, OPT_RUNTIME},
     {"help", no_argument, 0, 'h'},                {0, 0, 0, 0}};
 
 static const char *const cmd = "estimate";
@@ -51,6 +58,7 @@ typedef struct estimate_opts {
     mn_cli_arch arch; /* --k, --cells, --input, --classes, --layout, --io */
     const char *target, *tfile, *lfile;
     mn_latency_model lm;
+    mn_runtime runtime;
     int json;
 } estimate_opts;
 
@@ -71,6 +79,9 @@ static int parse(int argc, char **argv, estimate_opts *o) {
             else return mn_cli_usage_error(cmd, "--kernels must be cmsis-nn or reference, got '%s'", optarg);
             break;
         case OPT_JSON: o->json = 1; break;
+        case OPT_RUNTIME:
+            if (mn_runtime_parse(optarg, &o->runtime)) return mn_cli_usage_error(cmd, "--runtime: %s", mn_error_message());
+            break;
         case 'h': usage(stdout); return MN_EXIT_OK;
         default:
             if (!mn_cli_arch_is_option(c)) return mn_cli_usage_error(cmd, "unknown or incomplete option");
@@ -119,12 +130,44 @@ static void print_json(const estimate_opts *o, const mn_target *t, const char *d
     if (!e->feasible) mn_json_str(&j, "reasons", e->reasons);
     mn_json_int(&j, "macc_bound", (long long)t->macc_bound);
     mn_json_int(&j, "target_ram_bytes", (long long)t->ram_bytes);
+    mn_json_int(&j, "target_ram_reserve_bytes", (long long)t->ram_reserve_bytes);
     mn_json_int(&j, "target_flash_bytes", (long long)t->flash_bytes);
     if (o->lfile) mn_json_num(&j, "latency_scale", o->lm.scale);
+    mn_json_str(&j, "runtime", mn_runtime_name(o->runtime));
+    if (o->runtime == MN_RUNTIME_C) {
+        mn_json_int(&j, "instructions", (long long)(e->instructions + 0.5));
+        mn_json_int(&j, "tflm_flash_bytes", (long long)e->tflm_flash_bytes);
+        mn_json_int(&j, "tflm_ram_bytes", (long long)e->tflm_ram_bytes);
+    }
     mn_json_end(&j);
 }
 
+/* The target's RAM reserve, when it has one: the RAM figure is held against what is left. */
+static void print_reserve(const mn_target *t) {
+    if (t->ram_reserve_bytes)
+        printf("  RAM reserve  %12zu B (the model may use %zu B of %zu B)\n", t->ram_reserve_bytes,
+               mn_target_ram_budget(t), t->ram_bytes);
+}
+
+/* The C runtime's figures (include/mcunas/cruntime.h) beside TFLM's. */
+static void print_text_c(const mn_target *t, const char *desc, const mn_estimate *e) {
+    printf("%s on %s (%s, %g MHz), C runtime\n", desc, t->name, mn_core_name(t->core), t->clock_mhz);
+    printf("  MACC         %12llu   (bound %llu)\n", (unsigned long long)e->macc,
+           (unsigned long long)t->macc_bound);
+    printf("  flash        %12zu B (%.2f KiB of %.0f KiB; TFLM's .tflite %zu B)\n", e->flash_bytes,
+           e->flash_bytes / 1024.0, t->flash_bytes / 1024.0, e->tflm_flash_bytes);
+    printf("  RAM          %12zu B (%.2f KiB of %.0f KiB): arena %zu + input/output + stack; TFLM's arena %zu B\n",
+           e->ram_bytes, e->ram_bytes / 1024.0, t->ram_bytes / 1024.0, e->ram_head_bytes, e->tflm_ram_bytes);
+    print_reserve(t);
+    printf("  latency      %12.2f ms (%.0f instructions at one cycle each)\n", e->latency_ms, e->instructions);
+    printf("  feasible     %s%s%s\n", e->feasible ? "yes" : "no", e->feasible ? "" : ": ", e->reasons);
+}
+
 static void print_text(const estimate_opts *o, const mn_target *t, const char *desc, const mn_estimate *e) {
+    if (o->runtime == MN_RUNTIME_C) {
+        print_text_c(t, desc, e);
+        return;
+    }
     printf("%s on %s (%s, %g MHz)\n", desc, t->name, mn_core_name(t->core), t->clock_mhz);
     printf("  MACC         %12llu   (bound %llu)\n", (unsigned long long)e->macc,
            (unsigned long long)t->macc_bound);
@@ -134,6 +177,7 @@ static void print_text(const estimate_opts *o, const mn_target *t, const char *d
     printf("  RAM (arena)  %12zu B (%.2f KiB of %.0f KiB): head %zu + tail %zu\n", e->ram_bytes,
            e->ram_bytes / 1024.0, t->ram_bytes / 1024.0, e->ram_head_bytes,
            e->ram_bytes - e->ram_head_bytes);
+    print_reserve(t);
     printf("  activations  %12zu B (planned, unrounded)\n", e->ram_activations_bytes);
     printf("  arena x86-64 %12zu B (desktop TFLM, reference kernels): head %zu\n",
            e->ram_x86_64_bytes, e->ram_x86_64_head_bytes);
@@ -148,7 +192,7 @@ int mn_cmd_estimate(int argc, char **argv) {
     if (rc != MN_CLI_CONTINUE) return rc;
     mn_target_list list;
     const mn_target *t;
-    if ((rc = mn_cli_target_find(cmd, o.target, o.tfile, &list, &t)) != MN_EXIT_OK) return rc;
+    if ((rc = mn_cli_target_find(cmd, o.target, o.tfile, &o.arch, &list, &t)) != MN_EXIT_OK) return rc;
     int n_cal = 0;
     mn_status st = o.lfile ? mn_latency_calibrate(o.lfile, &list, &o.lm, &n_cal) : MN_OK;
     mn_arch arch;
@@ -161,7 +205,7 @@ int mn_cmd_estimate(int argc, char **argv) {
             return MN_EXIT_OK;
         }
     }
-    if (!st) st = mn_estimate_compute(&arch, o.arch.io_int8, t, &o.lm, &e);
+    if (!st) st = mn_estimate_compute_runtime(&arch, o.arch.io_int8, t, &o.lm, o.runtime, &e);
     if (st) {
         mn_target_list_free(&list);
         return mn_cli_fail(cmd, st);

@@ -31,6 +31,8 @@ static void usage(FILE *f) {
             "  -o, --output PATH   the .tflite file to write [required]\n"
             "  --c-array PATH      also write PATH (a C source) and its .h\n"
             "  --c-symbol NAME     the C array's name (default %s)\n"
+            "  --c-runtime DIR     also (or, without -o, only) write DIR/model.c and model.h: the\n"
+            "                      standalone C runtime (no interpreter, no heap; TFLM's bytes)\n"
             "  --io uint8|int8     model input/output type (default uint8, as the seed)\n"
             "  --calib N           calibration images (default %d)\n"
             "  --seed S            seed of the calibration sample (default 1, as a search's)\n"
@@ -50,12 +52,12 @@ static void usage(FILE *f) {
             "  -h, --help          this help\n\n"
             "JSON keys: arch, flash_bytes, float_test_acc, int8_test_acc, test_images,\n"
             "calib_images, io, ram_bytes, ram_head_bytes, ram_x86_64_bytes,\n"
-            "ram_x86_64_head_bytes, output.\n",
+            "ram_x86_64_head_bytes, output, c_runtime.\n",
             MN_EXPORT_SYMBOL_DEFAULT, MN_EXPORT_CALIB_DEFAULT);
 }
 
 enum { OPT_W = 256, OPT_DATA, OPT_CARR, OPT_CSYM, OPT_CALIB, OPT_SEED, OPT_LIMIT, OPT_TLIM,
-       OPT_DUMP, OPT_DUMPIN, OPT_DUMPLAB, OPT_ROUND, OPT_THREADS, OPT_JSON };
+       OPT_DUMP, OPT_DUMPIN, OPT_DUMPLAB, OPT_ROUND, OPT_THREADS, OPT_JSON, OPT_CRT };
 
 static const struct option longopts[] = {
     {"weights", required_argument, 0, OPT_W},   {"data", required_argument, 0, OPT_DATA},
@@ -68,6 +70,7 @@ static const struct option longopts[] = {
     {"dump-labels", required_argument, 0, OPT_DUMPLAB},
     {"rounding", required_argument, 0, OPT_ROUND},
     {"threads", required_argument, 0, OPT_THREADS}, {"json", no_argument, 0, OPT_JSON},
+    {"c-runtime", required_argument, 0, OPT_CRT},
     {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
 
 typedef struct export_opts {
@@ -80,11 +83,13 @@ typedef struct export_opts {
 
 static const char *const cmd = "export";
 
-static int parse_rounding(const char *arg, int *mode) {
-    static const char *const names[] = {"double", "single", "litert-ref"};
-    for (int i = 0; i < 3; i++)
-        if (!strcmp(arg, names[i])) {
-            *mode = i;
+static int parse_rounding(const char *arg, mn_rounding *mode) {
+    static const struct { const char *name; mn_rounding mode; } names[] = {
+        {"double", MN_ROUNDING_DOUBLE}, {"single", MN_ROUNDING_SINGLE},
+        {"litert-ref", MN_ROUNDING_LITERT_REF}};
+    for (size_t i = 0; i < sizeof names / sizeof names[0]; i++)
+        if (!strcmp(arg, names[i].name)) {
+            *mode = names[i].mode;
             return MN_CLI_CONTINUE;
         }
     return mn_cli_usage_error(cmd, "--rounding must be double, single or litert-ref, got '%s'", arg);
@@ -99,6 +104,7 @@ static int apply(export_opts *o, int c, const char *arg) {
     case 'o': o->ex.tflite_path = arg; break;
     case OPT_CARR: o->ex.c_array_path = arg; break;
     case OPT_CSYM: o->ex.c_symbol = arg; break;
+    case OPT_CRT: o->ex.c_runtime_dir = arg; break;
     case OPT_DUMP: o->ex.dump_outputs = arg; break;
     case OPT_DUMPIN: o->ex.dump_inputs = arg; break;
     case OPT_DUMPLAB: o->ex.dump_labels = arg; break;
@@ -146,8 +152,8 @@ static int parse(int argc, char **argv, export_opts *o) {
         if ((rc = apply(o, c, optarg)) != MN_CLI_CONTINUE) return rc;
     }
     if (optind < argc) return mn_cli_usage_error(cmd, "unexpected argument '%s'", argv[optind]);
-    if (!o->weights || !o->data || !o->ex.tflite_path)
-        return mn_cli_usage_error(cmd, "--weights, --data and -o are required");
+    if (!o->weights || !o->data || (!o->ex.tflite_path && !o->ex.c_runtime_dir))
+        return mn_cli_usage_error(cmd, "--weights, --data and -o (or --c-runtime) are required");
     o->ex.io_int8 = o->arch.io_int8;
     return MN_CLI_CONTINUE;
 }
@@ -192,18 +198,21 @@ static void print_result(const export_opts *o, const mn_arch *arch, double float
     mn_arch_describe(arch, desc, sizeof desc);
     const char *io = o->ex.io_int8 ? "int8" : "uint8";
     if (!o->json) {
-        printf("%s -> %s (%zu bytes, io %s)\n", desc, o->ex.tflite_path, r->flash_bytes, io);
+        printf("%s -> %s (%zu bytes, io %s)\n", desc, o->ex.tflite_path ? o->ex.tflite_path : "(no .tflite)",
+               r->flash_bytes, io);
         printf("  test accuracy: float %.4f, int8 %.4f (%zu images; %zu calibration images)\n",
                float_acc, r->int8_test_acc, r->test_images, r->calib_images);
         printf("  arena: %zu B on a 32-bit MCU (head %zu), %zu B on x86-64\n", r->arena_arm32.total,
                r->arena_arm32.head, r->arena_x86_64.total);
         if (o->ex.c_array_path) printf("  C array: %s\n", o->ex.c_array_path);
+        if (o->ex.c_runtime_dir) printf("  C runtime: %s/model.c, model.h\n", o->ex.c_runtime_dir);
         return;
     }
     mn_json j;
     mn_json_begin(&j, stdout);
     mn_json_str(&j, "arch", desc);
-    mn_json_str(&j, "output", o->ex.tflite_path);
+    if (o->ex.tflite_path) mn_json_str(&j, "output", o->ex.tflite_path);
+    if (o->ex.c_runtime_dir) mn_json_str(&j, "c_runtime", o->ex.c_runtime_dir);
     mn_json_str(&j, "io", io);
     mn_json_int(&j, "flash_bytes", (long long)r->flash_bytes);
     mn_json_num(&j, "float_test_acc", float_acc);

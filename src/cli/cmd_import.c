@@ -23,7 +23,9 @@ static void usage(FILE *f) {
             "       mcunas import folder --dir DIR [--size WxH] [--channels 1|3] [--test-split F]\n"
             "                            [--seed S] [--skip-bad] [--limit N] -o OUT.h5\n"
             "       mcunas import synthetic --count N [--size WxH] [--channels 1|3] [--classes K]\n"
-            "                               [--test-count N] [--seed S] -o OUT.h5\n\n"
+            "                               [--test-count N] [--seed S] -o OUT.h5\n"
+            "       mcunas import vww --annotations F --images DIR [...] --size WxH -o OUT.h5\n"
+            "                         (mcunas import vww --help)\n\n"
             "Formats:\n"
             "  idx            MNIST-format IDX image and label files, gzip or raw (MNIST,\n"
             "                 Fashion-MNIST, EMNIST)\n"
@@ -35,7 +37,9 @@ static void usage(FILE *f) {
             "  folder         one subfolder per class of PNG/JPEG/BMP/PGM/PPM/GIF/TGA files in\n"
             "                 DIR, or DIR/train/<class>/ and DIR/test/<class>/ (Visual Wake\n"
             "                 Words layout); decoded on all cores\n"
-            "  synthetic      N generated images (class-coloured noise) for benchmarks\n\n"
+            "  synthetic      N generated images (class-coloured noise) for benchmarks\n"
+            "  vww            Visual Wake Words (person / no person) from COCO annotations\n"
+            "                 and images\n\n"
             "Options:\n"
             "  --images F, --labels F            training images and labels\n"
             "  --test-images F, --test-labels F  test split (both or neither)\n"
@@ -59,25 +63,6 @@ static void usage(FILE *f) {
             "  --quiet                           no progress output\n"
             "  -h, --help                        this help\n",
             FASHION_MNIST_DIR);
-}
-
-typedef struct import_progress {
-    int tty, quiet;
-    double last;
-} import_progress;
-
-static void on_progress(void *user, const char *what, size_t done, size_t total) {
-    import_progress *p = user;
-    if (p->quiet) return;
-    double now = mn_time_now();
-    int finished = done == total;
-    if (!finished && now - p->last < (p->tty ? 0.1 : 5.0)) return;
-    p->last = now;
-    double pct = total ? 100.0 * (double)done / (double)total : 100.0;
-    if (p->tty)
-        fprintf(stderr, "\r%s %zu/%zu (%3.0f%%)%s", what, done, total, pct, finished ? "\n" : "");
-    else
-        fprintf(stderr, "%s %zu/%zu (%.0f%%)\n", what, done, total, pct);
 }
 
 /* Splits "a,b,c" into a NULL-terminated array of strings (one allocation). */
@@ -144,7 +129,7 @@ typedef struct import_opts {
 /* Class-coloured noise: class k has its own mean colour per channel and a gradient, so a
  * net can learn it; cheap to make at any size. */
 static mn_status make_synthetic(const char *out, long count, long test_count, int w, int h,
-                                int c, int classes, uint64_t seed, import_progress *prog) {
+                                int c, int classes, uint64_t seed, mn_cli_count_progress *prog) {
     mn_dataset_writer_options wo;
     memset(&wo, 0, sizeof wo);
     wo.shape = (mn_shape){h, w, c};
@@ -182,7 +167,7 @@ static mn_status make_synthetic(const char *out, long count, long test_count, in
             }
             st = mn_dataset_writer_append(wr, (mn_split)sp, img, lab, b);
             done += b;
-            on_progress(prog, sp ? "test images" : "train images", done, n);
+            mn_cli_count_progress_report(prog, sp ? "test images" : "train images", done, n);
         }
     }
     free(img);
@@ -206,15 +191,10 @@ static int apply(import_opts *o, int c, const char *arg) {
     case OPT_DIR: o->dir = arg; o->dir_given = 1; break;
     case OPT_COARSE: o->coarse = 1; break;
     case OPT_SKIP_BAD: o->skip_bad = 1; break;
-    case OPT_SIZE: {
-        int a = 0, b = 0;
-        char extra;
-        if (sscanf(arg, "%dx%d%c", &a, &b, &extra) != 2 || a < 1 || b < 1 || a > 4096 || b > 4096)
+    case OPT_SIZE:
+        if (!mn_cli_parse_wh(arg, &o->sw, &o->sh))
             return mn_cli_usage_error(cmd, "--size must be WxH (e.g. 50x50), got '%s'", arg);
-        o->sw = a;
-        o->sh = b;
         break;
-    }
     case OPT_CHANNELS:
         if (!mn_cli_parse_int(arg, 1, 3, &o->channels) || o->channels == 2)
             return mn_cli_usage_error(cmd, "--channels must be 1 or 3, got '%s'", arg);
@@ -281,7 +261,8 @@ static int finish(const import_opts *o, mn_status st, double t0, size_t skipped)
     return MN_EXIT_OK;
 }
 
-static int run_idx_files(const import_opts *o, mn_import_idx_options *io, import_progress *prog) {
+static int run_idx_files(const import_opts *o, mn_import_idx_options *io,
+                         mn_cli_count_progress *prog) {
     char **names = NULL;
     if (o->names) {
         names = split_names(o->names, &io->n_class_names);
@@ -290,7 +271,7 @@ static int run_idx_files(const import_opts *o, mn_import_idx_options *io, import
     }
     io->output = o->output;
     io->limit = (size_t)o->limit;
-    io->progress = on_progress;
+    io->progress = mn_cli_count_progress_report;
     io->progress_user = prog;
     double t0 = mn_time_now();
     mn_status st = mn_import_idx(io);
@@ -298,7 +279,7 @@ static int run_idx_files(const import_opts *o, mn_import_idx_options *io, import
     return finish(o, st, t0, 0);
 }
 
-static int run_idx(const import_opts *o, import_progress *prog) {
+static int run_idx(const import_opts *o, mn_cli_count_progress *prog) {
     if (!o->images || !o->labels) return mn_cli_usage_error(cmd, "--images and --labels are required");
     if (!o->test_images != !o->test_labels)
         return mn_cli_usage_error(cmd, "--test-images and --test-labels go together");
@@ -307,7 +288,7 @@ static int run_idx(const import_opts *o, import_progress *prog) {
     return run_idx_files(o, &io, prog);
 }
 
-static int run_fashion_mnist(const import_opts *o, import_progress *prog) {
+static int run_fashion_mnist(const import_opts *o, mn_cli_count_progress *prog) {
     static const char *const files[4] = {"train-images-idx3-ubyte.gz", "train-labels-idx1-ubyte.gz",
                                          "t10k-images-idx3-ubyte.gz", "t10k-labels-idx1-ubyte.gz"};
     char paths[4][1024];
@@ -325,16 +306,16 @@ static int run_fashion_mnist(const import_opts *o, import_progress *prog) {
     return run_idx_files(o, &io, prog);
 }
 
-static int run_cifar(const import_opts *o, import_progress *prog) {
+static int run_cifar(const import_opts *o, mn_cli_count_progress *prog) {
     if (!o->dir_given) return mn_cli_usage_error(cmd, "--dir is required");
     mn_import_cifar_options co = {.dir = o->dir, .output = o->output, .coarse = o->coarse,
-                                  .limit = (size_t)o->limit, .progress = on_progress,
-                                  .progress_user = prog};
+                                  .limit = (size_t)o->limit,
+                                  .progress = mn_cli_count_progress_report, .progress_user = prog};
     double t0 = mn_time_now();
     return finish(o, mn_import_cifar(&co), t0, 0);
 }
 
-static int run_folder(const import_opts *o, import_progress *prog) {
+static int run_folder(const import_opts *o, mn_cli_count_progress *prog) {
     if (!o->dir_given) return mn_cli_usage_error(cmd, "--dir is required");
     size_t skipped = 0;
     mn_import_folder_options fo;
@@ -349,14 +330,14 @@ static int run_folder(const import_opts *o, import_progress *prog) {
     fo.limit = (size_t)o->limit;
     fo.skip_bad = o->skip_bad;
     fo.skipped = &skipped;
-    fo.progress = on_progress;
+    fo.progress = mn_cli_count_progress_report;
     fo.progress_user = prog;
     double t0 = mn_time_now();
     mn_status st = mn_import_folder(&fo);
     return finish(o, st, t0, skipped);
 }
 
-static int run_synthetic(const import_opts *o, import_progress *prog) {
+static int run_synthetic(const import_opts *o, mn_cli_count_progress *prog) {
     if (!o->count) return mn_cli_usage_error(cmd, "--count is required");
     double t0 = mn_time_now();
     mn_status st = make_synthetic(o->output, o->count, o->test_count, o->sw ? o->sw : 32,
@@ -368,17 +349,19 @@ static int run_synthetic(const import_opts *o, import_progress *prog) {
 /* The formats, in the order messages list them: one line per importer. */
 static const struct importer {
     const char *name;
-    int (*run)(const import_opts *o, import_progress *prog);
+    int (*run)(const import_opts *o, mn_cli_count_progress *prog);
+    int (*own)(int argc, char **argv); /* a format with its own options and file */
 } importers[] = {
-    {"idx", run_idx},
-    {"fashion-mnist", run_fashion_mnist},
-    {"cifar", run_cifar},
-    {"folder", run_folder},
-    {"synthetic", run_synthetic},
+    {"idx", run_idx, NULL},
+    {"fashion-mnist", run_fashion_mnist, NULL},
+    {"cifar", run_cifar, NULL},
+    {"folder", run_folder, NULL},
+    {"synthetic", run_synthetic, NULL},
+    {"vww", NULL, mn_cmd_import_vww},
 };
 #define N_IMPORTERS (sizeof importers / sizeof importers[0])
 
-/* "idx, fashion-mnist, cifar, folder or synthetic" */
+/* "idx, fashion-mnist, cifar, folder, synthetic or vww" */
 static void format_names(char *buf, size_t n) {
     size_t len = 0;
     buf[0] = '\0';
@@ -399,9 +382,11 @@ int mn_cmd_import(int argc, char **argv) {
     for (size_t i = 0; i < N_IMPORTERS; i++)
         if (!strcmp(argv[1], importers[i].name)) imp = &importers[i];
     if (!imp) return mn_cli_usage_error(cmd, "unknown format '%s' (expected %s)", argv[1], names);
+    if (imp->own) return imp->own(argc, argv);
     import_opts o;
     int rc = parse(argc - 1, argv + 1, &o);
     if (rc != MN_CLI_CONTINUE) return rc;
-    import_progress prog = {isatty(fileno(stderr)), o.quiet, 0};
+    mn_cli_count_progress prog;
+    mn_cli_count_progress_init(&prog, o.quiet);
     return imp->run(&o, &prog);
 }

@@ -7,6 +7,7 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "core/jsonutil.h"
 #include "mcunas/dataset.h"
 #include "mcunas/stream.h"
 
@@ -33,15 +34,11 @@ static void usage(FILE *f) {
             "  -h, --help           this help\n");
 }
 
+/* A JSON string, written by jansson. */
 static void json_escape(FILE *f, const char *s) {
-    fputc('"', f);
-    for (; *s; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-        else if (ch < 0x20) fprintf(f, "\\u%04x", ch);
-        else fputc(ch, f);
-    }
-    fputc('"', f);
+    json_t *v = mn_json_string_new(s);
+    if (!v || json_dumpf(v, f, MN_JSON_FLAGS | JSON_ENCODE_ANY) != 0) fputs("null", f);
+    json_decref(v);
 }
 
 enum { OPT_JSON = 256, OPT_PREVIEW, OPT_PER_CLASS, OPT_READ_BENCH, OPT_DATA_MEM, OPT_BATCH };

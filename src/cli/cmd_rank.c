@@ -28,6 +28,7 @@ static void usage(FILE *f) {
             "  --data PATH          dataset cache [required]\n"
             "  --target T           target MCU (see 'mcunas targets') [required]\n"
             "  --target-file F      more targets from a file\n"
+            "  --ram-reserve SIZE   RAM of the target kept free of the model (e.g. 2K)\n"
             "  --layout L|all       nanonas | colabnas | convbn | all (default all)\n"
             "  --k-min K, --k-max K range of k (default %d..%d)\n"
             "  --max-latency-ms X   also require the estimated latency below X\n"
@@ -66,6 +67,7 @@ static const struct option longopts[] = {
     MN_CLI_LONGOPT_LAYOUT,
     MN_CLI_LONGOPT_K_MIN,
     MN_CLI_LONGOPT_K_MAX,
+    MN_CLI_LONGOPT_RAM_RESERVE,
     {"max-latency-ms", required_argument, 0, OPT_MAXLAT},
     MN_CLI_LONGOPT_IO,
     {"wf", required_argument, 0, OPT_WF},
@@ -306,7 +308,7 @@ int mn_cmd_rank(int argc, char **argv) {
     if (rc != MN_CLI_CONTINUE) return rc;
     mn_target_list targets;
     const mn_target *target;
-    if ((rc = mn_cli_target_find(cmd, o.target, o.target_file, &targets, &target)) != MN_EXIT_OK) return rc;
+    if ((rc = mn_cli_target_find(cmd, o.target, o.target_file, &o.arch, &targets, &target)) != MN_EXIT_OK) return rc;
     mn_loaded_data data;
     double t0 = mn_time_now();
     mn_status st = mn_loaded_data_read(o.data, (size_t)o.limit, &data);

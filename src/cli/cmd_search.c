@@ -2,6 +2,7 @@
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
+#include <jansson.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -29,6 +30,8 @@ static void usage(FILE *f) {
             "  --data PATH          dataset cache (see 'mcunas import') [required]\n"
             "  --target T           target MCU (see 'mcunas targets') [required]\n"
             "  --target-file F      more targets from a file (docs/cost-model.md)\n"
+            "  --ram-reserve SIZE   RAM of the target kept free of the model (e.g. 2K for a\n"
+            "                       vendor's TFLM build); overrides the target's ram_reserve_kib\n"
             "  --out DIR            output folder (created) [required]\n"
             "  --strategy S         nanonas (default) | colabnas | grid | zeroshot | hybrid\n"
             "                       (zeroshot: rank by zero-cost proxies, train the top one;\n"
@@ -40,6 +43,8 @@ static void usage(FILE *f) {
             "                       zeroshot/hybrid: 64)\n"
             "  --max-latency-ms X   also require the estimated latency below X\n"
             "  --io uint8|int8      model input/output type (default uint8, as the seeds)\n"
+            "  --runtime tflm|c     what must fit the target: the .tflite under TFLM (default)\n"
+            "                       or mcunas's C runtime (also writes DIR/model.c, model.h)\n"
             "  --epochs N           epochs per candidate (default 3)\n"
             "  --batch N            batch size (default 16)\n"
             "  --lr X               Adam learning rate (default 1e-3)\n"
@@ -59,7 +64,7 @@ static void usage(FILE *f) {
             "  --lookahead N        points the strategy may ask next that idle workers\n"
             "                       evaluate ahead of need (default: 2 x workers; 0: none)\n"
             "  --threads N          threads per worker (default: the cores over the workers)\n"
-            "  --device N           device index for the OpenCL backend\n"
+            "  --device N           device index for the opencl or cuda backend\n"
             "  --resume             continue the search whose journal is in DIR\n"
             "  --config FILE        read options from an INI file: keys are these long option\n"
             "                       names in a [search] section; the command line wins\n"
@@ -76,7 +81,8 @@ enum {
     OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_OUT, OPT_STRATEGY,
     OPT_MAXLAT, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
     OPT_LIMIT, OPT_HOSTMEM, OPT_DEVMEM, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_RESUME,
-    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL, OPT_WORKERS, OPT_LOOKAHEAD
+    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL, OPT_RUNTIME, OPT_WORKERS,
+    OPT_LOOKAHEAD
 };
 
 static const struct option longopts[] = {
@@ -85,7 +91,7 @@ static const struct option longopts[] = {
     {"out", required_argument, 0, OPT_OUT},           {"strategy", required_argument, 0, OPT_STRATEGY},
     MN_CLI_LONGOPT_LAYOUT,                            MN_CLI_LONGOPT_K_MAX,
     {"max-latency-ms", required_argument, 0, OPT_MAXLAT},
-    MN_CLI_LONGOPT_IO,                                {"epochs", required_argument, 0, OPT_EPOCHS},
+    MN_CLI_LONGOPT_IO,                                MN_CLI_LONGOPT_RAM_RESERVE,                                {"epochs", required_argument, 0, OPT_EPOCHS},
     {"batch", required_argument, 0, OPT_BATCH},       {"lr", required_argument, 0, OPT_LR},
     {"val-split", required_argument, 0, OPT_VAL},     {"seed", required_argument, 0, OPT_SEED},
     {"final-epochs", required_argument, 0, OPT_FINAL}, {"calib", required_argument, 0, OPT_CALIB},
@@ -95,7 +101,7 @@ static const struct option longopts[] = {
     {"resume", no_argument, 0, OPT_RESUME},           {"config", required_argument, 0, OPT_CONFIG},
     {"json", no_argument, 0, OPT_JSON},               {"quiet", no_argument, 0, OPT_QUIET},
     {"top", required_argument, 0, OPT_TOP},           {"wf", required_argument, 0, OPT_WF},
-    {"wl", required_argument, 0, OPT_WL},
+    {"wl", required_argument, 0, OPT_WL},             {"runtime", required_argument, 0, OPT_RUNTIME},
     {"workers", required_argument, 0, OPT_WORKERS},   {"lookahead", required_argument, 0, OPT_LOOKAHEAD},
     {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
 
@@ -110,6 +116,7 @@ typedef struct opts {
     double lr, val, max_latency, wf, wl;
     int resume, json, quiet;
     int mpi, rank;            /* started by mpirun/srun with more than one rank */
+    mn_runtime runtime;
     size_t host_mem, device_mem;
 } opts;
 
@@ -180,6 +187,9 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
         break;
     case OPT_WL:
         if (!mn_cli_parse_double(arg, 0, 1, &o->wl)) BAD("%s--wl must be in [0, 1], got '%s'", where, arg);
+        break;
+    case OPT_RUNTIME:
+        if (mn_runtime_parse(arg, &o->runtime)) BAD("%s--runtime: %s", where, mn_error_message());
         break;
     case OPT_RESUME: o->resume = 1; break;
     case OPT_JSON: o->json = 1; break;
@@ -327,22 +337,32 @@ static int parse(int argc, char **argv, opts *o, config_ctx *cfgctx) {
     return MN_CLI_CONTINUE;
 }
 
-/* The settings a resumed search must share (the journal's first line). */
-static void format_settings(const opts *o, const mn_target *target, char *settings, size_t n) {
-    snprintf(settings, n,
-             "{\"event\":\"search\",\"version\":%d,\"data\":\"%s\",\"limit\":%ld,\"target\":\"%s\","
-             "\"strategy\":\"%s\",\"layout\":\"%s\",\"k_max\":%ld,\"io\":\"%s\",\"max_latency_ms\":%g,"
-             "\"epochs\":%ld,\"batch\":%ld,\"lr\":%g,\"val_split\":%g,\"seed\":%ld,\"backend\":\"%s\","
-             "\"threads\":%ld}",
-             MN_JOURNAL_VERSION, o->data, o->limit, target->name, mn_strategy_kind_name(o->strategy),
-             mn_layout_name(o->arch.layout), o->arch.k_max, o->arch.io_int8 ? "int8" : "uint8",
-             o->max_latency, o->epochs, o->batch, o->lr, o->val, o->seed, o->backend, o->threads);
+/* The settings a resumed search must share (the journal's first line), built by jansson so
+ * that any path or name is escaped; NULL when out of memory. The caller frees it. */
+static char *format_settings(const opts *o, const mn_target *target) {
+    json_t *s = json_pack("{s:s, s:i, s:s, s:I, s:s, s:s, s:s, s:I, s:s, s:f, s:I, s:I, s:f, s:f, s:I, s:s, s:I}",
+                          "event", "search", "version", MN_JOURNAL_VERSION, "data", o->data,
+                          "limit", (json_int_t)o->limit, "target", target->name,
+                          "strategy", mn_strategy_kind_name(o->strategy),
+                          "layout", mn_layout_name(o->arch.layout), "k_max", (json_int_t)o->arch.k_max,
+                          "io", o->arch.io_int8 ? "int8" : "uint8", "max_latency_ms", o->max_latency,
+                          "epochs", (json_int_t)o->epochs, "batch", (json_int_t)o->batch, "lr", o->lr,
+                          "val_split", o->val, "seed", (json_int_t)o->seed, "backend", o->backend,
+                          "threads", (json_int_t)o->threads);
+    if (!s) return NULL;
+    /* each added only when not the default, so journals written before it still resume */
+    if (o->runtime != MN_RUNTIME_TFLM) json_object_set_new(s, "runtime", json_string(mn_runtime_name(o->runtime)));
+    if (target->ram_reserve_bytes)
+        json_object_set_new(s, "ram_reserve", json_integer((json_int_t)target->ram_reserve_bytes));
     if (o->strategy == MN_STRATEGY_ZEROSHOT || o->strategy == MN_STRATEGY_HYBRID) {
-        /* the ranking's settings too (the settings line ends in '}') */
-        size_t len = strlen(settings);
-        snprintf(settings + len - 1, n - (len - 1), ",\"top\":%ld,\"wf\":%g,\"wl\":%g}",
-                 o->strategy == MN_STRATEGY_ZEROSHOT ? 1L : o->top, o->wf, o->wl);
+        /* the ranking's settings too */
+        json_object_set_new(s, "top", json_integer(o->strategy == MN_STRATEGY_ZEROSHOT ? 1 : o->top));
+        json_object_set_new(s, "wf", json_real(o->wf));
+        json_object_set_new(s, "wl", json_real(o->wl));
     }
+    char *text = json_dumps(s, JSON_COMPACT | JSON_PRESERVE_ORDER);
+    json_decref(s);
+    return text;
 }
 
 /* The library's search configuration from the options; `ro` and `rc` must outlive it. */
@@ -361,6 +381,7 @@ static void make_config(const opts *o, const mn_target *target, mn_rank_options 
     sc->target = target;
     sc->max_latency_ms = o->max_latency;
     sc->io_int8 = o->arch.io_int8;
+    sc->runtime = o->runtime;
     sc->epochs = (int)o->epochs;
     sc->batch = (int)o->batch;
     sc->adam = (mn_adam){(float)o->lr, 0.9f, 0.999f, 1e-7f};
@@ -417,7 +438,9 @@ static void print_summary(const opts *o, const mn_target *target, const mn_searc
     printf("\nwinner    A(%d,%d) %s (%zu candidates, %zu trained in this run)\n", fin->arch.k,
            fin->arch.cells, mn_layout_name(fin->arch.layout), res->evaluated, res->trained);
     printf("accuracy  float %.4f, int8 %.4f (test split)\n", fin->float_test_acc, fin->int8_test_acc);
-    printf("RAM       %.1f KiB of %zu KiB\n", fin->est.ram_bytes / 1024.0, target->ram_bytes / 1024);
+    printf("RAM       %.1f KiB of %zu KiB", fin->est.ram_bytes / 1024.0, target->ram_bytes / 1024);
+    if (target->ram_reserve_bytes) printf(" (%.1f KiB reserved)", target->ram_reserve_bytes / 1024.0);
+    printf("\n");
     printf("flash     %.1f KiB of %zu KiB\n", fin->flash_bytes / 1024.0, target->flash_bytes / 1024);
     printf("MACC      %llu (bound %llu)\n", (unsigned long long)fin->est.macc,
            (unsigned long long)target->macc_bound);
@@ -432,8 +455,9 @@ static void print_summary(const opts *o, const mn_target *target, const mn_searc
 
 /* The candidate phase, the winner's export and the report; returns the exit code. */
 static int run(const opts *o, const mn_target *target, const mn_loaded_data *data, double t_start) {
-    char settings[1024], journal_path[4096];
-    format_settings(o, target, settings, sizeof settings);
+    char journal_path[4096];
+    char *settings = format_settings(o, target);
+    if (!settings) return mn_cli_fail(cmd, mn_error_set(MN_ERR_NOMEM, "no memory for the search's settings"));
     snprintf(journal_path, sizeof journal_path, "%s/journal.jsonl", o->out);
     run_ctx rc;
     memset(&rc, 0, sizeof rc);
@@ -469,6 +493,7 @@ static int run(const opts *o, const mn_target *target, const mn_loaded_data *dat
     }
     double total = mn_time_now() - t_start;
     if (!st) st = mn_search_write_report(&sc, o->out, &res, have_final ? &fin : NULL, total);
+    free(settings);
     if (st) return mn_cli_fail(cmd, st);
     if (o->json) print_done_json(o, &res, have_final ? &fin : NULL, total);
     else if (have_final && !o->quiet) print_summary(o, target, &res, &fin, total);
@@ -512,7 +537,7 @@ static void choose_workers(opts *o, size_t host_mem) {
 static int load_and_run(opts *o) {
     mn_target_list targets;
     const mn_target *target;
-    int rc = mn_cli_target_find(cmd, o->target, o->target_file, &targets, &target);
+    int rc = mn_cli_target_find(cmd, o->target, o->target_file, &o->arch, &targets, &target);
     if (rc != MN_EXIT_OK) return rc;
     if (o->rank == 0 && !make_dir(o->out)) {
         mn_target_list_free(&targets);

@@ -59,6 +59,7 @@ int mn_cmd_targets(int argc, char **argv) {
             mn_json_str(&j, "core", mn_core_name(t->core));
             mn_json_num(&j, "clock_mhz", t->clock_mhz);
             mn_json_int(&j, "ram_bytes", (long long)t->ram_bytes);
+            mn_json_int(&j, "ram_reserve_bytes", (long long)t->ram_reserve_bytes);
             mn_json_int(&j, "flash_bytes", (long long)t->flash_bytes);
             mn_json_num(&j, "coremark", t->coremark);
             mn_json_int(&j, "macc_bound", (long long)t->macc_bound);

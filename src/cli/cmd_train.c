@@ -43,7 +43,7 @@ static void usage(FILE *f) {
             "                     RandomRotation(0.2), 'reflect' fill; default none)\n"
             "  --backend B        compute backend (default cpu; built in: %s)\n"
             "  --threads N        worker threads (default: all cores)\n"
-            "  --device N         OpenCL device index (default 0; see mcunas devices)\n"
+            "  --device N         opencl/cuda device index (default 0; see mcunas devices)\n"
             "  --load PATH        start from saved weights instead of a fresh initialisation\n"
             "  --save PATH        save the trained weights (HDF5, docs/weights-format.md)\n"
             "  --json             print one JSON object with the results on stdout\n"

@@ -6,7 +6,7 @@
 #include "mcunas/backend.h"
 
 static const mn_cli_command commands[] = {
-    {"import", "import images (IDX, Fashion-MNIST, CIFAR, image folders) into an HDF5 dataset cache",
+    {"import", "import images (IDX, Fashion-MNIST, CIFAR, image folders, COCO as Visual Wake Words) into an HDF5 dataset cache",
      mn_cmd_import},
     {"train", "train one A(k,c) network on a dataset and report its accuracy", mn_cmd_train},
     {"info", "show a dataset cache: shapes, counts per class and split, a preview sheet",
@@ -22,9 +22,10 @@ static const mn_cli_command commands[] = {
 #define N_COMMANDS (sizeof commands / sizeof commands[0])
 
 static void print_version(void) {
+    const mn_backend_desc *d;
     printf("mcunas %s\nbackends: %s\n", MN_VERSION, mn_backend_available());
-    if (!strstr(mn_backend_available(), "opencl"))
-        printf("opencl: not built (OpenCL/CLBlast not found)\n");
+    for (int i = 0; (d = mn_backend_describe(i)); i++)
+        if (!d->built) printf("%s: not built (%s)\n", d->name, d->note);
 }
 
 static void print_help(void) {

@@ -11,7 +11,8 @@
 #include <string.h>
 #include <sys/stat.h>
 
-#include "data/h5util.h"
+#include "core/h5util.h"
+#include "data/dataset_names.h"
 
 /* Chunk cache of an image dataset: four chunks, at least 8 MiB, at most 256 MiB. HDF5's
  * default (1 MiB) holds one chunk of 256 images of 32x32x3 (786 KiB): a batch that

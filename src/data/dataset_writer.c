@@ -13,7 +13,8 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
-#include "data/h5util.h"
+#include "core/h5util.h"
+#include "data/dataset_names.h"
 
 /* HDF5 refuses chunks of 4 GiB or more. */
 #define MN_MAX_CHUNK_BYTES ((uint64_t)0xFFFFFFFFu)

@@ -1,6 +1,6 @@
 /* Image folders (one subfolder per class, optionally under train/ and test/) -> dataset
- * cache. Files are decoded with stb_image on all cores, a block at a time, and appended in
- * order; only one block of images is ever in memory. */
+ * cache. The files are listed here and decoded by the shared image writer
+ * (import_images.c): on all cores, a block at a time, only one block in memory. */
 #include <dirent.h>
 #include <errno.h>
 #include <math.h>
@@ -10,21 +10,12 @@
 #include <strings.h>
 #include <sys/stat.h>
 
-#include <stb/stb_image.h>
-
+#include "data/import_images.h"
 #include "mcunas/dataset.h"
 #include "mcunas/rng.h"
 
-#define FOLDER_BLOCK 256
-
-typedef struct item {
-    char *path;
-    int32_t label;
-    uint8_t split;
-} item;
-
 typedef struct list {
-    item *items;
+    mn_image_item *items;
     size_t n, cap;
 } list;
 
@@ -117,7 +108,7 @@ static mn_status add_split(list *l, const char *root, char **classes, size_t n_c
         for (size_t i = 0; i < nf && !st; i++) {
             if (l->n == l->cap) {
                 size_t cap = l->cap ? 2 * l->cap : 1024;
-                item *grown = realloc(l->items, cap * sizeof *grown);
+                mn_image_item *grown = realloc(l->items, cap * sizeof *grown);
                 if (!grown) {
                     st = mn_error_set(MN_ERR_NOMEM, "no memory for the file list");
                     break;
@@ -132,7 +123,7 @@ static mn_status add_split(list *l, const char *root, char **classes, size_t n_c
                 break;
             }
             snprintf(p, len, "%s/%s", dir, files[i]);
-            l->items[l->n++] = (item){p, (int32_t)c, split};
+            l->items[l->n++] = (mn_image_item){p, (int32_t)c, split};
         }
         free_strs(files, nf);
         if (st) return st;
@@ -234,39 +225,6 @@ void mn_resize_image(const uint8_t *src, int sw, int sh, int c, uint8_t *dst, in
     free(tmp);
 }
 
-/* ---- decoding ---- */
-
-/* Decodes one file into dst (h x w x c). Returns 0, or writes a reason into err. */
-static int decode_one(const char *path, int w, int h, int c, int exact, uint8_t *dst,
-                      char *err, size_t err_size) {
-    FILE *f = fopen(path, "rb");
-    if (!f) {
-        snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
-        return -1;
-    }
-    int iw, ih, ic;
-    uint8_t *px = stbi_load_from_file(f, &iw, &ih, &ic, c);
-    fclose(f);
-    if (!px) {
-        snprintf(err, err_size, "%s: cannot decode: %s", path, stbi_failure_reason());
-        return -1;
-    }
-    int rc = 0;
-    if (iw == w && ih == h) {
-        memcpy(dst, px, (size_t)w * (size_t)h * (size_t)c);
-    } else if (exact) {
-        snprintf(err, err_size,
-                 "%s: image is %dx%d but the first image is %dx%d; pass a size (--size WxH) "
-                 "to resize every image",
-                 path, iw, ih, w, h);
-        rc = -1;
-    } else {
-        mn_resize_image(px, iw, ih, c, dst, w, h);
-    }
-    stbi_image_free(px);
-    return rc;
-}
-
 mn_status mn_import_folder(const mn_import_folder_options *o) {
     if (!o || !o->dir || !o->output)
         return mn_error_set(MN_ERR_INVALID_ARG, "import folder: the folder and the output are required");
@@ -359,17 +317,7 @@ mn_status mn_import_folder(const mn_import_folder_options *o) {
     }
     /* The shape: given, or the first training image's. */
     int w = o->width, h = o->height, c = o->channels, exact = !o->width;
-    for (size_t i = 0; !st && (!w || !c) && i < n_train; i++) {
-        int iw, ih, ic;
-        const char *p = l.items[order[i]].path;
-        if (stbi_info(p, &iw, &ih, &ic)) {
-            if (!w) w = iw, h = ih;
-            if (!c) c = ic >= 3 ? 3 : 1;
-        } else if (!o->skip_bad) {
-            st = mn_error_set(MN_ERR_FORMAT, "%s: cannot decode: %s", p, stbi_failure_reason());
-        }
-    }
-    if (!st && (!w || !c)) st = mn_error_set(MN_ERR_FORMAT, "%s: no readable image", o->dir);
+    if (!st) st = mn_import_images_probe(l.items, order, n_train, o->skip_bad, o->dir, &w, &h, &c);
 
     mn_dataset_writer *wr = NULL;
     if (!st) {
@@ -383,62 +331,16 @@ mn_status mn_import_folder(const mn_import_folder_options *o) {
         wo.source = source;
         st = mn_dataset_writer_create(o->output, &wo, &wr);
     }
-    const size_t ib = (size_t)w * (size_t)h * (size_t)c;
-    uint8_t *img = NULL;
-    int32_t *lab = NULL;
-    int *ok = NULL;
-    char(*errs)[512] = NULL;
     if (!st) {
-        img = malloc(FOLDER_BLOCK * ib);
-        lab = malloc(FOLDER_BLOCK * sizeof *lab);
-        ok = malloc(FOLDER_BLOCK * sizeof *ok);
-        errs = malloc(FOLDER_BLOCK * sizeof *errs);
-        if (!img || !lab || !ok || !errs) st = mn_error_set(MN_ERR_NOMEM, "import folder: no memory for a block");
+        const size_t count[MN_SPLITS] = {n_train, n_test, n_val};
+        mn_image_write_options io = {w, h, c, exact, o->skip_bad, o->skipped, o->progress,
+                                     o->progress_user};
+        st = mn_import_images_write(wr, l.items, order, count, &io);
     }
-    size_t skipped = 0;
-    const size_t total[MN_SPLITS] = {n_train, n_test, n_val};
-    const size_t offset[MN_SPLITS] = {0, n_train, n_train + n_test};
-    for (int sp = 0; sp < MN_SPLITS && !st; sp++) {
-        const uint32_t *ord = order + offset[sp];
-        size_t done = 0;
-        for (size_t b0 = 0; b0 < total[sp] && !st; b0 += FOLDER_BLOCK) {
-            int nb = (int)(total[sp] - b0 < FOLDER_BLOCK ? total[sp] - b0 : FOLDER_BLOCK);
-#pragma omp parallel for schedule(dynamic, 4)
-            for (int i = 0; i < nb; i++)
-                ok[i] = decode_one(l.items[ord[b0 + (size_t)i]].path, w, h, c, exact,
-                                   img + (size_t)i * ib, errs[i], sizeof errs[i]) == 0;
-            /* In file order: compact the good ones; stop at the first bad one unless skipping. */
-            int kept = 0;
-            for (int i = 0; i < nb && !st; i++) {
-                if (!ok[i]) {
-                    if (!o->skip_bad) {
-                        st = mn_error_set(MN_ERR_FORMAT, "%s", errs[i]);
-                        break;
-                    }
-                    skipped++;
-                    continue;
-                }
-                if (kept != i) memmove(img + (size_t)kept * ib, img + (size_t)i * ib, ib);
-                lab[kept++] = l.items[ord[b0 + (size_t)i]].label;
-            }
-            if (!st && kept) st = mn_dataset_writer_append(wr, (mn_split)sp, img, lab, (size_t)kept);
-            done += (size_t)nb;
-            if (!st && o->progress)
-                o->progress(o->progress_user,
-                            sp == MN_SPLIT_TRAIN ? "train images"
-                            : sp == MN_SPLIT_TEST ? "test images" : "val images",
-                            done, total[sp]);
-        }
-    }
-    free(img);
-    free(lab);
-    free(ok);
-    free(errs);
     free(order);
     for (size_t i = 0; i < l.n; i++) free(l.items[i].path);
     free(l.items);
     free_strs(classes, n_classes);
-    if (o->skipped) *o->skipped = skipped;
     if (st) {
         mn_dataset_writer_abort(wr);
         return st;

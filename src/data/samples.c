@@ -37,7 +37,7 @@ mn_status mn_loaded_data_read(const char *path, size_t limit, mn_loaded_data *ou
 }
 
 void mn_loaded_data_free(mn_loaded_data *d) {
-    for (int i = 0; i < 2; i++) {
+    for (int i = 0; i < MN_SPLITS; i++) {
         free(d->images[i]);
         free(d->labels[i]);
         d->images[i] = NULL;

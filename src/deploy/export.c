@@ -7,6 +7,7 @@
 #include <string.h>
 
 #include "deploy_io.h"
+#include "mcunas/cruntime.h"
 #include "mcunas/net.h"
 #include "mcunas/qgraph.h"
 #include "mcunas/rng.h"
@@ -88,7 +89,8 @@ static mn_status quantize(const mn_export_options *o, const mn_arch *arch, const
 }
 
 static mn_status write_model(const mn_export_options *o, const mn_qgraph *g, size_t *flash) {
-    mn_status st = mn_tflite_write(g, o->tflite_path, flash);
+    mn_status st = o->tflite_path ? mn_tflite_write(g, o->tflite_path, flash) : mn_tflite_size(g, flash);
+    if (!st && o->c_runtime_dir) st = mn_cruntime_generate(g, o->c_runtime_dir);
     if (st || !o->c_array_path) return st;
     uint8_t *bytes = NULL;
     size_t size = 0;
@@ -108,7 +110,7 @@ static mn_status evaluate(const mn_export_options *o, const mn_qgraph *g, const 
     mn_qinterp *it = NULL;
     mn_status st = mn_qinterp_create(g, &it);
     if (st) return st;
-    mn_qinterp_set_single_rounding(it, o->rounding);
+    mn_qinterp_set_rounding(it, o->rounding);
     /* Inputs are kept only when dumped; one image's worth otherwise. */
     uint8_t *in = malloc((o->dump_inputs ? n : 1) * image_bytes + 1);
     uint8_t *out = malloc((n ? n : 1) * (size_t)classes);
@@ -137,7 +139,8 @@ mn_status mn_export_model(const mn_export_options *o, const mn_arch *arch,
                           const mn_samples *test, mn_export_result *out) {
     memset(out, 0, sizeof *out);
     out->int8_test_acc = -1;
-    if (!o->tflite_path) return mn_error_set(MN_ERR_INVALID_ARG, "export: no .tflite path given");
+    if (!o->tflite_path && !o->c_runtime_dir)
+        return mn_error_set(MN_ERR_INVALID_ARG, "export: no .tflite path or C runtime folder given");
     if (o->c_symbol && !is_c_identifier(o->c_symbol))
         return mn_error_set(MN_ERR_INVALID_ARG, "the C array's symbol '%s' is not a C identifier",
                             o->c_symbol);

@@ -133,7 +133,7 @@ typedef struct op_q {
 
 struct mn_qinterp {
     const mn_qgraph *g;
-    int single_rounding;
+    mn_rounding rounding;
     void **act;
     op_q *q;
 };
@@ -213,7 +213,7 @@ void mn_qinterp_free(mn_qinterp *it) {
     free(it);
 }
 
-void mn_qinterp_set_single_rounding(mn_qinterp *it, int mode) { it->single_rounding = mode; }
+void mn_qinterp_set_rounding(mn_qinterp *it, mn_rounding rounding) { it->rounding = rounding; }
 
 const void *mn_qinterp_tensor(const mn_qinterp *it, int i) { return it->act[i]; }
 
@@ -225,7 +225,8 @@ static int32_t clamp32(int32_t v, int32_t lo, int32_t hi) { return v < lo ? lo :
 
 mn_status mn_qinterp_run(mn_qinterp *it, const uint8_t *image, uint8_t *out) {
     const mn_qgraph *g = it->g;
-    const int single = it->single_rounding == 1, fc_single = it->single_rounding == 2;
+    const int single = it->rounding == MN_ROUNDING_SINGLE;
+    const int fc_single = it->rounding == MN_ROUNDING_LITERT_REF; /* FULLY_CONNECTED only */
     memcpy(it->act[g->input], image, g->t[g->input].bytes);
     for (int oi = 0; oi < g->n_ops; oi++) {
         const mn_qop *op = &g->ops[oi];

@@ -40,43 +40,56 @@ static const mn_target builtins[] = {
     /* ST DS12323 (STM32L010RB): Cortex-M0+ up to 32 MHz, 20 KiB RAM, 128 KiB flash.
      * CoreMark 75: ST's figure as used by the NanoNAS/ColabNAS papers (RESEARCH.md 1.5). */
     {"stm32l010rbt6", MN_CORE_M0PLUS, 32, 20 * KIB, 128 * KIB, 75, 750000,
-     "ST DS12323 datasheet; CoreMark 75 (ST, as in ColabNAS/NanoNAS)"},
+     "ST DS12323 datasheet; CoreMark 75 (ST, as in ColabNAS/NanoNAS)", 0},
     /* ST DS8890 (STM32L151xC): Cortex-M3 32 MHz, 32 KiB RAM, 256 KiB flash; CoreMark 93. */
     {"stm32l151ucy6", MN_CORE_M3, 32, 32 * KIB, 256 * KIB, 93, 930000,
-     "ST DS8890 datasheet; CoreMark 93 (ST, as in ColabNAS/NanoNAS)"},
+     "ST DS8890 datasheet; CoreMark 93 (ST, as in ColabNAS/NanoNAS)", 0},
     /* ST DS12469 (STM32L412xx): Cortex-M4F 80 MHz, 40 KiB RAM, 128 KiB flash; CoreMark 273
      * ("1.25 DMIPS/MHz, 273.55 CoreMark" on the datasheet's front page). */
     {"stm32l412kbu3", MN_CORE_M4, 80, 40 * KIB, 128 * KIB, 273, 2730000,
-     "ST DS12469 datasheet (273.55 CoreMark at 80 MHz)"},
+     "ST DS12469 datasheet (273.55 CoreMark at 80 MHz)", 0},
     /* ST DS10941 (STM32F412xE/G, the 1 MiB variant MCUNet uses): Cortex-M4F 100 MHz,
      * 256 KiB RAM, 1 MiB flash; CoreMark 339 at 100 MHz (datasheet front page). */
     {"stm32f412", MN_CORE_M4, 100, 256 * KIB, 1024 * KIB, 339, 3390000,
-     "ST DS10941 datasheet, STM32F412xG (339 CoreMark at 100 MHz)"},
+     "ST DS10941 datasheet, STM32F412xG (339 CoreMark at 100 MHz)", 0},
     /* ST DS10693 (STM32F446xC/E): Cortex-M4F 180 MHz, 128 KiB RAM, 512 KiB flash;
      * "225 DMIPS / 608 CoreMark" (datasheet front page). */
     {"stm32f446re", MN_CORE_M4, 180, 128 * KIB, 512 * KIB, 608, 6080000,
-     "ST DS10693 datasheet (608 CoreMark at 180 MHz)"},
+     "ST DS10693 datasheet (608 CoreMark at 180 MHz)", 0},
     /* ST DS10916 (STM32F745/746xG): Cortex-M7 216 MHz, 320 KiB RAM, 1 MiB flash;
      * "1082 CoreMark" (datasheet front page). */
     {"stm32f746", MN_CORE_M7, 216, 320 * KIB, 1024 * KIB, 1082, 10820000,
-     "ST DS10916 datasheet, STM32F746NG (1082 CoreMark at 216 MHz)"},
+     "ST DS10916 datasheet, STM32F746NG (1082 CoreMark at 216 MHz)", 0},
     /* Nordic nRF52840 Product Specification v1.7: Cortex-M4F 64 MHz, 256 KiB RAM, 1 MiB
      * flash, "212 EEMBC CoreMark score running from flash memory". */
     {"nrf52840", MN_CORE_M4, 64, 256 * KIB, 1024 * KIB, 212, 2120000,
-     "Nordic nRF52840 Product Specification v1.7 (212 CoreMark at 64 MHz)"},
+     "Nordic nRF52840 Product Specification v1.7 (212 CoreMark at 64 MHz)", 0},
     /* Raspberry Pi RP2040 datasheet: dual Cortex-M0+ 133 MHz, 264 KiB SRAM; flash external
      * (2 MiB W25Q16 on the Pico board, Pico datasheet). CoreMark: estimate, one core,
      * 2.46 CoreMark/MHz x 133 MHz. */
     {"rp2040", MN_CORE_M0PLUS, 133, 264 * KIB, 2048 * KIB, 327, 3270000,
-     "RP2040 + Raspberry Pi Pico datasheets; CoreMark estimate 2.46/MHz x 133"},
+     "RP2040 + Raspberry Pi Pico datasheets; CoreMark estimate 2.46/MHz x 133", 0},
     /* Microchip SAM D21 datasheet (ATSAMD21G18A, Arduino Nano 33 IoT): Cortex-M0+ 48 MHz,
      * 32 KiB SRAM, 256 KiB flash. CoreMark: estimate 2.46 CoreMark/MHz x 48 MHz. */
     {"samd21g18", MN_CORE_M0PLUS, 48, 32 * KIB, 256 * KIB, 118, 1180000,
-     "Microchip SAM D21 datasheet (Arduino Nano 33 IoT); CoreMark estimate 2.46/MHz x 48"},
+     "Microchip SAM D21 datasheet (Arduino Nano 33 IoT); CoreMark estimate 2.46/MHz x 48", 0},
 };
 #define N_BUILTIN (sizeof builtins / sizeof builtins[0])
 
 size_t mn_target_builtin_count(void) { return N_BUILTIN; }
+
+size_t mn_target_ram_budget(const mn_target *t) {
+    return t->ram_reserve_bytes < t->ram_bytes ? t->ram_bytes - t->ram_reserve_bytes : 0;
+}
+
+mn_status mn_target_set_ram_reserve(mn_target *t, size_t bytes) {
+    if (bytes >= t->ram_bytes)
+        return mn_error_set(MN_ERR_INVALID_ARG,
+                            "RAM reserve of %zu B leaves nothing of %s's %zu B of RAM", bytes,
+                            t->name, t->ram_bytes);
+    t->ram_reserve_bytes = bytes;
+    return MN_OK;
+}
 const mn_target *mn_target_builtin(size_t i) { return i < N_BUILTIN ? &builtins[i] : NULL; }
 
 mn_status mn_target_list_init(mn_target_list *list) {
@@ -116,7 +129,7 @@ static int valid_name(const char *s) {
     return 1;
 }
 
-enum { F_CORE = 1, F_CLOCK = 2, F_RAM = 4, F_FLASH = 8, F_COREMARK = 16, F_MACC = 32 };
+enum { F_CORE = 1, F_CLOCK = 2, F_RAM = 4, F_FLASH = 8, F_COREMARK = 16, F_MACC = 32, F_RESERVE = 64 };
 #define F_REQUIRED (F_CORE | F_CLOCK | F_RAM | F_FLASH | F_COREMARK)
 
 static mn_status finish_section(mn_target_list *list, mn_target *t, int fields, const char *path,
@@ -129,6 +142,9 @@ static mn_status finish_section(mn_target_list *list, mn_target *t, int fields, 
                                     t->name, names[i]);
     }
     if (!(fields & F_MACC)) t->macc_bound = (uint64_t)llround(t->coremark * 1e4);
+    if (t->ram_reserve_bytes >= t->ram_bytes)
+        return mn_error_set(MN_ERR_FORMAT, "%s:%d: target [%s]: ram_reserve_kib must be below ram_kib",
+                            path, line, t->name);
     for (size_t i = 0; i < list->count; i++)
         if (!strcmp(list->items[i].name, t->name)) {
             list->items[i] = *t;
@@ -225,10 +241,15 @@ mn_status mn_target_list_parse(mn_target_list *list, const char *text, const cha
                 return mn_error_set(MN_ERR_FORMAT, "%s:%d: macc_bound must be a positive integer, got '%s'", path, line, val);
             cur.macc_bound = (uint64_t)d;
             bit = F_MACC;
+        } else if (!strcmp(key, "ram_reserve_kib")) {
+            if (!parse_pos(val, 1e9, &d))
+                return mn_error_set(MN_ERR_FORMAT, "%s:%d: ram_reserve_kib must be a number in (0, 1e9], got '%s'", path, line, val);
+            cur.ram_reserve_bytes = (size_t)llround(d * 1024);
+            bit = F_RESERVE;
         } else {
             return mn_error_set(MN_ERR_FORMAT,
                                 "%s:%d: unknown key '%s' (core, clock_mhz, ram_kib, flash_kib, "
-                                "coremark, macc_bound)",
+                                "coremark, macc_bound, ram_reserve_kib)",
                                 path, line, key);
         }
         if (fields & bit)

@@ -28,6 +28,9 @@ typedef struct mn_net_layout {
     size_t io_u8_off, io_labels_off, io_loss_off, io_probs_off;
 } mn_net_layout;
 
+/* net->last_mode when the activations are not for mn_net_backward_from_logits. */
+enum { LAST_MODE_NONE = -1 };
+
 struct mn_net {
     mn_arch arch;
     mn_backend *be;
@@ -36,7 +39,7 @@ struct mn_net {
     mn_net_layout lay;
     mn_buf *train, *state, *acts, *grads, *io, *work;
     int adam_step;
-    int last_mode, last_n; /* of the last mn_net_forward_mode (-1: none) */
+    int last_mode, last_n; /* of the last mn_net_forward_mode; LAST_MODE_NONE: none */
     float *host_loss, *host_probs; /* downloads of one batch */
 };
 
@@ -198,7 +201,7 @@ mn_status mn_net_create(const mn_arch *arch, mn_backend *be, const mn_net_option
     net->arch = *arch;
     net->be = be;
     net->opts = *opts;
-    net->last_mode = -1;
+    net->last_mode = LAST_MODE_NONE;
     layout_compute(arch, be, opts->batch, &net->lay, &net->plan);
     const mn_net_plan *p = &net->plan;
     mn_status st;
@@ -313,14 +316,21 @@ mn_status mn_net_get_grads(mn_net *net, float *grads) {
 
 static mn_view act(mn_net *net, size_t off) { return mn_view_at(net->acts, off); }
 
+/* Which layers a pass turns into the identity, beyond what training or inference does.
+ * Only mn_net_forward_mode (the proxies) asks for more than PASS_STANDARD. */
+typedef enum pass_kind {
+    PASS_STANDARD,   /* training: dropout from the seed; inference: no dropout */
+    PASS_NO_DROPOUT, /* dropout is the identity (MN_NET_MODE_TRAIN) */
+    PASS_NO_BN       /* dropout and batch norm are the identity (MN_NET_MODE_NO_BN) */
+} pass_kind;
+
 /* Runs layers [0, n_layers - 1) (everything before softmax) on the uploaded batch.
- * training: 0 inference, 1 training; mode_ex (mn_net_forward_mode only): 1 training without
- * dropout, 2 BN as identity without dropout. */
+ * training: 0 inference, 1 training. */
 static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_seed,
-                            int mode_ex);
+                            pass_kind pass);
 static mn_status forward(mn_net *net, int n, int training, uint64_t dropout_seed) {
-    net->last_mode = -1; /* these activations are not for mn_net_backward_from_logits */
-    return forward_ex(net, n, training, dropout_seed, 0);
+    net->last_mode = LAST_MODE_NONE;
+    return forward_ex(net, n, training, dropout_seed, PASS_STANDARD);
 }
 
 /* y = x for a BN layer in MN_NET_MODE_NO_BN: the table has no copy op, and this mode runs
@@ -335,7 +345,7 @@ static mn_status copy_through_host(mn_net *net, mn_view x, mn_view y, size_t cou
 }
 
 static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_seed,
-                            int mode_ex) {
+                            pass_kind pass) {
     mn_backend *be = net->be;
     const float eps = net->opts.bn_eps;
     mn_status st = MN_OK;
@@ -356,7 +366,7 @@ static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_s
             mn_view beta = param_view(net, 0, nl->param_off + (size_t)c);
             mn_view rmean = mn_view_at(net->state, nl->state_off * sizeof(float));
             mn_view rvar = mn_view_at(net->state, (nl->state_off + (size_t)c) * sizeof(float));
-            if (mode_ex == 2)
+            if (pass == PASS_NO_BN)
                 st = copy_through_host(net, x, y, count);
             else if (training)
                 st = mn_backend_batchnorm_train(be, m, c, x, p0, beta, rmean, rvar,
@@ -383,7 +393,7 @@ static mn_status forward_ex(mn_net *net, int n, int training, uint64_t dropout_s
             st = mn_backend_gap_forward(be, n, l->in.h, l->in.w, c, x, y);
             break;
         case MN_LAYER_DROPOUT:
-            if (training && !mode_ex)
+            if (training && pass == PASS_STANDARD)
                 st = mn_backend_dropout_forward(be, count, l->rate, dropout_seed, x,
                                                 act(net, nl->save_off), y);
             break; /* inference: identity, and the layer is in place */
@@ -409,10 +419,10 @@ static mn_status loss_and_grad(mn_net *net, int n, int want_grad) {
 }
 
 /* Back-propagates from dlogits in grads[0]; leaves every parameter gradient in region 1.
- * mode_ex as in forward_ex: dropout (1, 2) and BN (2) were the identity. */
-static mn_status backward_ex(mn_net *net, int n, int mode_ex);
-static mn_status backward(mn_net *net, int n) { return backward_ex(net, n, 0); }
-static mn_status backward_ex(mn_net *net, int n, int mode_ex) {
+ * `pass` is the forward's: the layers it made the identity pass gradients through. */
+static mn_status backward_ex(mn_net *net, int n, pass_kind pass);
+static mn_status backward(mn_net *net, int n) { return backward_ex(net, n, PASS_STANDARD); }
+static mn_status backward_ex(mn_net *net, int n, pass_kind pass) {
     mn_backend *be = net->be;
     const size_t half = net->plan.grad_bytes / 2;
     int cur = 0; /* which ping-pong half holds dL/d(output of the layer being processed) */
@@ -429,7 +439,7 @@ static mn_status backward_ex(mn_net *net, int n, int mode_ex) {
         int swaps = 1;
         switch (l->kind) {
         case MN_LAYER_BATCHNORM:
-            if (mode_ex == 2) { /* identity: dx = dy in place, no parameter gradient */
+            if (pass == PASS_NO_BN) { /* identity: dx = dy in place, no parameter gradient */
                 st = mn_backend_fill(be, g0, 0.0f, 2 * (size_t)c);
                 swaps = 0;
                 break;
@@ -459,7 +469,7 @@ static mn_status backward_ex(mn_net *net, int n, int mode_ex) {
             st = mn_backend_gap_backward(be, n, l->in.h, l->in.w, c, dy, dx);
             break;
         case MN_LAYER_DROPOUT:
-            if (mode_ex) { /* no dropout was applied */
+            if (pass != PASS_STANDARD) { /* no dropout was applied */
                 swaps = 0;
                 break;
             }
@@ -584,12 +594,12 @@ mn_status mn_net_evaluate(mn_net *net, const uint8_t *images, const int32_t *lab
 mn_status mn_net_forward_mode(mn_net *net, const uint8_t *images, int n, mn_net_mode mode) {
     if (mode != MN_NET_MODE_TRAIN && mode != MN_NET_MODE_INFER && mode != MN_NET_MODE_NO_BN)
         return mn_error_set(MN_ERR_INVALID_ARG, "unknown net mode %d", (int)mode);
-    net->last_mode = -1;
+    net->last_mode = LAST_MODE_NONE;
     mn_status st = upload_batch(net, images, NULL, n);
     if (st) return st;
-    if (mode == MN_NET_MODE_TRAIN) st = forward_ex(net, n, 1, 0, 1);
-    else if (mode == MN_NET_MODE_INFER) st = forward_ex(net, n, 0, 0, 0);
-    else st = forward_ex(net, n, 1, 0, 2);
+    if (mode == MN_NET_MODE_TRAIN) st = forward_ex(net, n, 1, 0, PASS_NO_DROPOUT);
+    else if (mode == MN_NET_MODE_INFER) st = forward_ex(net, n, 0, 0, PASS_STANDARD);
+    else st = forward_ex(net, n, 1, 0, PASS_NO_BN);
     if (!st) {
         net->last_mode = (int)mode;
         net->last_n = n;
@@ -598,16 +608,19 @@ mn_status mn_net_forward_mode(mn_net *net, const uint8_t *images, int n, mn_net_
 }
 
 mn_status mn_net_backward_from_logits(mn_net *net, const float *dlogits, int n) {
-    if (net->last_mode < 0 || n != net->last_n)
+    if (net->last_mode == LAST_MODE_NONE || n != net->last_n)
         return mn_error_set(MN_ERR_INVALID_ARG,
                             "backward of %d samples needs a forward of the same samples first "
-                            "(last forward: %d)", n, net->last_mode < 0 ? 0 : net->last_n);
+                            "(last forward: %d)",
+                            n, net->last_mode == LAST_MODE_NONE ? 0 : net->last_n);
     if (net->last_mode == MN_NET_MODE_INFER)
         return mn_error_set(MN_ERR_INVALID_ARG,
                             "backward after an inference-mode forward is not supported");
     mn_status st = mn_upload(net->be, mn_view_at(net->grads, 0), dlogits,
                              (size_t)n * net->arch.classes * sizeof(float));
-    if (!st) st = backward_ex(net, n, net->last_mode == MN_NET_MODE_NO_BN ? 2 : 1);
+    if (!st)
+        st = backward_ex(net, n,
+                         net->last_mode == MN_NET_MODE_NO_BN ? PASS_NO_BN : PASS_NO_DROPOUT);
     return st;
 }
 
@@ -615,10 +628,10 @@ mn_status mn_net_layer_output(mn_net *net, int layer, int n, float *host) {
     if (layer < 0 || layer >= net->arch.n_layers)
         return mn_error_set(MN_ERR_INVALID_ARG, "layer %d outside [0, %d)", layer,
                             net->arch.n_layers);
-    if (net->last_mode < 0 || n < 1 || n > net->last_n)
+    if (net->last_mode == LAST_MODE_NONE || n < 1 || n > net->last_n)
         return mn_error_set(MN_ERR_INVALID_ARG,
                             "layer output of %d samples but the last forward ran %d", n,
-                            net->last_mode < 0 ? 0 : net->last_n);
+                            net->last_mode == LAST_MODE_NONE ? 0 : net->last_n);
     const mn_layer *l = &net->arch.layers[layer];
     if (l->kind == MN_LAYER_SOFTMAX)
         return mn_error_set(MN_ERR_INVALID_ARG, "layer %d is the softmax, fused with the loss: "

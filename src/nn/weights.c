@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "data/h5util.h"
+#include "core/h5util.h"
 
 #define MN_WEIGHTS_FORMAT_NAME "mcunas-weights"
 

@@ -29,7 +29,7 @@ mn_status mn_search_check_candidate(const mn_search_budget *b, const mn_arch *ar
     if (!b->target) return mn_error_set(MN_ERR_INVALID_ARG, "the candidate check needs a target MCU");
 
     /* 1. The target MCU, from the cost model. */
-    mn_status st = mn_estimate_compute(arch, b->io_int8, b->target, b->latency, &out->est);
+    mn_status st = mn_estimate_compute_runtime(arch, b->io_int8, b->target, b->latency, b->mcu_runtime, &out->est);
     if (st) return st;
     if (!out->est.feasible) {
         out->fit = MN_CANDIDATE_INFEASIBLE;

@@ -23,7 +23,7 @@ mn_status mn_search_finalize(const mn_search_config *cfg, const mn_loaded_data *
     mn_arch *arch = &out->arch;
     mn_status st = mn_arch_build(arch, winner.k, winner.cells, cfg->layout, data->info.shape,
                                  data->info.classes);
-    if (!st) st = mn_estimate_compute(arch, cfg->io_int8, cfg->target, cfg->latency, &out->est);
+    if (!st) st = mn_estimate_compute_runtime(arch, cfg->io_int8, cfg->target, cfg->latency, cfg->runtime, &out->est);
     if (st) return st;
 
     /* Retrain from a fresh initialisation with the search's seed. */
@@ -71,6 +71,7 @@ mn_status mn_search_finalize(const mn_search_config *cfg, const mn_loaded_data *
         eo.bn_eps = no.bn_eps;
         eo.tflite_path = tfl_path;
         eo.c_array_path = c_path;
+        if (cfg->runtime == MN_RUNTIME_C) eo.c_runtime_dir = dir; /* model.c, model.h */
         mn_export_result er;
         st = mn_export_model(&eo, arch, trainable, state, &data->train, &data->test, &er);
         out->flash_bytes = er.flash_bytes;

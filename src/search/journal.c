@@ -1,14 +1,16 @@
-/* Journal writing and reading. The lines are flat JSON objects of our own making, so the
- * reader is a small parser for exactly that shape: string and number values, no nesting. */
+/* Journal writing and reading. Every line is a JSON object written and read by jansson, so
+ * whatever a string value holds (quotes, "key": text, control characters, any UTF-8), it
+ * reads back as it was written. */
 #include "mcunas/journal.h"
 
 #include <errno.h>
 #include <fcntl.h>
-#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include "core/jsonutil.h"
 
 struct mn_journal {
     int fd;
@@ -25,139 +27,128 @@ void mn_journal_entry_init(mn_journal_entry *e, mn_point p) {
     e->latency_ms = -1;
 }
 
-static void escape(const char *s, char *out, size_t size) {
-    size_t o = 0;
-    for (; *s && o + 7 < size; s++) {
-        unsigned char ch = (unsigned char)*s;
-        if (ch == '"' || ch == '\\') {
-            out[o++] = '\\';
-            out[o++] = (char)ch;
-        } else if (ch < 0x20) {
-            o += (size_t)snprintf(out + o, size - o, "\\u%04x", ch);
-        } else {
-            out[o++] = (char)ch;
-        }
+/* The entry as a JSON object, keys in the journal's order. NULL when out of memory. */
+static json_t *entry_json(const mn_journal_entry *e) {
+    json_t *o = json_object();
+    if (!o) return NULL;
+    int bad = 0;
+#define SET(key, value) bad |= json_object_set_new(o, key, value)
+    SET("event", json_string("candidate"));
+    SET("k", json_integer(e->point.k));
+    SET("cells", json_integer(e->point.cells));
+    SET("outcome", json_string(mn_outcome_name(e->outcome)));
+    SET("reason", mn_json_string_new(e->reason));
+    SET("val_acc", mn_json_real_new(e->val_acc, 6));
+    SET("macc", json_integer((json_int_t)e->macc));
+    SET("params", json_integer((json_int_t)e->params));
+    SET("flash_bytes", json_integer((json_int_t)e->flash_bytes));
+    SET("ram_bytes", json_integer((json_int_t)e->ram_bytes));
+    SET("latency_ms", mn_json_real_new(e->latency_ms, 6));
+    SET("host_planned_bytes", json_integer((json_int_t)e->host_planned_bytes));
+    SET("host_measured_bytes", json_integer((json_int_t)e->host_measured_bytes));
+    SET("device_planned_bytes", json_integer((json_int_t)e->device_planned_bytes));
+    SET("device_measured_bytes", json_integer((json_int_t)e->device_measured_bytes));
+    SET("seconds", mn_json_real_new(e->seconds, 3));
+    SET("speculative", json_integer(e->speculative));
+    SET("node", mn_json_string_new(e->node));
+    SET("rank", json_integer(e->rank));
+    SET("worker", json_integer(e->worker));
+    SET("started", mn_json_real_new(e->started, 3));
+    SET("joint_planned_bytes", json_integer((json_int_t)e->joint_planned_bytes));
+    SET("host_added_bytes", json_integer((json_int_t)e->host_added_bytes));
+#undef SET
+    if (bad) {
+        json_decref(o);
+        return NULL;
     }
-    out[o] = '\0';
+    return o;
+}
+
+/* The entry's line (no newline), malloc'd; NULL when out of memory. */
+static char *entry_line(const mn_journal_entry *e) {
+    json_t *o = entry_json(e);
+    char *line = o ? json_dumps(o, MN_JSON_FLAGS) : NULL;
+    json_decref(o);
+    return line;
 }
 
 int mn_journal_format(const mn_journal_entry *e, char *buf, size_t size) {
-    char reason[600], node[400];
-    escape(e->reason, reason, sizeof reason);
-    escape(e->node, node, sizeof node);
-    return snprintf(buf, size,
-                    "{\"event\":\"candidate\",\"k\":%d,\"cells\":%d,\"outcome\":\"%s\","
-                    "\"reason\":\"%s\",\"val_acc\":%.6f,\"macc\":%" PRIu64 ",\"params\":%" PRIu64
-                    ",\"flash_bytes\":%" PRIu64 ",\"ram_bytes\":%" PRIu64 ",\"latency_ms\":%.6g,"
-                    "\"host_planned_bytes\":%" PRIu64 ",\"host_measured_bytes\":%" PRIu64
-                    ",\"device_planned_bytes\":%" PRIu64 ",\"device_measured_bytes\":%" PRIu64
-                    ",\"seconds\":%.3f,\"speculative\":%d,\"node\":\"%s\",\"rank\":%d,"
-                    "\"worker\":%d,\"started\":%.3f,\"joint_planned_bytes\":%" PRIu64
-                    ",\"host_added_bytes\":%" PRIu64 "}",
-                    e->point.k, e->point.cells, mn_outcome_name(e->outcome), reason, e->val_acc,
-                    e->macc, e->params, e->flash_bytes, e->ram_bytes, e->latency_ms,
-                    e->host_planned_bytes, e->host_measured_bytes, e->device_planned_bytes,
-                    e->device_measured_bytes, e->seconds, e->speculative, node, e->rank,
-                    e->worker, e->started, e->joint_planned_bytes, e->host_added_bytes);
+    char *line = entry_line(e);
+    if (!line) return -1;
+    int n = snprintf(buf, size, "%s", line);
+    free(line);
+    return n;
 }
 
-/* ---- a reader for flat JSON objects ---- */
+/* ---- reading back ---- */
 
-/* Finds "key": in a line and returns a pointer to its value, or NULL. */
-static const char *find_value(const char *line, const char *key) {
-    size_t klen = strlen(key);
-    for (const char *p = strchr(line, '"'); p; p = strchr(p + 1, '"')) {
-        if (strncmp(p + 1, key, klen) == 0 && p[klen + 1] == '"') {
-            const char *v = p + klen + 2;
-            while (*v == ' ') v++;
-            if (*v != ':') continue;
-            v++;
-            while (*v == ' ') v++;
-            return v;
-        }
-        /* skip over the rest of this string so keys inside values are not matched */
-        const char *q = p + 1;
-        while (*q && *q != '"') q += (*q == '\\' && q[1]) ? 2 : 1;
-        if (!*q) return NULL;
-        p = q;
-    }
-    return NULL;
-}
-
-static int get_num(const char *line, const char *key, double *out) {
-    const char *v = find_value(line, key);
-    if (!v) return 0;
-    char *end;
-    errno = 0;
-    double d = strtod(v, &end);
-    if (end == v || errno) return 0;
-    *out = d;
+/* A number member as a double; 0 when absent or not a number. */
+static int get_num(const json_t *o, const char *key, double *out) {
+    const json_t *v = json_object_get(o, key);
+    if (!json_is_number(v)) return 0;
+    *out = json_number_value(v);
     return 1;
 }
 
-static int get_str(const char *line, const char *key, char *out, size_t size) {
-    const char *v = find_value(line, key);
-    if (!v || *v != '"') return 0;
-    size_t o = 0;
-    for (v++; *v && *v != '"'; v++) {
-        char ch = *v;
-        if (ch == '\\') {
-            v++;
-            if (*v == 'u') { /* only control characters are escaped this way */
-                unsigned code = 0;
-                if (sscanf(v + 1, "%4x", &code) != 1) return 0;
-                ch = (char)code;
-                v += 4;
-            } else if (*v) {
-                ch = *v;
-            } else {
-                return 0;
-            }
-        }
-        if (o + 1 < size) out[o++] = ch;
-    }
-    if (*v != '"') return 0;
-    out[o] = '\0';
-    return 1;
+/* A non-negative integer member (written as an integer, so exact beyond 2^53). */
+static void get_u64(const json_t *o, const char *key, uint64_t *out) {
+    const json_t *v = json_object_get(o, key);
+    if (json_is_integer(v) && json_integer_value(v) >= 0) *out = (uint64_t)json_integer_value(v);
+    else if (json_is_real(v) && json_real_value(v) >= 0) *out = (uint64_t)json_real_value(v);
 }
 
 static mn_status parse_entry(const char *line, const char *path, size_t lineno,
                              mn_journal_entry *e) {
-    double k, cells, d;
-    char outcome[32];
-    if (!get_num(line, "k", &k) || !get_num(line, "cells", &cells) ||
-        !get_str(line, "outcome", outcome, sizeof outcome))
-        return mn_error_set(MN_ERR_FORMAT, "%s:%zu: candidate line lacks k, cells or outcome",
-                            path, lineno);
-    mn_journal_entry_init(e, (mn_point){(int)k, (int)cells});
-    mn_status st = mn_outcome_parse(outcome, &e->outcome);
-    if (st) return mn_error_prefix(st, "%s:%zu: ", path, lineno);
-    get_str(line, "reason", e->reason, sizeof e->reason);
-    if (get_num(line, "val_acc", &d)) e->val_acc = d;
-    if (e->outcome == MN_OUTCOME_SCORED && !(e->val_acc >= 0 && e->val_acc <= 1))
-        return mn_error_set(MN_ERR_FORMAT, "%s:%zu: scored candidate with val_acc %g", path,
-                            lineno, e->val_acc);
-#define U64(key, field)                                                                        \
-    if (get_num(line, key, &d) && d >= 0) e->field = (uint64_t)d;
-    U64("macc", macc)
-    U64("params", params)
-    U64("flash_bytes", flash_bytes)
-    U64("ram_bytes", ram_bytes)
-    U64("host_planned_bytes", host_planned_bytes)
-    U64("host_measured_bytes", host_measured_bytes)
-    U64("device_planned_bytes", device_planned_bytes)
-    U64("device_measured_bytes", device_measured_bytes)
-    U64("joint_planned_bytes", joint_planned_bytes)
-    U64("host_added_bytes", host_added_bytes)
-#undef U64
-    if (get_num(line, "latency_ms", &d)) e->latency_ms = d;
-    if (get_num(line, "seconds", &d)) e->seconds = d;
-    if (get_num(line, "speculative", &d)) e->speculative = d != 0;
-    get_str(line, "node", e->node, sizeof e->node);
-    if (get_num(line, "rank", &d)) e->rank = (int)d;
-    if (get_num(line, "worker", &d)) e->worker = (int)d;
-    if (get_num(line, "started", &d)) e->started = d;
-    return MN_OK;
+    json_error_t err;
+    json_t *o = json_loads(line, JSON_REJECT_DUPLICATES, &err);
+    if (!json_is_object(o)) {
+        mn_status st = o ? mn_error_set(MN_ERR_FORMAT, "%s:%zu: not a JSON object", path, lineno)
+                         : mn_error_set(MN_ERR_FORMAT, "%s:%zu: column %d: %s", path, lineno,
+                                        err.column, err.text);
+        json_decref(o);
+        return st;
+    }
+    const json_t *k = json_object_get(o, "k"), *cells = json_object_get(o, "cells");
+    const char *outcome = json_string_value(json_object_get(o, "outcome"));
+    mn_status st = MN_OK;
+    if (!json_is_integer(k) || !json_is_integer(cells) || !outcome) {
+        st = mn_error_set(MN_ERR_FORMAT, "%s:%zu: candidate line lacks k, cells or outcome",
+                          path, lineno);
+        goto done;
+    }
+    mn_journal_entry_init(e, (mn_point){(int)json_integer_value(k), (int)json_integer_value(cells)});
+    if ((st = mn_outcome_parse(outcome, &e->outcome))) {
+        st = mn_error_prefix(st, "%s:%zu: ", path, lineno);
+        goto done;
+    }
+    mn_json_string_copy(json_object_get(o, "reason"), e->reason, sizeof e->reason);
+    get_num(o, "val_acc", &e->val_acc);
+    if (e->outcome == MN_OUTCOME_SCORED && !(e->val_acc >= 0 && e->val_acc <= 1)) {
+        st = mn_error_set(MN_ERR_FORMAT, "%s:%zu: scored candidate with val_acc %g", path,
+                          lineno, e->val_acc);
+        goto done;
+    }
+    get_u64(o, "macc", &e->macc);
+    get_u64(o, "params", &e->params);
+    get_u64(o, "flash_bytes", &e->flash_bytes);
+    get_u64(o, "ram_bytes", &e->ram_bytes);
+    get_u64(o, "host_planned_bytes", &e->host_planned_bytes);
+    get_u64(o, "host_measured_bytes", &e->host_measured_bytes);
+    get_u64(o, "device_planned_bytes", &e->device_planned_bytes);
+    get_u64(o, "device_measured_bytes", &e->device_measured_bytes);
+    get_num(o, "latency_ms", &e->latency_ms);
+    get_num(o, "seconds", &e->seconds);
+    double d;
+    if (get_num(o, "speculative", &d)) e->speculative = d != 0;
+    mn_json_string_copy(json_object_get(o, "node"), e->node, sizeof e->node);
+    if (get_num(o, "rank", &d)) e->rank = (int)d;
+    if (get_num(o, "worker", &d)) e->worker = (int)d;
+    get_num(o, "started", &e->started);
+    get_u64(o, "joint_planned_bytes", &e->joint_planned_bytes);
+    get_u64(o, "host_added_bytes", &e->host_added_bytes);
+done:
+    json_decref(o);
+    return st;
 }
 
 static mn_status push(mn_journal *j, const mn_journal_entry *e) {
@@ -172,29 +163,33 @@ static mn_status push(mn_journal *j, const mn_journal_entry *e) {
     return MN_OK;
 }
 
-/* The first differing "key" between two settings lines, for the message. */
+/* The first key (in `a`'s order, then keys only `b` has) whose value differs between two
+ * settings objects, for the message; "?" when either is not a JSON object. */
 static void first_difference(const char *a, const char *b, char *key, size_t size) {
     snprintf(key, size, "?");
-    for (const char *p = strchr(a, '"'); p; p = strchr(p + 1, '"')) {
-        const char *q = strchr(p + 1, '"');
-        if (!q || q[1] != ':') {
-            if (!q) return;
-            p = q;
-            continue;
+    json_t *oa = json_loads(a, 0, NULL), *ob = json_loads(b, 0, NULL);
+    if (json_is_object(oa) && json_is_object(ob)) {
+        const char *k;
+        json_t *v;
+        int found = 0;
+        json_object_foreach(oa, k, v) {
+            if (!json_equal(v, json_object_get(ob, k))) {
+                snprintf(key, size, "%s", k);
+                found = 1;
+                break;
+            }
         }
-        char k[64];
-        size_t len = (size_t)(q - p - 1) < sizeof k - 1 ? (size_t)(q - p - 1) : sizeof k - 1;
-        memcpy(k, p + 1, len);
-        k[len] = '\0';
-        const char *va = q + 2, *vb = find_value(b, k);
-        const char *ea = strpbrk(va, ",}");
-        if (!vb || !ea || strncmp(va, vb, (size_t)(ea - va)) != 0 ||
-            (vb[ea - va] != ',' && vb[ea - va] != '}')) {
-            snprintf(key, size, "%s", k);
-            return;
+        if (!found) {
+            json_object_foreach(ob, k, v) {
+                if (!json_object_get(oa, k)) {
+                    snprintf(key, size, "%s", k);
+                    break;
+                }
+            }
         }
-        p = q;
     }
+    json_decref(oa);
+    json_decref(ob);
 }
 
 /* Reads an existing journal: settings line, then entries; a last line without its newline
@@ -262,6 +257,13 @@ mn_status mn_journal_open(const char *path, const char *settings, int resume, mn
     *out = NULL;
     if (strchr(settings, '\n'))
         return mn_error_set(MN_ERR_INVALID_ARG, "journal settings must be one line");
+    json_error_t err;
+    json_t *parsed = json_loads(settings, 0, &err);
+    int valid = parsed != NULL, is_object = json_is_object(parsed);
+    json_decref(parsed);
+    if (!is_object) /* caught here, not when report.json embeds them after the search */
+        return mn_error_set(MN_ERR_INVALID_ARG, "journal settings are not a JSON object%s%s",
+                            valid ? "" : ": ", valid ? "" : err.text);
     mn_journal *j = calloc(1, sizeof *j);
     if (!j || !(j->path = strdup(path))) {
         free(j);
@@ -310,11 +312,10 @@ const mn_journal_entry *mn_journal_get(const mn_journal *j, size_t i) {
 }
 
 mn_status mn_journal_append(mn_journal *j, const mn_journal_entry *e) {
-    char line[2048];
-    int n = mn_journal_format(e, line, sizeof line);
-    if (n < 0 || (size_t)n >= sizeof line)
-        return mn_error_set(MN_ERR_INVALID_ARG, "journal line too long");
+    char *line = entry_line(e);
+    if (!line) return mn_error_set(MN_ERR_NOMEM, "no memory for a journal line");
     mn_status st = write_line(j, line);
+    free(line);
     if (!st) st = push(j, e);
     return st;
 }

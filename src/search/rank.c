@@ -125,10 +125,10 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
                             "the proxies need %d training images, the dataset has %zu", nb,
                             data->train.count);
     double t0 = mn_time_now();
-    const unsigned layouts = o->layouts ? o->layouts : 7u;
+    const unsigned layouts = o->layouts ? o->layouts : (1u << MN_LAYOUT_COUNT) - 1;
     int max_cells = mn_arch_max_cells(data->info.shape);
     if (max_cells < 0) max_cells = 0;
-    size_t cap = (size_t)(o->k_max - o->k_min + 1) * (size_t)(max_cells + 1) * 3;
+    size_t cap = (size_t)(o->k_max - o->k_min + 1) * (size_t)(max_cells + 1) * MN_LAYOUT_COUNT;
     mn_rank_entry *e = calloc(cap ? cap : 1, sizeof *e);
     if (!e) return mn_error_set(MN_ERR_NOMEM, "no memory for %zu candidates", cap);
     mn_search_budget bud = {.target = o->target,
@@ -144,7 +144,7 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
                             .runtime_bytes = o->runtime_bytes};
     if (bud.runtime_bytes == MN_RUNTIME_BYTES_UNMEASURED) {
         int first = 0;
-        while (first < 2 && !(layouts & (1u << first))) first++;
+        while (first < MN_LAYOUT_COUNT - 1 && !(layouts & (1u << first))) first++;
         bud.runtime_bytes = o->host_mem ? mn_search_runtime_bytes(&bud, (mn_layout)first,
                                                                   data->info.shape,
                                                                   data->info.classes)
@@ -154,7 +154,7 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
     mn_status st = MN_OK;
     size_t n = 0;
     /* 1. The cheap filters: depth, then the evaluator's check. */
-    for (int lay = 0; lay < 3 && !st; lay++) {
+    for (int lay = 0; lay < MN_LAYOUT_COUNT && !st; lay++) {
         if (!(layouts & (1u << lay))) continue;
         for (int k = o->k_min; k <= o->k_max && !st; k++)
             for (int c = 0; c <= max_cells && !st; c++) {

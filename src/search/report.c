@@ -7,6 +7,8 @@
 
 #include "mcunas/report.h"
 
+#include "core/jsonutil.h"
+
 /* A growing text buffer, written to "<path>.tmp" then renamed. */
 typedef struct mn_text {
     char *s;
@@ -64,17 +66,6 @@ static mn_status text_commit(mn_text *t, const char *dir, const char *name) {
 static void csv_quoted(mn_text *t, const char *s) {
     tx(t, "\"");
     for (; *s; s++) tx(t, *s == '"' ? "\"\"" : "%c", *s);
-    tx(t, "\"");
-}
-
-static void json_str(mn_text *t, const char *s) {
-    tx(t, "\"");
-    for (; *s; s++) {
-        unsigned char c = (unsigned char)*s;
-        if (c == '"' || c == '\\') tx(t, "\\%c", c);
-        else if (c < 0x20) tx(t, "\\u%04x", c);
-        else tx(t, "%c", c);
-    }
     tx(t, "\"");
 }
 
@@ -195,10 +186,15 @@ static mn_status write_plot(const mn_search_config *cfg, const char *dir, const 
     tx(&t, "<text x='16' y='210' font-size='13' transform='rotate(-90 16 210)' text-anchor='middle'>"
            "validation accuracy</text>\n");
     char ram_label[64], macc_label[64];
-    snprintf(ram_label, sizeof ram_label, "RAM %zu KiB", cfg->target->ram_bytes / 1024);
+    const size_t ram_budget = mn_target_ram_budget(cfg->target);
+    if (cfg->target->ram_reserve_bytes)
+        snprintf(ram_label, sizeof ram_label, "RAM %zu KiB less %.1f KiB reserved",
+                 cfg->target->ram_bytes / 1024, cfg->target->ram_reserve_bytes / 1024.0);
+    else
+        snprintf(ram_label, sizeof ram_label, "RAM %zu KiB", cfg->target->ram_bytes / 1024);
     snprintf(macc_label, sizeof macc_label, "MACC bound %.2f M", (double)cfg->target->macc_bound / 1e6);
     panel a = {70, 45, 380, 310, ram_max}, b = {550, 45, 380, 310, macc_max};
-    draw_panel(&t, &a, j, 1, (double)cfg->target->ram_bytes, "peak RAM (KiB)", 1024.0, ram_label, lo, final);
+    draw_panel(&t, &a, j, 1, (double)ram_budget, "peak RAM (KiB)", 1024.0, ram_label, lo, final);
     draw_panel(&t, &b, j, 0, (double)cfg->target->macc_bound, "MACC (millions)", 1e6, macc_label, lo, final);
     tx(&t, "</svg>\n");
     return text_commit(&t, dir, "plot.svg");
@@ -230,48 +226,76 @@ static mn_status write_csv(const char *dir, const mn_journal *j) {
 }
 
 static mn_status write_json(const mn_search_config *cfg, const char *dir, const mn_journal *j,
-                            const mn_search_result *s, const mn_final_result *f, double total_seconds) {
-    size_t n[4] = {0}, total = 0;
+                            const mn_search_result *s, const mn_final_result *f, double total) {
+    size_t n[MN_OUTCOME_COUNT] = {0}, path = 0; /* the lines the rules asked */
     for (size_t i = 0; i < mn_journal_count(j); i++)
         if (!mn_journal_get(j, i)->speculative) {
             n[mn_journal_get(j, i)->outcome]++;
-            total++;
+            path++;
         }
+    json_error_t err;
+    json_t *settings = json_loads(cfg->settings_json, 0, &err);
+    if (!settings)
+        return mn_error_set(MN_ERR_INVALID_ARG, "search settings are not JSON: %s", err.text);
+    /* json_pack keeps the keys in the order given (readers may rely on it) and drops the
+     * values it took ("o") when anything fails, so NULL means out of memory. */
+    json_t *winner = f ? json_pack("{s:i, s:i, s:s, s:o, s:o, s:o, s:o, s:I, s:I, s:I, s:I, s:I, s:I,"
+                                   " s:o, s:o, s:[ssss]}",
+                                   "k", f->arch.k, "cells", f->arch.cells,
+                                   "layout", mn_layout_name(f->arch.layout),
+                                   "val_acc", mn_json_real_new(f->val_acc, 4),
+                                   "search_val_acc", mn_json_real_new(s->winner_val_acc, 4),
+                                   "float_test_acc", mn_json_real_new(f->float_test_acc, 4),
+                                   "int8_test_acc", mn_json_real_new(f->int8_test_acc, 4),
+                                   "ram_bytes", (json_int_t)f->est.ram_bytes,
+                                   "ram_head_bytes", (json_int_t)f->est.ram_head_bytes,
+                                   "ram_x86_64_bytes", (json_int_t)f->est.ram_x86_64_bytes,
+                                   "flash_bytes", (json_int_t)f->flash_bytes,
+                                   "macc", (json_int_t)f->est.macc,
+                                   "params", (json_int_t)f->est.params,
+                                   "latency_ms", mn_json_real_new(f->est.latency_ms, 3),
+                                   "final_train_seconds", mn_json_real_new(f->train_seconds, 1),
+                                   "files", "model.tflite", "model_data.c", "model_data.h",
+                                   "weights.h5")
+                       : json_null();
+    /* the workers: how busy they were, what ran ahead of need, the shared budget */
+    json_t *workers = json_pack("{s:i, s:i, s:i, s:o, s:o, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I}",
+                                "slots", s->slots, "nodes", s->nodes, "threads", cfg->threads,
+                                "busy_seconds", mn_json_real_new(s->busy_seconds, 1),
+                                "utilisation", mn_json_real_new(s->utilisation, 3),
+                                "speculative", (json_int_t)s->speculative,
+                                "speculative_used", (json_int_t)s->speculative_used,
+                                "speculative_seconds", mn_json_real_new(s->speculative_seconds, 1),
+                                "lost", (json_int_t)s->lost, "host_mem", (json_int_t)cfg->host_mem,
+                                "base_host_bytes", (json_int_t)s->base_host_bytes,
+                                "peak_search_host_bytes", (json_int_t)s->peak_search_host_bytes,
+                                "max_joint_planned_bytes", (json_int_t)s->max_joint_planned_bytes);
+    json_t *report = json_pack(
+        "{s:o, s:{s:o, s:I, s:I, s:I, s:I, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:I,"
+        " s:o, s:o}",
+        "settings", settings,
+        "target", "name", mn_json_string_new(cfg->target->name),
+        "ram_bytes", (json_int_t)cfg->target->ram_bytes,
+        "ram_reserve_bytes", (json_int_t)cfg->target->ram_reserve_bytes,
+        "flash_bytes", (json_int_t)cfg->target->flash_bytes,
+        "macc_bound", (json_int_t)cfg->target->macc_bound, "clock_mhz", cfg->target->clock_mhz,
+        "candidates", "total", (json_int_t)path,
+        "scored", (json_int_t)n[MN_OUTCOME_SCORED], "infeasible", (json_int_t)n[MN_OUTCOME_INFEASIBLE],
+        "pruned", (json_int_t)n[MN_OUTCOME_PRUNED], "failed", (json_int_t)n[MN_OUTCOME_FAILED],
+        "trained_this_run", (json_int_t)s->trained, "replayed", (json_int_t)s->replayed,
+        "search_seconds", mn_json_real_new(s->seconds, 1),
+        "total_seconds", mn_json_real_new(total, 1),
+        "peak_host_bytes", (json_int_t)s->peak_host_bytes,
+        "workers", workers, "winner", winner);
+    /* indented for people, reals short once rounded */
+    char *text = report ? json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
+                                                 JSON_REAL_PRECISION(15))
+                        : NULL;
+    json_decref(report);
     mn_text t = {0};
-    tx(&t, "{\n  \"settings\": %s,\n  \"target\": {\"name\": ", cfg->settings_json);
-    json_str(&t, cfg->target->name);
-    tx(&t, ", \"ram_bytes\": %zu, \"flash_bytes\": %zu, \"macc_bound\": %llu, \"clock_mhz\": %g},\n",
-       cfg->target->ram_bytes, cfg->target->flash_bytes, (unsigned long long)cfg->target->macc_bound,
-       cfg->target->clock_mhz);
-    tx(&t, "  \"candidates\": {\"total\": %zu, \"scored\": %zu, \"infeasible\": %zu, \"pruned\": %zu, "
-           "\"failed\": %zu, \"trained_this_run\": %zu, \"replayed\": %zu},\n",
-       total, n[MN_OUTCOME_SCORED], n[MN_OUTCOME_INFEASIBLE], n[MN_OUTCOME_PRUNED],
-       n[MN_OUTCOME_FAILED], s->trained, s->replayed);
-    tx(&t, "  \"search_seconds\": %.1f,\n  \"total_seconds\": %.1f,\n  \"peak_host_bytes\": %llu,\n",
-       s->seconds, total_seconds, (unsigned long long)s->peak_host_bytes);
-    tx(&t, "  \"workers\": {\"slots\": %d, \"nodes\": %d, \"threads\": %d, \"busy_seconds\": %.1f, "
-           "\"utilisation\": %.3f, \"speculative\": %zu, \"speculative_used\": %zu, "
-           "\"speculative_seconds\": %.1f, \"lost\": %zu, \"host_mem\": %zu, "
-           "\"base_host_bytes\": %llu, \"peak_search_host_bytes\": %llu, "
-           "\"max_joint_planned_bytes\": %llu},\n",
-       s->slots, s->nodes, cfg->threads, s->busy_seconds, s->utilisation, s->speculative,
-       s->speculative_used, s->speculative_seconds, s->lost, cfg->host_mem,
-       (unsigned long long)s->base_host_bytes, (unsigned long long)s->peak_search_host_bytes, (unsigned long long)s->max_joint_planned_bytes);
-    if (f) {
-        tx(&t, "  \"winner\": {\"k\": %d, \"cells\": %d, \"layout\": \"%s\", \"val_acc\": %.4f, "
-               "\"search_val_acc\": %.4f, \"float_test_acc\": %.4f, \"int8_test_acc\": %.4f, "
-               "\"ram_bytes\": %zu, \"ram_head_bytes\": %zu, \"ram_x86_64_bytes\": %zu, "
-               "\"flash_bytes\": %zu, \"macc\": %llu, \"params\": %zu, \"latency_ms\": %.3f, "
-               "\"final_train_seconds\": %.1f, \"files\": [\"model.tflite\", \"model_data.c\", "
-               "\"model_data.h\", \"weights.h5\"]}\n",
-           f->arch.k, f->arch.cells, mn_layout_name(f->arch.layout), f->val_acc, s->winner_val_acc,
-           f->float_test_acc, f->int8_test_acc, f->est.ram_bytes, f->est.ram_head_bytes,
-           f->est.ram_x86_64_bytes, f->flash_bytes, (unsigned long long)f->est.macc, f->est.params,
-           f->est.latency_ms, f->train_seconds);
-    } else {
-        tx(&t, "  \"winner\": null\n");
-    }
-    tx(&t, "}\n");
+    if (text) tx(&t, "%s\n", text);
+    else t.oom = 1;
+    free(text);
     return text_commit(&t, dir, "report.json");
 }
 

@@ -33,6 +33,7 @@ void mn_eval_ctx_init(mn_eval_ctx *ctx, const mn_search_config *cfg, const mn_lo
     bud->target = cfg->target;
     bud->latency = cfg->latency;
     bud->io_int8 = cfg->io_int8;
+    bud->mcu_runtime = cfg->runtime;
     bud->max_latency_ms = cfg->max_latency_ms;
     bud->backend = cfg->backend;
     bud->threads = cfg->threads;

@@ -43,13 +43,15 @@ struct mn_strategy {
 };
 
 static const char *const outcome_names[] = {"scored", "infeasible", "pruned", "failed"};
+_Static_assert(sizeof outcome_names / sizeof outcome_names[0] == MN_OUTCOME_COUNT,
+               "one name per outcome");
 
 const char *mn_outcome_name(mn_outcome outcome) {
-    return (outcome >= 0 && outcome <= MN_OUTCOME_FAILED) ? outcome_names[outcome] : "unknown";
+    return (outcome >= 0 && outcome < MN_OUTCOME_COUNT) ? outcome_names[outcome] : "unknown";
 }
 
 mn_status mn_outcome_parse(const char *name, mn_outcome *out) {
-    for (int i = 0; i <= MN_OUTCOME_FAILED; i++)
+    for (int i = 0; i < MN_OUTCOME_COUNT; i++)
         if (name && strcmp(name, outcome_names[i]) == 0) {
             *out = (mn_outcome)i;
             return MN_OK;

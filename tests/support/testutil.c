@@ -1,6 +1,8 @@
 #include "testutil.h"
 
+#include "mcunas/arch.h"
 #include "mcunas/dataset.h"
+#include "mcunas/qgraph.h"
 #include "mcunas/rng.h"
 
 #include <math.h>
@@ -79,4 +81,48 @@ int mn_test_write_brightness_dataset(const char *path, int h, int w, int n_train
     }
     free(img);
     return mn_dataset_writer_commit(wr) == MN_OK;
+}
+
+struct mn_qgraph *mn_test_random_qgraph(int k, int cells, int layout, int h, int w, int c, int classes,
+                                        int io_int8, uint8_t **images, int n_img, uint64_t seed) {
+    mn_arch a;
+    mn_shape in = {h, w, c};
+    *images = NULL;
+    if (mn_arch_build(&a, k, cells, (mn_layout)layout, in, classes)) return NULL;
+    size_t P = mn_arch_trainable_params(&a), S = mn_arch_state_params(&a);
+    float *tr = malloc(sizeof(float) * (P + 1)), *st = malloc(sizeof(float) * (S + 1));
+    size_t img = mn_shape_count(in);
+    float *f = malloc(sizeof(float) * img * (size_t)n_img);
+    *images = malloc(img * (size_t)n_img);
+    mn_qgraph *g = NULL;
+    if (!tr || !st || !f || !*images) goto done;
+    mn_test_fill_uniform(tr, P, seed, -0.5f, 0.5f);
+    size_t p = 0, s = 0;
+    for (int i = 0; i < a.n_layers; i++) {
+        const mn_layer *l = &a.layers[i];
+        if (l->kind == MN_LAYER_BATCHNORM) {
+            int C = l->in.c;
+            for (int ch = 0; ch < C; ch++) tr[p + ch] = 0.8f + 0.4f * (float)((ch * 37) % 11) / 11.0f;
+            mn_test_fill_uniform(st + s, (size_t)C, seed + 2 + (uint64_t)i, -0.2f, 0.2f);
+            mn_test_fill_uniform(st + s + C, (size_t)C, seed + 6 + (uint64_t)i, 0.5f, 1.5f);
+        }
+        p += l->n_trainable;
+        s += l->n_state;
+    }
+    mn_test_fill_uniform(f, img * (size_t)n_img, seed + 12, 0.0f, 256.0f);
+    for (size_t i = 0; i < img * (size_t)n_img; i++) (*images)[i] = (uint8_t)f[i];
+    if (mn_qgraph_build(&a, io_int8, &g) || mn_qgraph_set_params(g, tr, st, 1e-3f) ||
+        mn_qgraph_quantize(g, *images, (size_t)n_img)) {
+        mn_qgraph_free(g);
+        g = NULL;
+    }
+done:
+    if (!g) {
+        free(*images);
+        *images = NULL;
+    }
+    free(tr);
+    free(st);
+    free(f);
+    return g;
 }

@@ -17,6 +17,12 @@ double mn_test_max_rel_err(const float *a, const double *b, size_t n);
  * (class c: 30 + 50c + U[0,40)), n_train + n_test images from `seed`. */
 int mn_test_write_brightness_dataset(const char *path, int h, int w, int n_train, int n_test,
                                      uint64_t seed);
+/* A quantized int8 graph of A(k, cells) with deterministic random parameters (BN gammas
+ * near 1, variances in [0.5, 1.5]) and n_img random calibration images (returned in
+ * *images, caller frees; uint8 pixels). NULL on failure. */
+struct mn_qgraph;
+struct mn_qgraph *mn_test_random_qgraph(int k, int cells, int layout, int h, int w, int c, int classes,
+                                        int io_int8, uint8_t **images, int n_img, uint64_t seed);
 /* Path of the built mcunas binary ($MN_BIN), or NULL. */
 const char *mn_test_bin(void);
 

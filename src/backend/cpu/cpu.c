@@ -76,6 +76,23 @@ int mn_cpu_slots(const mn_backend *be, size_t items, size_t cost) {
     return items < (size_t)be->threads ? (int)items : be->threads;
 }
 
+int mn_cpu_chunks(size_t items, size_t cost, size_t min_work) {
+    size_t work, limit;
+    if (__builtin_mul_overflow(items, cost, &work)) work = SIZE_MAX;
+    limit = min_work ? work / min_work : items;
+    if (limit > items) limit = items;
+    if (limit >= MN_CPU_CHUNKS_MAX) return MN_CPU_CHUNKS_MAX;
+    if (limit < 4) return limit < 2 ? 1 : 2; /* not 3: two threads would split it 2:1 */
+    int p = 4;
+    while ((size_t)(2 * p) <= limit) p *= 2;
+    return (size_t)(3 * p / 2) <= limit ? 3 * p / 2 : p;
+}
+
+int mn_cpu_team(const mn_backend *be, int chunks, size_t work) {
+    if (work < MN_CPU_SERIAL_WORK || be->threads <= 1 || chunks <= 1) return 1;
+    return chunks < be->threads ? chunks : be->threads;
+}
+
 /* ---- memory ---- */
 
 static mn_cpu *mn_cpu_impl(mn_backend *be) { return (mn_cpu *)be->impl; }

@@ -1,13 +1,19 @@
 /* Dense layer (OpenBLAS sgemm) and softmax cross-entropy on the CPU.
- * Each sgemm is split into row blocks, one per slot, each run single-threaded inside an
- * OpenMP region of be->threads threads: the backend decides its own thread count instead
- * of OpenBLAS's program-wide one, and no block reduces across another's rows, so the
- * result does not depend on how the runtime schedules the blocks. */
+ * Each sgemm is split into fixed row blocks ("chunks", from the shape alone: at least
+ * MN_CPU_DENSE_CHUNK_ROWS rows and MN_CPU_DENSE_CHUNK_WORK flops each), each run
+ * single-threaded inside an OpenMP region of up to be->threads threads: the backend decides
+ * its own thread count instead of OpenBLAS's program-wide one, every sgemm call is the same
+ * whatever the thread count, and no block reduces across another's rows, so the result
+ * depends on neither the thread count nor how the runtime schedules the blocks. */
 #include "cpu_internal.h"
 
 #include <cblas.h>
 #include <math.h>
 #include <string.h>
+
+/* Least work of one chunk, in flops, and least rows: every chunk packs the other operand. */
+#define MN_CPU_DENSE_CHUNK_WORK ((size_t)1 << 18)
+#define MN_CPU_DENSE_CHUNK_ROWS ((size_t)4)
 
 static mn_status mn_cpu_dense_dims(const char *op, int n, int in, int out) {
     int dims[3] = {n, in, out};
@@ -15,18 +21,26 @@ static mn_status mn_cpu_dense_dims(const char *op, int n, int in, int out) {
     return mn_backend_dims(op, "n, in, out", dims, 3, 0, &t);
 }
 
-/* y[r][o] = b[o] + sum_i x[r][i] w[o][i] for the rows r of each slot.
+/* Chunks of `rows` rows of `row_flops` flops each. */
+static int mn_cpu_dense_chunks(size_t rows, size_t row_flops) {
+    const int by_work = mn_cpu_chunks(rows, row_flops, MN_CPU_DENSE_CHUNK_WORK);
+    const int by_rows = mn_cpu_chunks(rows, 1, MN_CPU_DENSE_CHUNK_ROWS);
+    return by_work < by_rows ? by_work : by_rows;
+}
+
+/* y[r][o] = b[o] + sum_i x[r][i] w[o][i] for the rows r of each chunk.
  * x: [n][in], w: [out][in], b: [out] or NULL, y: [n][out]. */
 static void mn_cpu_dense_rows(const mn_backend *be, int n, int in, int out, const float *x,
                               const float *w, const float *b, float *y) {
-    const int slots = mn_cpu_slots(be, (size_t)n, (size_t)in * (size_t)out);
-#pragma omp parallel for num_threads(slots) schedule(static)
-    for (int sl = 0; sl < slots; sl++) {
-        const size_t r0 = mn_cpu_slot_begin((size_t)n, slots, sl);
-        const size_t r1 = mn_cpu_slot_begin((size_t)n, slots, sl + 1);
+    const size_t row_flops = 2 * (size_t)in * (size_t)out;
+    const int chunks = mn_cpu_dense_chunks((size_t)n, row_flops);
+#pragma omp parallel for num_threads(mn_cpu_team(be, chunks, (size_t)n * row_flops)) \
+    schedule(dynamic, 1)
+    for (int q = 0; q < chunks; q++) {
+        const size_t r0 = mn_cpu_slot_begin((size_t)n, chunks, q);
+        const size_t r1 = mn_cpu_slot_begin((size_t)n, chunks, q + 1);
         float *yr = y + r0 * (size_t)out;
         mn_cpu_blas_serial();
-        if (r1 == r0) continue;
         for (size_t r = 0; b && r < r1 - r0; r++)
             memcpy(yr + r * (size_t)out, b, (size_t)out * sizeof(float));
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)(r1 - r0), out, in, 1.0f,
@@ -47,33 +61,35 @@ mn_status mn_cpu_dense_forward(mn_backend *be, int n, int in, int out, mn_view x
     return MN_OK;
 }
 
-/* dx[r][i] = sum_o dy[r][o] w[o][i], rows split by slot. dy: [n][out], w: [out][in]. */
+/* dx[r][i] = sum_o dy[r][o] w[o][i], rows split by chunk. dy: [n][out], w: [out][in]. */
 static void mn_cpu_dense_dx(const mn_backend *be, int n, int in, int out, const float *dy,
                             const float *w, float *dx) {
-    const int slots = mn_cpu_slots(be, (size_t)n, (size_t)in * (size_t)out);
-#pragma omp parallel for num_threads(slots) schedule(static)
-    for (int sl = 0; sl < slots; sl++) {
-        const size_t r0 = mn_cpu_slot_begin((size_t)n, slots, sl);
-        const size_t r1 = mn_cpu_slot_begin((size_t)n, slots, sl + 1);
+    const size_t row_flops = 2 * (size_t)in * (size_t)out;
+    const int chunks = mn_cpu_dense_chunks((size_t)n, row_flops);
+#pragma omp parallel for num_threads(mn_cpu_team(be, chunks, (size_t)n * row_flops)) \
+    schedule(dynamic, 1)
+    for (int q = 0; q < chunks; q++) {
+        const size_t r0 = mn_cpu_slot_begin((size_t)n, chunks, q);
+        const size_t r1 = mn_cpu_slot_begin((size_t)n, chunks, q + 1);
         mn_cpu_blas_serial();
-        if (r1 == r0) continue;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)(r1 - r0), in, out, 1.0f,
                     dy + r0 * (size_t)out, out, w, in, 0.0f, dx + r0 * (size_t)in, in);
     }
 }
 
 /* dw[o][i] = sum_r dy[r][o] x[r][i] and db[o] = sum_r dy[r][o] (double), output rows o
- * split by slot so that every sum over the batch stays inside one slot.
+ * split by chunk so that every sum over the batch stays inside one sgemm call.
  * x: [n][in], dy: [n][out], dw: [out][in], db: [out] or NULL. */
 static void mn_cpu_dense_dw(const mn_backend *be, int n, int in, int out, const float *x,
                             const float *dy, float *dw, float *db) {
-    const int slots = mn_cpu_slots(be, (size_t)out, (size_t)n * (size_t)in);
-#pragma omp parallel for num_threads(slots) schedule(static)
-    for (int sl = 0; sl < slots; sl++) {
-        const size_t o0 = mn_cpu_slot_begin((size_t)out, slots, sl);
-        const size_t o1 = mn_cpu_slot_begin((size_t)out, slots, sl + 1);
+    const size_t row_flops = 2 * (size_t)n * (size_t)in;
+    const int chunks = mn_cpu_dense_chunks((size_t)out, row_flops);
+#pragma omp parallel for num_threads(mn_cpu_team(be, chunks, (size_t)out * row_flops)) \
+    schedule(dynamic, 1)
+    for (int q = 0; q < chunks; q++) {
+        const size_t o0 = mn_cpu_slot_begin((size_t)out, chunks, q);
+        const size_t o1 = mn_cpu_slot_begin((size_t)out, chunks, q + 1);
         mn_cpu_blas_serial();
-        if (o1 == o0) continue;
         cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(o1 - o0), in, n, 1.0f,
                     dy + o0, out, x, in, 0.0f, dw + o0 * (size_t)in, in);
         for (size_t o = o0; db && o < o1; o++) {

@@ -1,9 +1,12 @@
 /* Private declarations shared by the CPU backend's translation units.
  * The CPU backend keeps tensors in 64-byte aligned host memory and runs its kernels with
- * OpenMP (be->threads threads) and OpenBLAS's sgemm. Every parallel loop is statically
- * partitioned into "slots" that depend only on the problem and be->threads, and every
- * reduction combines per-slot partials in slot order, so results are bit-identical for
- * the same inputs and thread count whatever the OpenMP runtime actually grants. */
+ * OpenMP (up to be->threads threads) and OpenBLAS's sgemm. Results do not depend on the
+ * thread count: every sum across items (a reduction, or the rows of one sgemm call) is
+ * split into a fixed number of fixed chunks computed from the shape alone
+ * (mn_cpu_chunks); a chunk's partial is the same whichever thread computes it, and the
+ * partials are combined in chunk order. The thread count only decides how many threads
+ * share the chunks. Element-wise loops have nothing to combine and split their items by
+ * thread (mn_cpu_slots). */
 #ifndef MN_BACKEND_CPU_INTERNAL_H
 #define MN_BACKEND_CPU_INTERNAL_H
 
@@ -68,8 +71,23 @@ static inline size_t mn_cpu_slot_begin(size_t total, int slots, int s) {
 
 /* How many slots a loop over `items` items of about `cost` flops each deserves: one per
  * thread, but no more than the items and a single one for tiny jobs, where waking the
- * team costs more than the work. */
+ * team costs more than the work. Only for loops whose items are independent. */
 int mn_cpu_slots(const mn_backend *be, size_t items, size_t cost);
+
+/* Most chunks a reduction is split into: bounds the partials a reduction keeps and the
+ * threads that can share it. */
+#define MN_CPU_CHUNKS_MAX 64
+
+/* How many fixed chunks a reduction over `items` items of about `cost` flops each is
+ * split into: as many as give every chunk at least `min_work` flops, at most one per
+ * item and MN_CPU_CHUNKS_MAX, rounded down to 1, 2, 2^j or 3*2^j (4, 6, 8, 12, ...) so
+ * that 2, 4, 8 ... threads share them evenly. A function of the shape alone; never
+ * decreases as `items` grows. */
+int mn_cpu_chunks(size_t items, size_t cost, size_t min_work);
+
+/* Threads to run `chunks` chunks of `work` flops in all: one per chunk up to
+ * be->threads, a single one for tiny jobs. */
+int mn_cpu_team(const mn_backend *be, int chunks, size_t work);
 
 /* ---- ops (one file per family) ---- */
 

@@ -1,24 +1,40 @@
 /* Batch normalisation over x[m][c] (m = N*H*W rows of NHWC activations) on the CPU.
- * Per-channel sums are accumulated in double, per slot of contiguous rows, and the slot
- * partials are added in slot order, so results depend only on the inputs and
- * be->threads. The scratch (partials and per-channel coefficients, a few KB) is
- * malloc'ed per call: these ops take no workspace. */
+ * Per-channel sums are accumulated in double, per chunk of contiguous rows, and the chunk
+ * partials are added in chunk order. The chunks come from m and c alone (mn_cpu_chunks),
+ * so results depend only on the inputs, not on the thread count. The scratch (partials
+ * and per-channel coefficients, a few KB) is malloc'ed per call: these ops take no
+ * workspace. */
 #include "cpu_internal.h"
 
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
-/* part[sl][j] = sum over slot sl's rows r of x[r][j] (center NULL) or of
- * (x[r][j] - center[j])^2. x: [m][c]; part: [slots][c]. */
-static void mn_cpu_bn_sums(int slots, size_t m, size_t c, const float *x,
+/* Least elements of one chunk of a per-channel sum. */
+#define MN_CPU_BN_CHUNK_ELEMS ((size_t)1 << 13)
+
+/* How the m rows of a sum are split: `chunks` from the shape, `team` threads. */
+typedef struct mn_cpu_bn_split {
+    int chunks, team;
+} mn_cpu_bn_split;
+
+static mn_cpu_bn_split mn_cpu_bn_split_for(const mn_backend *be, size_t m, size_t c) {
+    mn_cpu_bn_split sp;
+    sp.chunks = mn_cpu_chunks(m, c, MN_CPU_BN_CHUNK_ELEMS);
+    sp.team = mn_cpu_team(be, sp.chunks, 2 * m * c);
+    return sp;
+}
+
+/* part[q][j] = sum over chunk q's rows r of x[r][j] (center NULL) or of
+ * (x[r][j] - center[j])^2. x: [m][c]; part: [chunks][c]. */
+static void mn_cpu_bn_sums(mn_cpu_bn_split sp, size_t m, size_t c, const float *x,
                            const double *center, double *part) {
-#pragma omp parallel for num_threads(slots) schedule(static)
-    for (int sl = 0; sl < slots; sl++) {
-        double *acc = part + (size_t)sl * c;
-        const size_t end = mn_cpu_slot_begin(m, slots, sl + 1);
+#pragma omp parallel for num_threads(sp.team) schedule(dynamic, 1)
+    for (int q = 0; q < sp.chunks; q++) {
+        double *acc = part + (size_t)q * c;
+        const size_t end = mn_cpu_slot_begin(m, sp.chunks, q + 1);
         memset(acc, 0, c * sizeof(double));
-        for (size_t r = mn_cpu_slot_begin(m, slots, sl); r < end; r++) {
+        for (size_t r = mn_cpu_slot_begin(m, sp.chunks, q); r < end; r++) {
             const float *row = x + r * c;
             if (!center) {
                 for (size_t j = 0; j < c; j++) acc[j] += row[j];
@@ -32,11 +48,11 @@ static void mn_cpu_bn_sums(int slots, size_t m, size_t c, const float *x,
     }
 }
 
-/* out[j] = sum over slots, in slot order, of part[sl][j]. part: [slots][c]. */
-static void mn_cpu_bn_reduce(int slots, size_t c, const double *part, double *out) {
+/* out[j] = sum over chunks, in chunk order, of part[q][j]. part: [chunks][c]. */
+static void mn_cpu_bn_reduce(int chunks, size_t c, const double *part, double *out) {
     for (size_t j = 0; j < c; j++) {
         double acc = 0.0;
-        for (int sl = 0; sl < slots; sl++) acc += part[(size_t)sl * c + j];
+        for (int q = 0; q < chunks; q++) acc += part[(size_t)q * c + j];
         out[j] = acc;
     }
 }
@@ -69,14 +85,14 @@ static mn_status mn_cpu_bn_scratch(const char *op, size_t doubles, double **out)
 }
 
 /* Batch statistics: mean[j] and biased var[j] over the m rows (two passes, so no
- * cancellation). part: [slots][c] scratch. */
-static void mn_cpu_bn_moments(int slots, size_t m, size_t c, const float *x, double *part,
-                              double *mean, double *var) {
-    mn_cpu_bn_sums(slots, m, c, x, NULL, part);
-    mn_cpu_bn_reduce(slots, c, part, mean);
+ * cancellation). part: [chunks][c] scratch. */
+static void mn_cpu_bn_moments(mn_cpu_bn_split sp, size_t m, size_t c, const float *x,
+                              double *part, double *mean, double *var) {
+    mn_cpu_bn_sums(sp, m, c, x, NULL, part);
+    mn_cpu_bn_reduce(sp.chunks, c, part, mean);
     for (size_t j = 0; j < c; j++) mean[j] /= (double)m;
-    mn_cpu_bn_sums(slots, m, c, x, mean, part);
-    mn_cpu_bn_reduce(slots, c, part, var);
+    mn_cpu_bn_sums(sp, m, c, x, mean, part);
+    mn_cpu_bn_reduce(sp.chunks, c, part, var);
     for (size_t j = 0; j < c; j++) var[j] /= (double)m;
 }
 
@@ -100,10 +116,10 @@ mn_status mn_cpu_batchnorm_train(mn_backend *be, int m, int c, mn_view x, mn_vie
     MN_CPU_TRY(mn_cpu_fview(op, "save_invstd", save_invstd, cz, &psi));
     if (!(eps >= 0.0f))
         return mn_error_set(MN_ERR_INVALID_ARG, "%s: eps must be >= 0 (got %g)", op, eps);
-    const int slots = mn_cpu_slots(be, mz, cz);
-    MN_CPU_TRY(mn_cpu_bn_scratch(op, ((size_t)slots + 3) * cz, &scratch));
+    const mn_cpu_bn_split sp = mn_cpu_bn_split_for(be, mz, cz);
+    MN_CPU_TRY(mn_cpu_bn_scratch(op, ((size_t)sp.chunks + 3) * cz, &scratch));
     double *mean = scratch, *var = mean + cz, *scale = var + cz, *part = scale + cz;
-    mn_cpu_bn_moments(slots, mz, cz, px, part, mean, var);
+    mn_cpu_bn_moments(sp, mz, cz, px, part, mean, var);
     /* The running variance is the unbiased estimate; one row has none, so it then takes
      * the (zero) batch variance. */
     const double unbias = mz > 1 ? (double)mz / (double)(mz - 1) : 1.0;
@@ -116,7 +132,7 @@ mn_status mn_cpu_batchnorm_train(mn_backend *be, int m, int c, mn_view x, mn_vie
         prm[j] = (float)(mom * prm[j] + (1.0 - mom) * mean[j]);
         prv[j] = (float)(mom * prv[j] + (1.0 - mom) * var[j] * unbias);
     }
-    mn_cpu_bn_apply(slots, mz, cz, px, mean, scale, pb, py);
+    mn_cpu_bn_apply(mn_cpu_slots(be, mz, cz), mz, cz, px, mean, scale, pb, py);
     free(scratch);
     return MN_OK;
 }
@@ -149,17 +165,17 @@ mn_status mn_cpu_batchnorm_infer(mn_backend *be, int m, int c, mn_view x, mn_vie
     return MN_OK;
 }
 
-/* part[sl][0][j] = sum dy, part[sl][1][j] = sum dy * xhat over slot sl's rows, with
- * xhat = (x - mean) * invstd. x, dy: [m][c]; part: [slots][2][c]. */
-static void mn_cpu_bn_grad_sums(int slots, size_t m, size_t c, const float *x,
+/* part[q][0][j] = sum dy, part[q][1][j] = sum dy * xhat over chunk q's rows, with
+ * xhat = (x - mean) * invstd. x, dy: [m][c]; part: [chunks][2][c]. */
+static void mn_cpu_bn_grad_sums(mn_cpu_bn_split sp, size_t m, size_t c, const float *x,
                                 const float *dy, const float *mean, const float *invstd,
                                 double *part) {
-#pragma omp parallel for num_threads(slots) schedule(static)
-    for (int sl = 0; sl < slots; sl++) {
-        double *sdy = part + (size_t)sl * 2 * c, *sdyx = sdy + c;
-        const size_t end = mn_cpu_slot_begin(m, slots, sl + 1);
+#pragma omp parallel for num_threads(sp.team) schedule(dynamic, 1)
+    for (int q = 0; q < sp.chunks; q++) {
+        double *sdy = part + (size_t)q * 2 * c, *sdyx = sdy + c;
+        const size_t end = mn_cpu_slot_begin(m, sp.chunks, q + 1);
         memset(sdy, 0, 2 * c * sizeof(double));
-        for (size_t r = mn_cpu_slot_begin(m, slots, sl); r < end; r++) {
+        for (size_t r = mn_cpu_slot_begin(m, sp.chunks, q); r < end; r++) {
             const float *xr = x + r * c, *gr = dy + r * c;
             for (size_t j = 0; j < c; j++) {
                 double xhat = ((double)xr[j] - mean[j]) * (double)invstd[j];
@@ -204,15 +220,15 @@ mn_status mn_cpu_batchnorm_backward(mn_backend *be, int m, int c, mn_view x, mn_
     MN_CPU_TRY(mn_cpu_fview(op, "dx", dx, mc, &pdx));
     MN_CPU_TRY(mn_cpu_fview(op, "dgamma", dgamma, cz, &pdg));
     MN_CPU_TRY(mn_cpu_fview(op, "dbeta", dbeta, cz, &pdb));
-    const int slots = mn_cpu_slots(be, mz, 2 * cz);
-    MN_CPU_TRY(mn_cpu_bn_scratch(op, (2 * (size_t)slots + 3) * cz, &scratch));
+    const mn_cpu_bn_split sp = mn_cpu_bn_split_for(be, mz, 2 * cz);
+    MN_CPU_TRY(mn_cpu_bn_scratch(op, (2 * (size_t)sp.chunks + 3) * cz, &scratch));
     double *coef = scratch, *part = scratch + 3 * cz;
-    mn_cpu_bn_grad_sums(slots, mz, cz, px, pdy, psm, psi, part);
+    mn_cpu_bn_grad_sums(sp, mz, cz, px, pdy, psm, psi, part);
     for (size_t j = 0; j < cz; j++) {
         double sdy = 0.0, sdyx = 0.0;
-        for (int sl = 0; sl < slots; sl++) {
-            sdy += part[(size_t)sl * 2 * cz + j];
-            sdyx += part[(size_t)sl * 2 * cz + cz + j];
+        for (int q = 0; q < sp.chunks; q++) {
+            sdy += part[(size_t)q * 2 * cz + j];
+            sdyx += part[(size_t)q * 2 * cz + cz + j];
         }
         coef[j] = (double)pg[j] * (double)psi[j] / (double)mz;
         coef[cz + j] = sdy;
@@ -220,7 +236,7 @@ mn_status mn_cpu_batchnorm_backward(mn_backend *be, int m, int c, mn_view x, mn_
         pdb[j] = (float)sdy;
         pdg[j] = (float)sdyx;
     }
-    mn_cpu_bn_grad_apply(slots, mz, cz, px, pdy, psm, psi, coef, pdx);
+    mn_cpu_bn_grad_apply(mn_cpu_slots(be, mz, 2 * cz), mz, cz, px, pdy, psm, psi, coef, pdx);
     free(scratch);
     return MN_OK;
 }

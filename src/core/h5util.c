@@ -1,4 +1,4 @@
-#include "data/h5util.h"
+#include "core/h5util.h"
 
 #include <limits.h>
 #include <stdarg.h>

@@ -1,16 +1,13 @@
-/* Private HDF5 helpers shared by the dataset reader and writer (src/data only).
- * They exist so that every HDF5 failure becomes an mn_status plus a message that names the
- * file and the object, and so that both sides agree on how attributes are typed. */
-#ifndef MN_DATA_H5UTIL_H
-#define MN_DATA_H5UTIL_H
+/* Private HDF5 helpers shared by every HDF5 file libmcunas reads or writes: the dataset
+ * cache (src/data) and the weight files (src/nn/weights.c). They exist so that every HDF5
+ * failure becomes an mn_status plus a message that names the file and the object, and so
+ * that all files agree on how attributes are typed. */
+#ifndef MN_CORE_H5UTIL_H
+#define MN_CORE_H5UTIL_H
 
 #include <hdf5.h>
 
 #include "mcunas/status.h"
-
-/* Names shared by the reader, the writer and docs/dataset-format.md. */
-#define MN_H5_FORMAT_NAME "mcunas-dataset"
-#define MN_H5_CLASS_NAMES "/class_names"
 
 /* Turns off HDF5's automatic error printing: library code never prints, and failures are
  * turned into messages instead. Called at every public entry point that touches HDF5,
