@@ -232,7 +232,13 @@ static void shared_budget_on(const char *backend) {
     config(&c, &r, j_free, MN_STRATEGY_GRID, 3, 0);
     c.backend = backend;
     c.k_max = 2;
-    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    mn_status st = mn_search_run(&c, &data, &res);
+    if (st == MN_ERR_UNSUPPORTED) { /* built in, but not on this machine (no GPU driver) */
+        print_message("backend '%s' not checked: %s\n", backend, mn_error_message());
+        free(j_free);
+        return;
+    }
+    if (st) fail_msg("%s: %s", backend, mn_error_message());
     uint64_t base = res.base_host_bytes, own_min = UINT64_MAX, own_max = 0;
     assert_true(base > 0);
     for (int i = 0; i < r.n; i++) {
@@ -257,7 +263,7 @@ static void shared_budget_on(const char *backend) {
     c.backend = backend;
     c.k_max = 2;
     c.host_mem = budget;
-    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    if ((st = mn_search_run(&c, &data, &res))) fail_msg("%s: %s", backend, mn_error_message());
     if (res.max_joint_planned_bytes > budget)
         fail_msg("%s: candidates planned %llu bytes at once, the budget is %zu", backend,
                  (unsigned long long)res.max_joint_planned_bytes, budget);

@@ -53,6 +53,8 @@ typedef struct plan_resp {
 typedef struct hello {
     uint64_t runtime_bytes;
     uint64_t idle_bytes;
+    int status; /* the worker cannot serve: msg says why */
+    char msg[256];
 } hello;
 
 /* A process's proportional set size: its resident pages, each shared page divided among
@@ -73,9 +75,11 @@ static void planner_main(child_arg *a) {
     mn_eval_ctx *ctx = &a->ctx;
     mn_backend *be = NULL;
     mn_backend_options bo = {ctx->budget.threads, ctx->budget.device};
-    hello h = {0};
-    if (mn_backend_create(ctx->budget.backend ? ctx->budget.backend : "cpu", &bo, &be)) return;
-    if (!mn_pool_write_all(a->out_fd, &h, sizeof h)) return;
+    hello h;
+    memset(&h, 0, sizeof h);
+    h.status = mn_backend_create(ctx->budget.backend ? ctx->budget.backend : "cpu", &bo, &be);
+    if (h.status) snprintf(h.msg, sizeof h.msg, "%s", mn_error_message());
+    if (!mn_pool_write_all(a->out_fd, &h, sizeof h) || h.status) return;
     plan_req req;
     while (mn_pool_read_all(a->in_fd, &req, sizeof req)) {
         plan_resp r;
@@ -99,7 +103,10 @@ static void *child_main(void *arg) {
     }
     ctx->budget.runtime_bytes = mn_search_runtime_bytes(&ctx->budget, a->cfg.layout,
                                                         ctx->data->info.shape, ctx->data->info.classes);
-    hello h = {ctx->budget.runtime_bytes, pss(getpid())};
+    hello h;
+    memset(&h, 0, sizeof h);
+    h.runtime_bytes = ctx->budget.runtime_bytes;
+    h.idle_bytes = pss(getpid());
     if (!mn_pool_write_all(a->out_fd, &h, sizeof h)) return NULL;
     mn_pool_job job;
     while (mn_pool_read_all(a->in_fd, &job, sizeof job)) {
@@ -177,6 +184,13 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
         close(w->from_fd);
         w->pid = 0;
         return mn_error_set(MN_ERR_BACKEND, "worker %d ended before it was ready (status %d)", slot, status);
+    }
+    if (h.status) { /* it said why it cannot serve, and ends */
+        waitpid(pid, NULL, 0);
+        close(w->to_fd);
+        close(w->from_fd);
+        w->pid = 0;
+        return mn_error_set((mn_status)h.status, "%s", h.msg);
     }
     if (runtime_bytes) *runtime_bytes = (size_t)h.runtime_bytes;
     w->idle_bytes = (size_t)h.idle_bytes;
