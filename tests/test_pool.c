@@ -22,6 +22,17 @@
 #include "mcunas/target.h"
 #include "testutil.h"
 
+#if defined(__SANITIZE_ADDRESS__)
+#define MN_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MN_UNDER_ASAN 1
+#endif
+#endif
+#ifndef MN_UNDER_ASAN
+#define MN_UNDER_ASAN 0
+#endif
+
 static char *tmpdir, *data_path;
 static mn_target_list targets;
 static mn_loaded_data data;
@@ -173,6 +184,19 @@ static int journal_lines(const char *path) {
     return lines;
 }
 
+#ifdef MN_HAVE_MPI
+/* Candidate lines of a journal that the rules asked (not speculative). */
+static int path_lines(const char *path) {
+    FILE *f = fopen(path, "r");
+    char line[8192];
+    int n = 0;
+    if (!f) return 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, "\"speculative\":0") != NULL;
+    fclose(f);
+    return n;
+}
+#endif
+
 /* The worker processes are this process's children (the search forked them). */
 static void *kill_workers(void *arg) {
     killer *k = arg;
@@ -251,7 +275,9 @@ static void shared_budget_on(const char *backend) {
     /* the biggest beside the smallest fit, and on cpu no three do (what the processes hold
      * besides the candidates differs from run to run: 5% of it is left spare, 25% where an
      * OpenCL runtime's libraries and caches are most of it) */
-    int cpu = !strcmp(backend, "cpu");
+    /* under ASan the allocator's quarantine and shadow make the figures vary more than the
+     * spare allows: only the budget's invariants are checked there */
+    int cpu = !strcmp(backend, "cpu") && !MN_UNDER_ASAN;
     size_t budget = (size_t)(base + base / (cpu ? 20 : 4) + own_max + own_min + own_min / 8);
     if (cpu && !(budget < base + 3 * own_min))
         fail_msg("%s: own bytes from %llu to %llu (base %llu): no budget holds two but not three",
@@ -273,7 +299,7 @@ static void shared_budget_on(const char *backend) {
         fail_msg("%s: never two at once (largest plan %llu, base %llu)", backend,
                  (unsigned long long)res.max_joint_planned_bytes, (unsigned long long)res.base_host_bytes);
     assert_true(res.peak_search_host_bytes > 0);
-    if (res.peak_search_host_bytes > budget)
+    if (!MN_UNDER_ASAN && res.peak_search_host_bytes > budget)
         fail_msg("%s: the search measured %llu bytes, the budget is %zu", backend,
                  (unsigned long long)res.peak_search_host_bytes, budget);
     mn_journal *jr;
@@ -284,7 +310,7 @@ static void shared_budget_on(const char *backend) {
         if (e->outcome != MN_OUTCOME_SCORED) continue;
         scored++;
         assert_true(e->joint_planned_bytes <= budget);
-        if (e->host_measured_bytes > e->host_planned_bytes)
+        if (!MN_UNDER_ASAN && e->host_measured_bytes > e->host_planned_bytes)
             fail_msg("%s A(%d,%d): measured %llu > planned %llu", backend, e->point.k, e->point.cells,
                      (unsigned long long)e->host_measured_bytes, (unsigned long long)e->host_planned_bytes);
     }
@@ -325,6 +351,9 @@ static int run_mpi(int ranks, const char *out, int resume, int kill_after, const
         dup2(devnull, 1);
         dup2(err, 2);
         setpgid(0, 0);
+        /* Open MPI's runtime keeps allocations to the end of the process, which LeakSanitizer
+         * would report as the search's; the CLI's own leaks are checked without MPI */
+        if (MN_UNDER_ASAN) setenv("ASAN_OPTIONS", "detect_leaks=0", 1);
         const char *argv[64];
         int n = 0;
         argv[n++] = "mpirun";
@@ -352,7 +381,7 @@ static int run_mpi(int ranks, const char *out, int resume, int kill_after, const
     if (kill_after) {
         char journal[4200];
         snprintf(journal, sizeof journal, "%s/journal.jsonl", out);
-        for (int tries = 0; tries < 12000 && journal_lines(journal) < 1 + kill_after; tries++) usleep(5000);
+        for (int tries = 0; tries < 12000 && path_lines(journal) < kill_after; tries++) usleep(5000);
         /* rank 1: the process whose environment says OMPI_COMM_WORLD_RANK=1 */
         DIR *d = opendir("/proc");
         struct dirent *de;

@@ -119,7 +119,7 @@ static void *child_main(void *arg) {
         d.idle_bytes = pss(getpid());
         if (!mn_pool_write_all(a->out_fd, &d, sizeof d)) break;
     }
-    return NULL;
+    _exit(0); /* the process ends here: nothing of the search's to tear down */
 }
 
 /* Forks worker `slot` and waits for its hello. */
