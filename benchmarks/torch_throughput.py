@@ -3,6 +3,8 @@
 
 The reference point for `mcunas bench`: same network, same optimiser, same
 batch sizes and thread counts. Prints one JSON line per configuration.
+Installed with mcunas as share/mcunas/torch_throughput.py, where
+`mcunas bench --compare-torch` runs it once per configuration.
 
   python benchmarks/torch_throughput.py --nets 4,3 8,4 --inputs 50x50x3:2 \
       --batches 16 128 --threads 1 2 --seconds 3

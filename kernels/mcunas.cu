@@ -333,9 +333,11 @@ __global__ void mn_scale_u8(const unsigned char *x, float scale, float *y, unsig
 }
 
 /* One thread per sample: probs = softmax(l), loss = log(sum exp(l - max)) -
- * (l[label] - max); dl = (probs - onehot) * scale when dl is not NULL. */
+ * (l[label] - max); dl = (probs - onehot) * scale when has_dl (dl is then a valid
+ * pointer; otherwise it is any pointer and unused), as mcunas.cl's. */
 __global__ void mn_softmax_xent(const float *l, const int *labels, float scale, float *probs,
-                                float *loss, float *dl, unsigned classes, unsigned n) {
+                                float *loss, float *dl, int has_dl, unsigned classes,
+                                unsigned n) {
     const unsigned i = MN_CU_INDEX();
     if (i >= n) return;
     const float *li = l + (size_t)i * classes;
@@ -349,7 +351,8 @@ __global__ void mn_softmax_xent(const float *l, const int *labels, float scale, 
     for (unsigned j = 0; j < classes; j++) {
         const float p = expf(li[j] - mx) / sum;
         probs[(size_t)i * classes + j] = p;
-        if (dl) dl[(size_t)i * classes + j] = (p - (j == (unsigned)label ? 1.0f : 0.0f)) * scale;
+        if (has_dl)
+            dl[(size_t)i * classes + j] = (p - (j == (unsigned)label ? 1.0f : 0.0f)) * scale;
     }
     loss[i] = logf(sum) - (li[label] - mx);
 }

@@ -332,6 +332,14 @@ static const conv_case k_conv_cases[] = {
     {{2, 4, 6, 3, 1}, 0, 1},    /* K = 1 */
     {{2, 5, 3, 2, 4}, 36, 1},   /* W < H, offsets */
     {{3, 12, 10, 5, 7}, 20, 1}, /* the larger one */
+    /* One narrow side with a multiple of 8 on the other: the CPU backend's direct kernels
+     * (a specialised and an unspecialised channel pair, interior blocks and edges). */
+    {{2, 6, 9, 3, 16}, 20, 1},
+    {{1, 5, 7, 1, 8}, 0, 1},
+    {{2, 3, 6, 2, 24}, 36, 1},
+    {{2, 7, 10, 3, 4}, 20, 1}, /* ... a multiple of 4 */
+    {{1, 4, 9, 2, 12}, 0, 1},
+    {{2, 40, 30, 3, 8}, 4, 0}, /* ... split into several chunks */
     /* A CIFAR-sized layer: enough work that a backend's threaded, tiled or chunked paths
      * run (the CPU backend splits its rows into eight chunks here).
      * Its finite differences would cost seconds and add nothing the small cases don't. */

@@ -15,9 +15,14 @@ typedef struct mn_bench_result {
     int steps;               /* timed steps (after warm-up) */
     double seconds;          /* timed wall time */
     double images_per_second;
-    double gflops;           /* 6 x MACC x images/s: forward 2 MACC + backward 4 MACC */
+    double gflops;           /* mn_bench_flops_per_image x images/s */
     size_t device_bytes;     /* the net's planned (and allocated) device memory */
 } mn_bench_result;
+
+/* FLOPs of one image in a training step, the usual convention: 6 x MACC (forward 2 FLOPs per
+ * MACC; backward twice that, for the gradients of the inputs and of the weights). Pooling,
+ * normalisation and the optimiser are not counted. */
+double mn_bench_flops_per_image(const mn_arch *arch);
 
 /* Trains `arch` on seeded random data with batch `batch` for ~`seconds` after `warmup`
  * steps (forward + backward + Adam per step). */

@@ -121,11 +121,12 @@ static void print_num(FILE *f, double v) {
     else fprintf(f, "%.9g", v);
 }
 
+/* 0, or the errno of the first failure. */
 static int write_csv(const char *path, const mn_rank_result *r) {
     char tmp[4200];
     snprintf(tmp, sizeof tmp, "%s.tmp", path);
     FILE *f = fopen(tmp, "w");
-    if (!f) return 0;
+    if (!f) return errno;
     fputs("rank,k,cells,layout,monas_score,ntk_cond,regions,naswot,synflow,grad_norm,snip,flops,"
           "params,latency_ms,ram_bytes,flash_bytes,rank_ntk,rank_regions,rank_flops,rank_latency,"
           "proxy_seconds\n", f);
@@ -141,13 +142,11 @@ static int write_csv(const char *path, const mn_rank_result *r) {
         fprintf(f, "%zu,%zu,%g,%g,%g,%g,%.4f\n", e->ram_bytes, e->flash_bytes, e->r_ntk,
                 e->r_regions, e->r_flops, e->r_latency, e->s.seconds);
     }
-    int ok = fflush(f) == 0 && !ferror(f);
-    ok = (fclose(f) == 0) && ok;
-    if (!ok || rename(tmp, path) != 0) {
-        remove(tmp);
-        return 0;
-    }
-    return 1;
+    int e = fflush(f) == 0 && !ferror(f) ? 0 : errno ? errno : EIO;
+    if (fclose(f) != 0 && !e) e = errno;
+    if (!e && rename(tmp, path) != 0) e = errno;
+    if (e) remove(tmp);
+    return e;
 }
 
 static void json_num_or_null(mn_json *j, const char *key, double v) {
@@ -327,11 +326,12 @@ int mn_cmd_rank(int argc, char **argv) {
     mn_rank_result r;
     st = mn_rank_space(ro, &data, &r);
     double total = mn_time_now() - t0;
+    int werr;
     rc = MN_EXIT_OK;
     if (st) {
         rc = mn_cli_fail(cmd, st);
-    } else if (o.out && !write_csv(o.out, &r)) {
-        fprintf(stderr, "mcunas rank: error: cannot write %s\n", o.out);
+    } else if (o.out && (werr = write_csv(o.out, &r)) != 0) {
+        fprintf(stderr, "mcunas rank: error: cannot write %s: %s\n", o.out, strerror(werr));
         rc = MN_EXIT_FAILURE;
     } else if (o.json) {
         print_json(&r, target, total);

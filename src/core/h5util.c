@@ -6,7 +6,14 @@
 #include <stdlib.h>
 #include <string.h>
 
-void mn_h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
+void mn_h5_quiet(void) {
+    /* HDF5's own atexit handler closes what is still open; a file whose H5Fclose failed
+     * (a full disk) stays in its table and crashes that handler (HDF5 1.10). Every file we
+     * open we close or fail to close ourselves, so the handler has nothing to do for us.
+     * Effective only before the library's first use, which this is. */
+    H5dont_atexit();
+    H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
 
 /* Keeps the first (most specific, walking upward) description on the stack. HDF5's
  * system-call failures read "file write failed: time = ..., filename = ..., errno = 28,

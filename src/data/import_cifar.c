@@ -22,21 +22,28 @@ static int exists(const char *path) {
     return stat(path, &sb) == 0 && S_ISREG(sb.st_mode);
 }
 
-/* Reads up to `max` names, one a line, into a malloc'd array; NULL when absent. */
-static char **read_names(const char *path, int max, int *n) {
+/* Reads up to `max` names, one a line, into a malloc'd array (*names NULL, *n 0 when the
+ * file is absent). */
+static mn_status read_names(const char *path, int max, char ***names, int *n) {
     *n = 0;
+    *names = NULL;
     FILE *f = fopen(path, "r");
-    if (!f) return NULL;
-    char **names = calloc((size_t)max, sizeof *names);
+    if (!f) return MN_OK;
+    char **v = calloc((size_t)max, sizeof *v);
+    mn_status st = v ? MN_OK : mn_error_set(MN_ERR_NOMEM, "%s: no memory for %d class names", path, max);
     char line[256];
-    while (names && *n < max && fgets(line, sizeof line, f)) {
+    while (!st && *n < max && fgets(line, sizeof line, f)) {
         size_t len = strcspn(line, "\r\n");
         line[len] = '\0';
         if (!len) continue;
-        names[(*n)++] = strdup(line);
+        if (!(v[*n] = strdup(line)))
+            st = mn_error_set(MN_ERR_NOMEM, "%s: no memory for class name %d", path, *n);
+        else
+            (*n)++;
     }
     fclose(f);
-    return names;
+    *names = v;
+    return st;
 }
 
 static void free_names(char **names, int n) {
@@ -108,7 +115,12 @@ mn_status mn_import_cifar(const mn_import_cifar_options *o) {
     char path_names[1200];
     snprintf(path_names, sizeof path_names, "%s/%s", o->dir, names_file);
     int n_names = 0;
-    char **names = read_names(path_names, classes, &n_names);
+    char **names = NULL;
+    mn_status st = read_names(path_names, classes, &names, &n_names);
+    if (st) {
+        free_names(names, n_names);
+        return st;
+    }
     mn_dataset_writer_options wo;
     memset(&wo, 0, sizeof wo);
     wo.shape = (mn_shape){32, 32, 3};
@@ -116,7 +128,7 @@ mn_status mn_import_cifar(const mn_import_cifar_options *o) {
     wo.class_names = n_names == classes ? (const char *const *)names : NULL;
     wo.source = label_bytes == 1 ? "CIFAR-10" : o->coarse ? "CIFAR-100 (coarse labels)" : "CIFAR-100 (fine labels)";
     mn_dataset_writer *w = NULL;
-    mn_status st = mn_dataset_writer_create(o->output, &wo, &w);
+    st = mn_dataset_writer_create(o->output, &wo, &w);
     free_names(names, n_names);
     if (st) return st;
 

@@ -27,7 +27,10 @@ static int decode_one(const char *path, int w, int h, int c, int exact, uint8_t 
         return -1;
     }
     int rc = 0;
-    if (iw == w && ih == h) {
+    if (iw <= 0 || ih <= 0) { /* a header declaring a zero side, as in the probe below */
+        snprintf(err, err_size, "%s: cannot decode: the image is %dx%d", path, iw, ih);
+        rc = -1;
+    } else if (iw == w && ih == h) {
         memcpy(dst, px, (size_t)w * (size_t)h * (size_t)c);
     } else if (exact) {
         snprintf(err, err_size,
@@ -45,13 +48,17 @@ static int decode_one(const char *path, int w, int h, int c, int exact, uint8_t 
 mn_status mn_import_images_probe(const mn_image_item *items, const uint32_t *order, size_t n,
                                  int skip_bad, const char *what, int *w, int *h, int *c) {
     for (size_t i = 0; (!*w || !*c) && i < n; i++) {
-        int iw, ih, ic;
+        int iw = 0, ih = 0, ic = 0;
         const char *p = items[order[i]].path;
-        if (stbi_info(p, &iw, &ih, &ic)) {
+        /* stb_image accepts some headers that declare a zero width or height (PNM). */
+        const char *why = !stbi_info(p, &iw, &ih, &ic) ? stbi_failure_reason()
+                          : iw <= 0 || ih <= 0         ? "empty image"
+                                                       : NULL;
+        if (!why) {
             if (!*w) *w = iw, *h = ih;
             if (!*c) *c = ic >= 3 ? 3 : 1;
         } else if (!skip_bad) {
-            return mn_error_set(MN_ERR_FORMAT, "%s: cannot decode: %s", p, stbi_failure_reason());
+            return mn_error_set(MN_ERR_FORMAT, "%s: cannot decode: %s", p, why);
         }
     }
     if (!*w || !*c) return mn_error_set(MN_ERR_FORMAT, "%s: no readable image", what);

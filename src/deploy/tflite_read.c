@@ -80,6 +80,8 @@ static uint64_t scalar(const rd *r, size_t pos, size_t n, uint64_t def) {
 }
 
 #define TRY(x) do { mn_status _s = (x); if (_s) { mn_tfl_model_free(m); return _s; } } while (0)
+/* The message first: its arguments may point into the model that is freed next. */
+#define BAD(...) do { mn_status _s = mn_error_set(MN_ERR_FORMAT, __VA_ARGS__); mn_tfl_model_free(m); return _s; } while (0)
 
 mn_status mn_tflite_read(const uint8_t *buf, size_t size, mn_tfl_model *m) {
     memset(m, 0, sizeof *m);
@@ -90,48 +92,48 @@ mn_status mn_tflite_read(const uint8_t *buf, size_t size, mn_tfl_model *m) {
     TRY(deref(&r, 0, &model));
     TRY(field(&r, model, 0, 4, &pos));
     m->version = (uint32_t)scalar(&r, pos, 4, 0);
-    if (m->version != 3) { mn_tfl_model_free(m); FAIL("tflite: schema version %u, expected 3", m->version); }
+    if (m->version != 3) BAD("tflite: schema version %u, expected 3", m->version);
     /* buffers */
     size_t nbuf, bufs;
     TRY(vec(&r, model, 4, 4, &nbuf, &bufs));
-    if (nbuf < 1) { mn_tfl_model_free(m); FAIL("tflite: no buffers (buffers[0] must be the empty sentinel)"); }
+    if (nbuf < 1) BAD("tflite: no buffers (buffers[0] must be the empty sentinel)");
     m->n_buffers = (int)nbuf;
     size_t b0;
     TRY(deref(&r, bufs, &b0));
     TRY(vec(&r, b0, 0, 1, &n, &d));
-    if (n) { mn_tfl_model_free(m); FAIL("tflite: buffers[0] is not empty"); }
+    if (n) BAD("tflite: buffers[0] is not empty");
     /* operator codes */
     size_t ncodes, codes;
     TRY(vec(&r, model, 1, 4, &ncodes, &codes));
     /* the one subgraph */
     size_t nsg, sgs, sg;
     TRY(vec(&r, model, 2, 4, &nsg, &sgs));
-    if (nsg != 1) { mn_tfl_model_free(m); FAIL("tflite: %zu subgraphs, expected 1", nsg); }
+    if (nsg != 1) BAD("tflite: %zu subgraphs, expected 1", nsg);
     TRY(deref(&r, sgs, &sg));
     size_t nt, ts;
     TRY(vec(&r, sg, 0, 4, &nt, &ts));
     m->n_tensors = (int)nt;
     m->tensors = calloc(nt ? nt : 1, sizeof *m->tensors);
-    if (!m->tensors) return mn_error_set(MN_ERR_NOMEM, "out of memory reading a model");
+    if (!m->tensors) return mn_error_set(MN_ERR_NOMEM, "tflite: out of memory for %zu tensors", nt);
     for (size_t i = 0; i < nt; i++) {
         mn_tfl_tensor *t = &m->tensors[i];
         size_t tt;
         TRY(deref(&r, ts + 4 * i, &tt));
         size_t rank, sd;
         TRY(vec(&r, tt, 0, 4, &rank, &sd));
-        if (rank > 4) { mn_tfl_model_free(m); FAIL("tflite: tensor %zu has rank %zu", i, rank); }
+        if (rank > 4) BAD("tflite: tensor %zu has rank %zu", i, rank);
         t->rank = (int)rank;
         for (size_t k = 0; k < rank; k++) t->dims[k] = (int32_t)le32(buf + sd + 4 * k);
         TRY(field(&r, tt, 1, 1, &pos));
         t->type = (int)scalar(&r, pos, 1, 0);
         TRY(field(&r, tt, 2, 4, &pos));
         t->buffer = (uint32_t)scalar(&r, pos, 4, 0);
-        if (t->buffer >= nbuf) { mn_tfl_model_free(m); FAIL("tflite: tensor %zu names buffer %u of %zu", i, t->buffer, nbuf); }
+        if (t->buffer >= nbuf) BAD("tflite: tensor %zu names buffer %u of %zu", i, t->buffer, nbuf);
         size_t bt;
         TRY(deref(&r, bufs + 4 * t->buffer, &bt));
         TRY(vec(&r, bt, 0, 1, &n, &d));
         if (n) {
-            if (d % 16) { mn_tfl_model_free(m); FAIL("tflite: data of buffer %u not 16-byte aligned", t->buffer); }
+            if (d % 16) BAD("tflite: data of buffer %u not 16-byte aligned", t->buffer);
             t->data = buf + d;
             t->data_size = n;
         }
@@ -156,7 +158,7 @@ mn_status mn_tflite_read(const uint8_t *buf, size_t size, mn_tfl_model *m) {
     size_t ni, is, no, os;
     TRY(vec(&r, sg, 1, 4, &ni, &is));
     TRY(vec(&r, sg, 2, 4, &no, &os));
-    if (ni > 4 || no > 4) { mn_tfl_model_free(m); FAIL("tflite: too many subgraph inputs/outputs"); }
+    if (ni > 4 || no > 4) BAD("tflite: too many subgraph inputs/outputs");
     m->n_inputs = (int)ni;
     m->n_outputs = (int)no;
     for (size_t k = 0; k < ni; k++) m->inputs[k] = (int32_t)le32(buf + is + 4 * k);
@@ -165,36 +167,34 @@ mn_status mn_tflite_read(const uint8_t *buf, size_t size, mn_tfl_model *m) {
     TRY(vec(&r, sg, 3, 4, &nops, &ops));
     m->n_ops = (int)nops;
     m->ops = calloc(nops ? nops : 1, sizeof *m->ops);
-    if (!m->ops) { mn_tfl_model_free(m); return mn_error_set(MN_ERR_NOMEM, "out of memory reading a model"); }
+    if (!m->ops) { mn_tfl_model_free(m); return mn_error_set(MN_ERR_NOMEM, "tflite: out of memory for %zu operators", nops); }
     for (size_t i = 0; i < nops; i++) {
         mn_tfl_op *op = &m->ops[i];
         size_t ot;
         TRY(deref(&r, ops + 4 * i, &ot));
         TRY(field(&r, ot, 0, 4, &pos));
         uint32_t ci = (uint32_t)scalar(&r, pos, 4, 0);
-        if (ci >= ncodes) { mn_tfl_model_free(m); FAIL("tflite: operator %zu uses code %u of %zu", i, ci, ncodes); }
+        if (ci >= ncodes) BAD("tflite: operator %zu uses code %u of %zu", i, ci, ncodes);
         size_t ct;
         TRY(deref(&r, codes + 4 * ci, &ct));
         TRY(field(&r, ct, 3, 4, &pos));
         op->builtin = (int)scalar(&r, pos, 4, 0);
         TRY(field(&r, ct, 0, 1, &pos));
         int dep = (int)(int8_t)scalar(&r, pos, 1, 0);
-        if (dep != (op->builtin < 127 ? op->builtin : 127)) {
-            mn_tfl_model_free(m);
-            FAIL("tflite: operator code %u: deprecated_builtin_code %d != builtin_code %d", ci, dep, op->builtin);
-        }
+        if (dep != (op->builtin < 127 ? op->builtin : 127))
+            BAD("tflite: operator code %u: deprecated_builtin_code %d != builtin_code %d", ci, dep, op->builtin);
         TRY(vec(&r, ot, 1, 4, &n, &d));
-        if (n > 4) { mn_tfl_model_free(m); FAIL("tflite: operator %zu has %zu inputs", i, n); }
+        if (n > 4) BAD("tflite: operator %zu has %zu inputs", i, n);
         op->n_in = (int)n;
         for (size_t k = 0; k < n; k++) op->in[k] = (int32_t)le32(buf + d + 4 * k);
         TRY(vec(&r, ot, 2, 4, &n, &d));
-        if (n > 2) { mn_tfl_model_free(m); FAIL("tflite: operator %zu has %zu outputs", i, n); }
+        if (n > 2) BAD("tflite: operator %zu has %zu outputs", i, n);
         op->n_out = (int)n;
         for (size_t k = 0; k < n; k++) op->out[k] = (int32_t)le32(buf + d + 4 * k);
         for (int k = 0; k < op->n_in; k++)
-            if (op->in[k] < -1 || op->in[k] >= (int)nt) { mn_tfl_model_free(m); FAIL("tflite: operator %zu input %d out of range", i, k); }
+            if (op->in[k] < -1 || op->in[k] >= (int)nt) BAD("tflite: operator %zu input %d out of range", i, k);
         for (int k = 0; k < op->n_out; k++)
-            if (op->out[k] < 0 || op->out[k] >= (int)nt) { mn_tfl_model_free(m); FAIL("tflite: operator %zu output %d out of range", i, k); }
+            if (op->out[k] < 0 || op->out[k] >= (int)nt) BAD("tflite: operator %zu output %d out of range", i, k);
         TRY(field(&r, ot, 3, 1, &pos));
         op->options_type = (int)scalar(&r, pos, 1, 0);
         size_t o;

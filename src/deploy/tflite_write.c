@@ -367,13 +367,14 @@ mn_status mn_deploy_write_atomic(const char *path, const void *data, size_t size
     if (!f) return mn_error_set(MN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     size_t w = size ? fwrite(data, 1, size, f) : 0;
     int bad = w != size || fflush(f) != 0;
-    if (fclose(f) != 0) bad = 1;
+    int e = bad ? errno : 0; /* the first failure's reason (a full disk) */
+    if (fclose(f) != 0 && !bad) bad = 1, e = errno;
     if (bad) {
         remove(tmp);
-        return mn_error_set(MN_ERR_IO, "cannot write %s", tmp);
+        return mn_error_set(MN_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
     }
     if (rename(tmp, path) != 0) {
-        int e = errno;
+        e = errno;
         remove(tmp);
         return mn_error_set(MN_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
     }

@@ -8,6 +8,8 @@
 #include "mcunas/rng.h"
 #include "mcunas/train.h"
 
+double mn_bench_flops_per_image(const mn_arch *arch) { return 6.0 * (double)mn_arch_macc(arch); }
+
 mn_status mn_bench_train(const mn_arch *arch, mn_backend *be, int batch, double seconds,
                          int warmup, mn_bench_result *out) {
     mn_net_options no;
@@ -48,7 +50,7 @@ mn_status mn_bench_train(const mn_arch *arch, mn_backend *be, int batch, double 
         out->steps = steps;
         out->seconds = t - t0;
         out->images_per_second = (double)steps * batch / out->seconds;
-        out->gflops = 6.0 * (double)mn_arch_macc(arch) * out->images_per_second * 1e-9;
+        out->gflops = mn_bench_flops_per_image(arch) * out->images_per_second * 1e-9;
         out->device_bytes = mn_net_get_plan(net)->device_bytes;
     }
     free(images);

@@ -42,6 +42,7 @@ mn_status mn_weights_save(const char *path, mn_net *net) {
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (file < 0) {
         st = mn_h5_fail(MN_ERR_IO, "%s: cannot create file", tmp);
+        remove(tmp); /* created, then its first write failed */
         goto done;
     }
     if (!(st = mn_h5_write_str_attr(file, path, "format", MN_WEIGHTS_FORMAT_NAME)) &&

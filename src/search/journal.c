@@ -5,6 +5,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,9 @@ static int get_num(const json_t *o, const char *key, double *out) {
 static void get_u64(const json_t *o, const char *key, uint64_t *out) {
     const json_t *v = json_object_get(o, key);
     if (json_is_integer(v) && json_integer_value(v) >= 0) *out = (uint64_t)json_integer_value(v);
-    else if (json_is_real(v) && json_real_value(v) >= 0) *out = (uint64_t)json_real_value(v);
+    /* Beyond 2^64 the conversion is undefined; no journal we wrote holds such a value. */
+    else if (json_is_real(v) && json_real_value(v) >= 0 && json_real_value(v) < 0x1p64)
+        *out = (uint64_t)json_real_value(v);
 }
 
 static mn_status parse_entry(const char *line, const char *path, size_t lineno,
@@ -114,6 +117,12 @@ static mn_status parse_entry(const char *line, const char *path, size_t lineno,
     if (!json_is_integer(k) || !json_is_integer(cells) || !outcome) {
         st = mn_error_set(MN_ERR_FORMAT, "%s:%zu: candidate line lacks k, cells or outcome",
                           path, lineno);
+        goto done;
+    }
+    if (json_integer_value(k) < 1 || json_integer_value(k) > INT_MAX ||
+        json_integer_value(cells) < 0 || json_integer_value(cells) > INT_MAX) {
+        st = mn_error_set(MN_ERR_FORMAT, "%s:%zu: k %lld or cells %lld out of range", path, lineno,
+                          (long long)json_integer_value(k), (long long)json_integer_value(cells));
         goto done;
     }
     mn_journal_entry_init(e, (mn_point){(int)json_integer_value(k), (int)json_integer_value(cells)});

@@ -1,4 +1,5 @@
 /* report.json, candidates.csv and plot.svg of a search. */
+#include <errno.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -50,12 +51,14 @@ static mn_status text_commit(mn_text *t, const char *dir, const char *name) {
     mn_status st = MN_OK;
     if (t->oom) st = mn_error_set(MN_ERR_NOMEM, "no memory for %s", path);
     FILE *f = st ? NULL : fopen(tmp, "wb");
-    if (!st && !f) st = mn_error_set(MN_ERR_IO, "cannot create %s", tmp);
+    if (!st && !f) st = mn_error_set(MN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     if (f) {
         int ok = fwrite(t->s ? t->s : "", 1, t->len, f) == t->len;
-        ok = fclose(f) == 0 && ok;
-        if (!ok) st = mn_error_set(MN_ERR_IO, "cannot write %s", tmp);
-        else if (rename(tmp, path) != 0) st = mn_error_set(MN_ERR_IO, "cannot rename %s", tmp);
+        int e = ok ? 0 : errno; /* the first failure's reason (a full disk) */
+        if (fclose(f) != 0 && ok) ok = 0, e = errno;
+        if (!ok) st = mn_error_set(MN_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
+        else if (rename(tmp, path) != 0)
+            st = mn_error_set(MN_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
         if (st) remove(tmp);
     }
     free(t->s);

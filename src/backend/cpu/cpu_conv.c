@@ -1,4 +1,7 @@
-/* 3x3 stride-1 'same' convolution on the CPU: im2col + OpenBLAS sgemm.
+/* 3x3 stride-1 'same' convolution on the CPU: im2col + OpenBLAS sgemm, or direct kernels
+ * (cpu_conv_direct.c) where one side has at most 4 channels and the other a multiple of 4
+ * (the first layers: there im2col and skinny sgemms cost more than the arithmetic). The
+ * direct kernels use the same chunks; they need no im2col matrices.
  *
  * Rows. The N*H output rows of a batch form one flattened range, g = n*H + y. It is split
  * into `chunks` contiguous blocks whose sizes differ by at most one row; the chunk count
@@ -27,7 +30,8 @@
  *
  * Workspace, in bytes; Q = chunks, T = team = min(threads, Q) (1 for tiny convs);
  * r64(x) rounds x up to 64; rows(cc) = min(ceil(N*H/Q), max(1, MN_CPU_COL_BYTES /
- * (W*9*cc*4))); col(cc) = r64(rows(cc) * W * 9*cc * 4):
+ * (W*9*cc*4))); col(cc) = r64(rows(cc) * W * 9*cc * 4), or 0 where the op runs a direct
+ * kernel:
  *   forward          = T * col(C)
  *   backward_data    = T * col(K) + r64(9*K*C*4)                       (flipped kernel)
  *   backward_weights = T * col(C) + Q * r64(K*8) + (Q > 1 ? Q * r64(9*K*C*4) : 0)
@@ -87,10 +91,31 @@ static int mn_cpu_conv_chunks(const mn_conv_shape *s) {
     return by_work < by_pix ? by_work : by_pix;
 }
 
+/* Which kernel a gather of cin input channels into cout outputs uses: the direct ones
+ * where one side is narrow (see cpu_conv_direct.c), im2col + sgemm otherwise. */
+enum { MN_CPU_CONV_GEMM = 0, MN_CPU_CONV_WIDE, MN_CPU_CONV_DOT };
+#ifndef MN_CPU_DIRECT
+#define MN_CPU_DIRECT 1
+#endif
+static int mn_cpu_conv_direct(int cin, int cout) {
+    if (!MN_CPU_DIRECT) return MN_CPU_CONV_GEMM;
+    if (cin <= MN_CPU_DIRECT_NARROW_MAX && cout <= MN_CPU_DIRECT_WIDE_MAX && cout % 4 == 0)
+        return MN_CPU_CONV_WIDE;
+    if (cout <= MN_CPU_DIRECT_NARROW_MAX && cin <= MN_CPU_DIRECT_WIDE_MAX && cin % 4 == 0)
+        return MN_CPU_CONV_DOT;
+    return MN_CPU_CONV_GEMM;
+}
+
+/* Whether each op of a shape runs a direct kernel: forward gathers C into K, backward_data
+ * K into C, backward_weights has a direct kernel for a narrow input only. */
+#define MN_CPU_DIRECT_FWD(s) (mn_cpu_conv_direct((s)->c, (s)->k) != MN_CPU_CONV_GEMM)
+#define MN_CPU_DIRECT_DATA(s) (mn_cpu_conv_direct((s)->k, (s)->c) != MN_CPU_CONV_GEMM)
+#define MN_CPU_DIRECT_WEIGHTS(s) (mn_cpu_conv_direct((s)->c, (s)->k) == MN_CPU_CONV_WIDE)
+
 /* Plan for gathering a tensor of `cc` channels; the shape has been checked. The team
- * depends on be->threads too. */
+ * depends on be->threads too. A direct kernel (`direct`) needs no im2col matrices. */
 static mn_cpu_conv_plan mn_cpu_conv_plan_for(const mn_backend *be, const mn_conv_shape *s,
-                                             int cc) {
+                                             int cc, int direct) {
     mn_cpu_conv_plan p;
     const size_t wz = (size_t)s->w;
     p.total = (size_t)s->n * (size_t)s->h;
@@ -102,7 +127,7 @@ static mn_cpu_conv_plan mn_cpu_conv_plan_for(const mn_backend *be, const mn_conv
     size_t fit = MN_CPU_COL_BYTES / row_bytes;
     if (fit < 1) fit = 1;
     p.rows = per_chunk < fit ? per_chunk : fit;
-    p.col_bytes = mn_cpu_r64(p.rows * row_bytes);
+    p.col_bytes = direct ? 0 : mn_cpu_r64(p.rows * row_bytes);
     return p;
 }
 
@@ -138,7 +163,7 @@ static mn_status mn_cpu_conv_check(const char *op, const mn_backend *be,
 }
 
 static size_t mn_cpu_conv_ws_forward(const mn_backend *be, const mn_conv_shape *s) {
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_FWD(s));
     return (size_t)p.team * p.col_bytes;
 }
 
@@ -147,7 +172,7 @@ static size_t mn_cpu_conv_kernel_bytes(const mn_conv_shape *s) {
 }
 
 static size_t mn_cpu_conv_ws_data(const mn_backend *be, const mn_conv_shape *s) {
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k, MN_CPU_DIRECT_DATA(s));
     return (size_t)p.team * p.col_bytes + mn_cpu_conv_kernel_bytes(s);
 }
 
@@ -161,7 +186,7 @@ static size_t mn_cpu_conv_part_bytes(const mn_cpu_conv_plan *p, const mn_conv_sh
 }
 
 static size_t mn_cpu_conv_ws_weights(const mn_backend *be, const mn_conv_shape *s) {
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_WEIGHTS(s));
     return (size_t)p.team * p.col_bytes + (size_t)p.chunks * mn_cpu_conv_db_bytes(s) +
            mn_cpu_conv_part_bytes(&p, s);
 }
@@ -292,6 +317,24 @@ static void mn_cpu_conv_gather(const mn_cpu_conv_plan *p, int h, int w, int cin,
                                const float *in, const float *wmat, const float *bias,
                                float *out, char *ws) {
     const int kdim = (int)p->cols;
+    const int direct = mn_cpu_conv_direct(cin, cout);
+    if (direct) {
+        float wt[9 * MN_CPU_DIRECT_NARROW_MAX * MN_CPU_DIRECT_WIDE_MAX];
+        if (direct == MN_CPU_CONV_WIDE) /* wt[t][i][o] = wmat[o][t*cin + i] */
+            for (size_t o = 0; o < (size_t)cout; o++)
+                for (size_t ti = 0; ti < (size_t)kdim; ti++)
+                    wt[ti * (size_t)cout + o] = wmat[o * (size_t)kdim + ti];
+#pragma omp parallel for num_threads(p->team) schedule(dynamic, 1)
+        for (int q = 0; q < p->chunks; q++) {
+            size_t begin, end;
+            mn_cpu_conv_chunk(p, q, &begin, &end);
+            if (direct == MN_CPU_CONV_WIDE)
+                mn_cpu_direct_wide(in, h, w, cin, cout, wt, bias, begin, end, out);
+            else
+                mn_cpu_direct_dot(in, h, w, cin, cout, wmat, bias, begin, end, out);
+        }
+        return;
+    }
 #pragma omp parallel num_threads(p->team)
     {
         mn_cpu_blas_serial();
@@ -325,7 +368,7 @@ mn_status mn_cpu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view
     MN_CPU_TRY(mn_cpu_fview_opt(op, "b", b, (size_t)s->k, &pb));
     MN_CPU_TRY(mn_cpu_fview(op, "y", y, pix * (size_t)s->k, &py));
     MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_forward(be, s), &ws));
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_FWD(s));
     mn_cpu_conv_gather(&p, s->h, s->w, s->c, s->k, px, pw, pb, py, ws);
     return MN_OK;
 }
@@ -354,7 +397,7 @@ mn_status mn_cpu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, m
     MN_CPU_TRY(mn_cpu_fview(op, "w", w, 9 * (size_t)s->k * (size_t)s->c, &pw));
     MN_CPU_TRY(mn_cpu_fview(op, "dx", dx, pix * (size_t)s->c, &pdx));
     MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_data(be, s), &ws));
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k, MN_CPU_DIRECT_DATA(s));
     float *wt = (float *)(ws + (size_t)p.team * p.col_bytes);
     mn_cpu_conv_flip(s->k, s->c, pw, wt);
     mn_cpu_conv_gather(&p, s->h, s->w, s->k, s->c, pdy, wt, NULL, pdx, ws);
@@ -379,6 +422,21 @@ static void mn_cpu_conv_dw_partials(const mn_cpu_conv_plan *p, const mn_conv_sha
     char *dbs = ws + (size_t)p->team * p->col_bytes;
     char *parts = dbs + (size_t)p->chunks * db_bytes;
     const int kdim = (int)p->cols, k = s->k;
+    if (mn_cpu_conv_direct(s->c, k) == MN_CPU_CONV_WIDE) {
+#pragma omp parallel for num_threads(p->team) schedule(dynamic, 1)
+        for (int q = 0; q < p->chunks; q++) {
+            float *part = p->chunks > 1 ? (float *)(parts + (size_t)q * part_bytes) : dw;
+            double *dbp = (double *)(dbs + (size_t)q * db_bytes);
+            size_t begin, end;
+            mn_cpu_conv_chunk(p, q, &begin, &end);
+            mn_cpu_direct_dw(x, dy, s->h, s->w, s->c, k, begin, end, part);
+            memset(dbp, 0, (size_t)k * sizeof(double));
+            if (want_db)
+                mn_cpu_colsum(dy + begin * (size_t)s->w * (size_t)k,
+                              (end - begin) * (size_t)s->w, (size_t)k, dbp);
+        }
+        return;
+    }
 #pragma omp parallel num_threads(p->team)
     {
         mn_cpu_blas_serial();
@@ -454,7 +512,7 @@ mn_status mn_cpu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s
     MN_CPU_TRY(mn_cpu_fview(op, "dw", dw, 9 * (size_t)s->k * (size_t)s->c, &pdw));
     MN_CPU_TRY(mn_cpu_fview_opt(op, "db", db, (size_t)s->k, &pdb));
     MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_weights(be, s), &ws));
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_WEIGHTS(s));
     mn_cpu_conv_dw_partials(&p, s, px, pdy, ws, pdw, pdb != NULL);
     mn_cpu_conv_dw_reduce(be, &p, s, ws, pdw, pdb);
     return MN_OK;

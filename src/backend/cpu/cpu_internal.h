@@ -92,6 +92,22 @@ int mn_cpu_team(const mn_backend *be, int chunks, size_t work);
 /* ---- ops (one file per family) ---- */
 
 size_t mn_cpu_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
+
+/* Direct convolution kernels for narrow tensors (cpu_conv_direct.c): a side of at most
+ * MN_CPU_DIRECT_NARROW_MAX channels against at most MN_CPU_DIRECT_WIDE_MAX on the other.
+ * Each computes the flattened output rows [g0, g1) (g = n*H + y) of an NHWC tensor.
+ *   wide: out[p][o] = bias[o] + sum_t sum_i in[p+off(t)][i] * wt[t][i][o], cin narrow;
+ *   dot:  the same sum with the weights as wmat[o][t*cin + i], cout narrow;
+ *   dw:   part[o][t*cin + i] = sum_p dy[p][o] * x[p+off(t)][i], cin narrow (the chunk's
+ *         partial of dW, overwritten). */
+#define MN_CPU_DIRECT_NARROW_MAX 4
+#define MN_CPU_DIRECT_WIDE_MAX 64
+void mn_cpu_direct_wide(const float *in, int h, int w, int cin, int cout, const float *wt,
+                        const float *bias, size_t g0, size_t g1, float *out);
+void mn_cpu_direct_dot(const float *in, int h, int w, int cin, int cout, const float *wmat,
+                       const float *bias, size_t g0, size_t g1, float *out);
+void mn_cpu_direct_dw(const float *x, const float *dy, int h, int w, int cin, int cout,
+                      size_t g0, size_t g1, float *part);
 /* mn_cpu_<fn> for every op of mcunas/backend_ops.def. */
 #define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_cpu_##fn params;
 #include "mcunas/backend_ops.def"

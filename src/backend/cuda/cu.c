@@ -12,30 +12,6 @@
 extern const char mn_cu_kernel_image[];
 extern const size_t mn_cu_kernel_image_len;
 
-static const char *const mn_cu_kernel_names[MN_CU_KERNEL_COUNT] = {
-    [MN_CU_BIAS_ROWS] = "mn_bias_rows",
-    [MN_CU_COLSUM] = "mn_colsum",
-    [MN_CU_MAXPOOL2_FWD] = "mn_maxpool2_fwd",
-    [MN_CU_MAXPOOL2_BWD] = "mn_maxpool2_bwd",
-    [MN_CU_BN_STATS] = "mn_bn_stats",
-    [MN_CU_BN_APPLY] = "mn_bn_apply",
-    [MN_CU_BN_INFER] = "mn_bn_infer",
-    [MN_CU_BN_BWD_SUMS] = "mn_bn_bwd_sums",
-    [MN_CU_BN_BWD_APPLY] = "mn_bn_bwd_apply",
-    [MN_CU_RELU_FWD] = "mn_relu_fwd",
-    [MN_CU_RELU_BWD] = "mn_relu_bwd",
-    [MN_CU_GAP_FWD] = "mn_gap_fwd",
-    [MN_CU_GAP_BWD] = "mn_gap_bwd",
-    [MN_CU_DROPOUT_FWD] = "mn_dropout_fwd",
-    [MN_CU_DROPOUT_BWD] = "mn_dropout_bwd",
-    [MN_CU_ADAM] = "mn_adam",
-    [MN_CU_SCALE_U8] = "mn_scale_u8",
-    [MN_CU_SOFTMAX_XENT] = "mn_softmax_xent",
-    [MN_CU_CONV_FWD_DIRECT] = "mn_conv_fwd_direct",
-    [MN_CU_CONV_BWD_DATA_DIRECT] = "mn_conv_bwd_data_direct",
-    [MN_CU_CONV_BWD_FILTER_DIRECT] = "mn_conv_bwd_filter_direct",
-};
-
 /* ---- errors ---- */
 
 mn_status mn_cu_fail(CUresult err, const char *fmt, ...) {
@@ -96,38 +72,20 @@ mn_status mn_cu_enter(mn_cu *c) {
 
 /* ---- argument checks ---- */
 
-mn_status mn_cu_view(const char *op, const char *arg, mn_view v, size_t count, size_t elem,
-                     CUdeviceptr *out) {
-    size_t bytes;
-    *out = 0;
-    if (!v.buf)
-        return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument '%s' is absent", op, arg);
-    if (count > UINT32_MAX)
-        return mn_error_set(MN_ERR_INVALID_ARG,
-                            "%s: argument '%s' has %zu elements; the cuda backend handles "
-                            "tensors of fewer than 2^32",
-                            op, arg, count);
-    if (__builtin_mul_overflow(count, elem, &bytes))
-        return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument '%s' of %zu elements overflows",
-                            op, arg, count);
-    if (v.offset > v.buf->size || bytes > v.buf->size - v.offset)
-        return mn_error_set(MN_ERR_INVALID_ARG,
-                            "%s: argument '%s' needs %zu bytes at offset %zu but its buffer "
-                            "holds %zu",
-                            op, arg, bytes, v.offset, v.buf->size);
-    if (elem > 1 && v.offset % elem != 0)
-        return mn_error_set(MN_ERR_INVALID_ARG,
-                            "%s: argument '%s' offset %zu is not a multiple of %zu", op, arg,
-                            v.offset, elem);
-    *out = v.buf->ptr + (CUdeviceptr)v.offset;
-    return MN_OK;
+mn_status mn_cu_view(mn_cu *c, const char *op, const char *arg, mn_view v, size_t count,
+                     size_t elem, CUdeviceptr *out) {
+    mn_gpu_ptr p;
+    mn_status st = mn_gpu_view(&c->gpu, op, arg, v, count, elem, &p);
+    *out = (CUdeviceptr)p.addr;
+    return st;
 }
 
-mn_status mn_cu_view_opt(const char *op, const char *arg, mn_view v, size_t count,
+mn_status mn_cu_view_opt(mn_cu *c, const char *op, const char *arg, mn_view v, size_t count,
                          size_t elem, CUdeviceptr *out) {
-    *out = 0;
-    if (!v.buf) return MN_OK;
-    return mn_cu_view(op, arg, v, count, elem, out);
+    mn_gpu_ptr p;
+    mn_status st = mn_gpu_view_opt(&c->gpu, op, arg, v, count, elem, &p);
+    *out = (CUdeviceptr)p.addr;
+    return st;
 }
 
 size_t mn_cu_view_room(mn_view v) {
@@ -135,37 +93,62 @@ size_t mn_cu_view_room(mn_view v) {
     return v.buf->size - v.offset;
 }
 
-/* ---- kernel launches ---- */
+/* ---- the device interface of the shared ops (gpu_impl.h) ---- */
 
-static mn_status mn_cu_launch(mn_cu *c, mn_cu_kernel k, size_t blocks, unsigned threads,
-                              void **args) {
-    if (blocks == 0) return MN_OK;
+static mn_gpu_ptr mn_cu_resolve(const mn_buf *buf, size_t offset, size_t elem) {
+    (void)elem; /* kernels take pointers already offset, in bytes */
+    return (mn_gpu_ptr){.addr = buf->base.addr + (uint64_t)offset};
+}
+
+/* One thread per item in blocks of MN_CU_BLOCK, or n blocks of MN_CU_RED threads. Each
+ * argument is passed as a pointer to a value of exactly the kernel parameter's type. */
+static mn_status mn_cu_launch(mn_backend *be, mn_gpu_kernel k, mn_gpu_grid grid, size_t n,
+                              size_t nargs, const mn_gpu_arg *args) {
+    mn_cu *c = mn_cu_impl(be);
+    union {
+        CUdeviceptr p;
+        unsigned int u;
+        unsigned long long U;
+        int i;
+        float f;
+    } val[MN_GPU_MAX_ARGS];
+    void *ptr[MN_GPU_MAX_ARGS];
+    for (size_t i = 0; i < nargs && i < MN_GPU_MAX_ARGS; i++) {
+        const mn_gpu_arg *a = &args[i];
+        switch (a->kind) {
+        case 'p': val[i].p = (CUdeviceptr)a->v.p.addr; ptr[i] = &val[i].p; break;
+        case 'u': val[i].u = (unsigned int)a->v.u; ptr[i] = &val[i].u; break;
+        case 'U': val[i].U = (unsigned long long)a->v.U; ptr[i] = &val[i].U; break;
+        case 'i': val[i].i = (int)a->v.i; ptr[i] = &val[i].i; break;
+        default: val[i].f = a->v.f; ptr[i] = &val[i].f; break;
+        }
+    }
+    const int items = grid == MN_GPU_ITEMS;
+    const size_t blocks = items ? (n + MN_CU_BLOCK - 1) / MN_CU_BLOCK : n;
+    const unsigned threads = items ? MN_CU_BLOCK : MN_CU_RED;
     if (blocks > 0x7fffffffu)
         return mn_error_set(MN_ERR_INVALID_ARG, "cuda: %zu blocks are too many for one launch",
                             blocks);
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuLaunchKernel(c->kernels[k], (unsigned)blocks, 1, 1, threads, 1, 1,
-                                         0, c->stream, args, NULL);
+                                         0, c->stream, ptr, NULL);
     if (r != CUDA_SUCCESS)
-        return mn_cu_fail(r, "cuLaunchKernel(%s, %zu blocks)", mn_cu_kernel_names[k], blocks);
+        return mn_cu_fail(r, "cuLaunchKernel(%s, %zu blocks)", mn_gpu_kernels[k].name, blocks);
     return MN_OK;
 }
 
-mn_status mn_cu_run(mn_cu *c, mn_cu_kernel k, size_t items, void **args) {
-    return mn_cu_launch(c, k, (items + MN_CU_BLOCK - 1) / MN_CU_BLOCK, MN_CU_BLOCK, args);
-}
-
-mn_status mn_cu_run_blocks(mn_cu *c, mn_cu_kernel k, size_t blocks, void **args) {
-    return mn_cu_launch(c, k, blocks, MN_CU_RED, args);
-}
-
-mn_status mn_cu_zero(mn_cu *c, CUdeviceptr ptr, size_t bytes) {
+static mn_status mn_cu_zero(mn_backend *be, const char *op, mn_view v, size_t bytes) {
+    mn_cu *c = mn_cu_impl(be);
     if (!bytes) return MN_OK;
-    MN_CU_TRY(mn_cu_enter(c));
-    CUresult r = mn_cu_fn.cuMemsetD8Async(ptr, 0, bytes, c->stream);
-    if (r != CUDA_SUCCESS) return mn_cu_fail(r, "cuMemsetD8Async(%zu bytes)", bytes);
+    MN_GPU_TRY(mn_cu_enter(c));
+    CUresult r = mn_cu_fn.cuMemsetD8Async(v.buf->base.addr + (CUdeviceptr)v.offset, 0, bytes,
+                                          c->stream);
+    if (r != CUDA_SUCCESS) return mn_cu_fail(r, "%s: cuMemsetD8Async(%zu bytes)", op, bytes);
     return MN_OK;
 }
+
+static const mn_gpu_dev mn_cu_dev = {"cuda", mn_cu_resolve, mn_cu_launch, mn_cu_zero,
+                                     mn_cu_dev_gemm};
 
 /* ---- memory ---- */
 
@@ -180,10 +163,11 @@ static mn_status mn_cu_buf_alloc(mn_backend *be, size_t bytes, mn_buf **out) {
     /* a zero-byte request still gets a real allocation so that views of it are uniform */
     size_t rounded = (bytes + MN_CU_ALIGN - 1) / MN_CU_ALIGN * MN_CU_ALIGN;
     if (rounded == 0) rounded = MN_CU_ALIGN;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     mn_buf *buf = malloc(sizeof *buf);
     if (!buf) return mn_error_set(MN_ERR_NOMEM, "cuda: cannot allocate a buffer handle");
-    CUresult r = mn_cu_fn.cuMemAlloc(&buf->ptr, rounded);
+    CUdeviceptr dptr = 0;
+    CUresult r = mn_cu_fn.cuMemAlloc(&dptr, rounded);
     if (r != CUDA_SUCCESS) {
         free(buf);
         if (r == CUDA_ERROR_OUT_OF_MEMORY) {
@@ -192,19 +176,19 @@ static mn_status mn_cu_buf_alloc(mn_backend *be, size_t bytes, mn_buf **out) {
             return mn_error_set(MN_ERR_NOMEM,
                                 "cuda: out of device memory allocating %zu bytes on '%s': %zu "
                                 "bytes free of %zu (%zu allocated by this backend)",
-                                bytes, c->info.name, free_b, total_b, c->allocated);
+                                bytes, c->info.name, free_b, total_b, c->gpu.allocated);
         }
         return mn_cu_fail(r, "cuMemAlloc(%zu bytes)", bytes);
     }
-    r = mn_cu_fn.cuMemsetD8Async(buf->ptr, 0, rounded, c->stream);
+    r = mn_cu_fn.cuMemsetD8Async(dptr, 0, rounded, c->stream);
     if (r != CUDA_SUCCESS) {
-        mn_cu_fn.cuMemFree(buf->ptr);
+        mn_cu_fn.cuMemFree(dptr);
         free(buf);
         return mn_cu_fail(r, "cuMemsetD8Async(zeroing %zu bytes)", bytes);
     }
+    buf->base = mn_cu_ptr(dptr);
     buf->size = bytes;
-    c->allocated += bytes;
-    if (c->allocated > c->peak) c->peak = c->allocated;
+    mn_gpu_count_alloc(&c->gpu, bytes);
     *out = buf;
     return MN_OK;
 }
@@ -212,19 +196,19 @@ static mn_status mn_cu_buf_alloc(mn_backend *be, size_t bytes, mn_buf **out) {
 static void mn_cu_buf_free(mn_backend *be, mn_buf *buf) {
     mn_cu *c = mn_cu_impl(be);
     if (!buf) return;
-    c->allocated -= buf->size;
+    mn_gpu_count_free(&c->gpu, buf->size);
     /* cuMemFree waits for the work queued on the buffer's context to finish with it */
-    if (mn_cu_enter(c) == MN_OK) mn_cu_fn.cuMemFree(buf->ptr);
+    if (mn_cu_enter(c) == MN_OK) mn_cu_fn.cuMemFree((CUdeviceptr)buf->base.addr);
     free(buf);
 }
 
 static mn_status mn_cu_upload(mn_backend *be, mn_view dst, const void *src, size_t bytes) {
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr d;
-    MN_CU_TRY(mn_cu_view("upload", "dst", dst, bytes, 1, &d));
+    MN_GPU_TRY(mn_cu_view(c, "upload", "dst", dst, bytes, 1, &d));
     if (bytes && !src) return mn_error_set(MN_ERR_INVALID_ARG, "upload: argument 'src' is NULL");
     if (!bytes) return MN_OK;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     /* From pageable memory the call returns once src has been staged, so the caller may
      * reuse it; the copy itself stays ordered on the stream. */
     CUresult r = mn_cu_fn.cuMemcpyHtoDAsync(d, src, bytes, c->stream);
@@ -235,11 +219,11 @@ static mn_status mn_cu_upload(mn_backend *be, mn_view dst, const void *src, size
 static mn_status mn_cu_download(mn_backend *be, mn_view src, void *dst, size_t bytes) {
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr s;
-    MN_CU_TRY(mn_cu_view("download", "src", src, bytes, 1, &s));
+    MN_GPU_TRY(mn_cu_view(c, "download", "src", src, bytes, 1, &s));
     if (bytes && !dst)
         return mn_error_set(MN_ERR_INVALID_ARG, "download: argument 'dst' is NULL");
     if (!bytes) return MN_OK;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuMemcpyDtoHAsync(dst, s, bytes, c->stream);
     if (r == CUDA_SUCCESS) r = mn_cu_fn.cuStreamSynchronize(c->stream);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "download of %zu bytes", bytes);
@@ -249,11 +233,11 @@ static mn_status mn_cu_download(mn_backend *be, mn_view src, void *dst, size_t b
 static mn_status mn_cu_fill(mn_backend *be, mn_view dst, float value, size_t count) {
     mn_cu *c = mn_cu_impl(be);
     CUdeviceptr d;
-    MN_CU_TRY(mn_cu_view("fill", "dst", dst, count, sizeof(float), &d));
+    MN_GPU_TRY(mn_cu_view(c, "fill", "dst", dst, count, sizeof(float), &d));
     if (!count) return MN_OK;
     unsigned int bits;
     memcpy(&bits, &value, sizeof bits);
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuMemsetD32Async(d, bits, count, c->stream);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "fill of %zu floats", count);
     return MN_OK;
@@ -261,7 +245,7 @@ static mn_status mn_cu_fill(mn_backend *be, mn_view dst, float value, size_t cou
 
 static mn_status mn_cu_sync(mn_backend *be) {
     mn_cu *c = mn_cu_impl(be);
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     CUresult r = mn_cu_fn.cuStreamSynchronize(c->stream);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "cuStreamSynchronize");
     return MN_OK;
@@ -273,8 +257,8 @@ static mn_status mn_cu_sync(mn_backend *be) {
  * MN_ERR_NOMEM and both numbers (buf_alloc). */
 static void mn_cu_mem_info(mn_backend *be, mn_backend_mem *out) {
     mn_cu *c = mn_cu_impl(be);
-    out->allocated_bytes = c->allocated;
-    out->peak_allocated_bytes = c->peak;
+    out->allocated_bytes = c->gpu.allocated;
+    out->peak_allocated_bytes = c->gpu.peak;
     out->device_total_bytes = c->info.total_mem_bytes;
     out->max_alloc_bytes = c->info.total_mem_bytes; /* no per-allocation limit below it */
     out->shares_host_memory = c->info.integrated;
@@ -313,8 +297,10 @@ static const mn_backend_ops mn_cu_ops = {
     .sync = mn_cu_sync,
     .mem_info = mn_cu_mem_info,
     .conv3x3_workspace_bytes = mn_cu_conv3x3_workspace_bytes,
-#define MN_BACKEND_OP(fn, OP_ID, params, args) .fn = mn_cu_##fn,
-#include "mcunas/backend_ops.def"
+    .conv3x3_forward = mn_cu_conv3x3_forward,
+    .conv3x3_backward_data = mn_cu_conv3x3_backward_data,
+    .conv3x3_backward_weights = mn_cu_conv3x3_backward_weights,
+    MN_GPU_SHARED_OPS,
 };
 
 /* JIT-compiles the embedded kernels for this device and looks every one up. */
@@ -337,10 +323,11 @@ static mn_status mn_cu_module_load(mn_cu *c) {
                           c->info.name, c->info.cc_major, c->info.cc_minor, log[0] ? ": " : "",
                           log, hint);
     }
-    for (int i = 0; i < MN_CU_KERNEL_COUNT; i++) {
-        r = mn_cu_fn.cuModuleGetFunction(&c->kernels[i], c->module, mn_cu_kernel_names[i]);
+    for (int i = 0; i < MN_GPU_KERNEL_COUNT; i++) {
+        if (!(mn_gpu_kernels[i].where & MN_GPU_IN_CU)) continue;
+        r = mn_cu_fn.cuModuleGetFunction(&c->kernels[i], c->module, mn_gpu_kernels[i].name);
         if (r != CUDA_SUCCESS)
-            return mn_cu_fail(r, "cuModuleGetFunction(%s)", mn_cu_kernel_names[i]);
+            return mn_cu_fail(r, "cuModuleGetFunction(%s)", mn_gpu_kernels[i].name);
     }
     return MN_OK;
 }
@@ -358,20 +345,20 @@ static mn_status mn_cu_setup(mn_cu *c, int device) {
                             device, count == 1 ? "is" : "are", count, count - 1);
     r = mn_cu_fn.cuDeviceGet(&c->dev, device);
     if (r != CUDA_SUCCESS) return mn_cu_fail(r, "cuDeviceGet(%d)", device);
-    MN_CU_TRY(mn_cu_describe(device, c->dev, &c->info));
+    MN_GPU_TRY(mn_cu_describe(device, c->dev, &c->info));
     r = mn_cu_fn.cuDevicePrimaryCtxRetain(&c->ctx, c->dev);
     if (r != CUDA_SUCCESS) {
         c->ctx = NULL;
         return mn_cu_fail(r, "cuDevicePrimaryCtxRetain on '%s'", c->info.name);
     }
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     r = mn_cu_fn.cuStreamCreate(&c->stream, CU_STREAM_NON_BLOCKING);
     if (r != CUDA_SUCCESS) {
         c->stream = NULL;
         return mn_cu_fail(r, "cuStreamCreate on '%s'", c->info.name);
     }
-    MN_CU_TRY(mn_cu_module_load(c));
-    MN_CU_TRY(mn_cu_libs_load());
+    MN_GPU_TRY(mn_cu_module_load(c));
+    MN_GPU_TRY(mn_cu_libs_load());
     cublasStatus_t bs = mn_cu_fn.cublasCreate(&c->blas);
     if (bs != CUBLAS_STATUS_SUCCESS) {
         c->blas = NULL;
@@ -401,7 +388,7 @@ static mn_status mn_cu_create(const mn_backend_options *opts, mn_backend **out) 
     *out = NULL;
     if (device < 0)
         return mn_error_set(MN_ERR_INVALID_ARG, "cuda: device must be >= 0 (got %d)", device);
-    MN_CU_TRY(mn_cu_driver_load());
+    MN_GPU_TRY(mn_cu_driver_load());
     mn_backend *be = calloc(1, sizeof *be);
     mn_cu *c = calloc(1, sizeof *c);
     if (!be || !c) {
@@ -409,6 +396,7 @@ static mn_status mn_cu_create(const mn_backend_options *opts, mn_backend **out) 
         free(c);
         return mn_error_set(MN_ERR_NOMEM, "cuda: cannot allocate the backend");
     }
+    c->gpu.dev = &mn_cu_dev;
     mn_status st = mn_cu_setup(c, device);
     if (st != MN_OK) {
         mn_cu_release(c);

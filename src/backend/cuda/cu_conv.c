@@ -29,8 +29,8 @@ static mn_status mn_cu_conv_check(const char *op, const mn_conv_shape *s) {
     if (!s) return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument 's' is absent", op);
     int dims[5] = {s->n, s->h, s->w, s->c, s->k};
     size_t pix, ck, t;
-    MN_CU_TRY(mn_backend_dims(op, "n, h, w", dims, 3, 0, &pix));
-    MN_CU_TRY(mn_backend_dims(op, "c, k", dims + 3, 2, 0, &ck));
+    MN_GPU_TRY(mn_backend_dims(op, "n, h, w", dims, 3, 0, &pix));
+    MN_GPU_TRY(mn_backend_dims(op, "c, k", dims + 3, 2, 0, &ck));
     const size_t cmax = (size_t)(s->c > s->k ? s->c : s->k);
     if (__builtin_mul_overflow(pix, cmax, &t) || t > INT_MAX || ck > INT_MAX / 9)
         return mn_error_set(MN_ERR_INVALID_ARG,
@@ -146,7 +146,7 @@ static mn_status mn_cu_conv_entry_make(mn_cu *c, const mn_conv_shape *s, mn_cu_c
         e->used = 1;
         return MN_OK;
     }
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     cudnnStatus_t st = mn_cu_fn.cudnnCreateTensorDescriptor(&e->xd);
     if (st == CUDNN_STATUS_SUCCESS) st = mn_cu_fn.cudnnCreateTensorDescriptor(&e->yd);
     if (st == CUDNN_STATUS_SUCCESS) st = mn_cu_fn.cudnnCreateFilterDescriptor(&e->wd);
@@ -191,7 +191,7 @@ static mn_status mn_cu_conv_entry_get(mn_cu *c, const mn_conv_shape *s, mn_cu_co
     mn_cu_conv_entry *e = &c->conv[c->conv_next];
     c->conv_next = (c->conv_next + 1) % MN_CU_CONV_CACHE;
     if (e->used) mn_cu_conv_entry_clear(e);
-    MN_CU_TRY(mn_cu_conv_entry_make(c, s, e));
+    MN_GPU_TRY(mn_cu_conv_entry_make(c, s, e));
     *out = e;
     return MN_OK;
 }
@@ -213,7 +213,7 @@ static mn_status mn_cu_conv_first_bytes(mn_cu *c, const mn_conv_shape *s, size_t
         if (x->used && !memcmp(&x->s, s, sizeof *s)) e = x;
     }
     if (!e) {
-        MN_CU_TRY(mn_cu_conv_entry_make(c, s, &tmp));
+        MN_GPU_TRY(mn_cu_conv_entry_make(c, s, &tmp));
         e = &tmp;
     }
     for (int which = MN_CONV_FWD; which <= MN_CONV_WEIGHTS; which++) {
@@ -270,7 +270,7 @@ static mn_status mn_cu_conv_pick(const char *op, const mn_cu_conv_entry *e, int 
 
 /* The workspace pointer, or 0 when the algorithm needs none. */
 static CUdeviceptr mn_cu_ws_ptr(mn_view ws, size_t bytes) {
-    return bytes && ws.buf ? ws.buf->ptr + (CUdeviceptr)ws.offset : 0;
+    return bytes && ws.buf ? (CUdeviceptr)ws.buf->base.addr + (CUdeviceptr)ws.offset : 0;
 }
 
 #define MN_DEV(p) ((void *)(uintptr_t)(p))
@@ -283,23 +283,23 @@ mn_status mn_cu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view 
     mn_cu_conv_entry *e;
     int algo = MN_CU_ALGO_DIRECT;
     size_t wsb = 0;
-    MN_CU_TRY(mn_cu_conv_check(op, s));
+    MN_GPU_TRY(mn_cu_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w, kz = (size_t)s->k;
-    MN_CU_TRY(mn_cu_view(op, "x", x, pix * (size_t)s->c, 4, &px));
-    MN_CU_TRY(mn_cu_view(op, "w", w, 9 * kz * (size_t)s->c, 4, &pw));
-    MN_CU_TRY(mn_cu_view_opt(op, "b", b, kz, 4, &pb));
-    MN_CU_TRY(mn_cu_view(op, "y", y, pix * kz, 4, &py));
-    MN_CU_TRY(mn_cu_conv_entry_get(c, s, &e));
-    MN_CU_TRY(mn_cu_conv_pick(op, e, MN_CONV_FWD, mn_cu_view_room(workspace), &algo, &wsb));
+    MN_GPU_TRY(mn_cu_view(c, op, "x", x, pix * (size_t)s->c, 4, &px));
+    MN_GPU_TRY(mn_cu_view(c, op, "w", w, 9 * kz * (size_t)s->c, 4, &pw));
+    MN_GPU_TRY(mn_cu_view_opt(c, op, "b", b, kz, 4, &pb));
+    MN_GPU_TRY(mn_cu_view(c, op, "y", y, pix * kz, 4, &py));
+    MN_GPU_TRY(mn_cu_conv_entry_get(c, s, &e));
+    MN_GPU_TRY(mn_cu_conv_pick(op, e, MN_CONV_FWD, mn_cu_view_room(workspace), &algo, &wsb));
     const float one = 1.0f, zero = 0.0f;
     if (algo == MN_CU_ALGO_DIRECT) {
-        MN_CU_TRY(mn_cu_run(c, MN_CU_CONV_FWD_DIRECT, pix * kz,
-                            MN_CU_ARGS(MN_KP(px), MN_KP(pw), MN_KP(py), MN_KU32(s->h),
-                                       MN_KU32(s->w), MN_KU32(s->c), MN_KU32(s->k),
-                                       MN_KU32(pix * kz))));
+        MN_GPU_TRY(mn_gpu_run(be, MN_GPU_CONV_FWD_DIRECT, pix * kz,
+                              MN_GPU_ARGS(MN_KP(px), MN_KP(pw), MN_KP(py), MN_GA_U32(s->h),
+                                          MN_GA_U32(s->w), MN_GA_U32(s->c), MN_GA_U32(s->k),
+                                          MN_GA_U32(pix * kz))));
         goto bias;
     }
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     cudnnStatus_t st = mn_cu_fn.cudnnConvolutionForward(
         c->dnn, &one, e->xd, MN_DEV(px), e->wd, MN_DEV(pw), e->cd, (cudnnConvolutionFwdAlgo_t)algo,
         MN_DEV(mn_cu_ws_ptr(workspace, wsb)), wsb, &zero, e->yd, MN_DEV(py));
@@ -307,8 +307,7 @@ mn_status mn_cu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view 
         return mn_cu_dnn_fail(st, "%s: cudnnConvolutionForward (algo %d)", op, algo);
 bias:
     if (!pb) return MN_OK;
-    return mn_cu_run(c, MN_CU_BIAS_ROWS, pix * kz,
-                     MN_CU_ARGS(MN_KP(py), MN_KP(pb), MN_KU32(kz), MN_KU32(pix * kz)));
+    return mn_gpu_bias_rows(be, mn_cu_ptr(py), mn_cu_ptr(pb), pix, kz);
 }
 
 mn_status mn_cu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
@@ -319,20 +318,20 @@ mn_status mn_cu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn
     mn_cu_conv_entry *e;
     int algo = MN_CU_ALGO_DIRECT;
     size_t wsb = 0;
-    MN_CU_TRY(mn_cu_conv_check(op, s));
+    MN_GPU_TRY(mn_cu_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w;
-    MN_CU_TRY(mn_cu_view(op, "dy", dy, pix * (size_t)s->k, 4, &pdy));
-    MN_CU_TRY(mn_cu_view(op, "w", w, 9 * (size_t)s->k * (size_t)s->c, 4, &pw));
-    MN_CU_TRY(mn_cu_view(op, "dx", dx, pix * (size_t)s->c, 4, &pdx));
-    MN_CU_TRY(mn_cu_conv_entry_get(c, s, &e));
-    MN_CU_TRY(mn_cu_conv_pick(op, e, MN_CONV_DATA, mn_cu_view_room(workspace), &algo, &wsb));
+    MN_GPU_TRY(mn_cu_view(c, op, "dy", dy, pix * (size_t)s->k, 4, &pdy));
+    MN_GPU_TRY(mn_cu_view(c, op, "w", w, 9 * (size_t)s->k * (size_t)s->c, 4, &pw));
+    MN_GPU_TRY(mn_cu_view(c, op, "dx", dx, pix * (size_t)s->c, 4, &pdx));
+    MN_GPU_TRY(mn_cu_conv_entry_get(c, s, &e));
+    MN_GPU_TRY(mn_cu_conv_pick(op, e, MN_CONV_DATA, mn_cu_view_room(workspace), &algo, &wsb));
     if (algo == MN_CU_ALGO_DIRECT)
-        return mn_cu_run(c, MN_CU_CONV_BWD_DATA_DIRECT, pix * (size_t)s->c,
-                         MN_CU_ARGS(MN_KP(pdy), MN_KP(pw), MN_KP(pdx), MN_KU32(s->h),
-                                    MN_KU32(s->w), MN_KU32(s->c), MN_KU32(s->k),
-                                    MN_KU32(pix * (size_t)s->c)));
+        return mn_gpu_run(be, MN_GPU_CONV_BWD_DATA_DIRECT, pix * (size_t)s->c,
+                          MN_GPU_ARGS(MN_KP(pdy), MN_KP(pw), MN_KP(pdx), MN_GA_U32(s->h),
+                                      MN_GA_U32(s->w), MN_GA_U32(s->c), MN_GA_U32(s->k),
+                                      MN_GA_U32(pix * (size_t)s->c)));
     const float one = 1.0f, zero = 0.0f;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     cudnnStatus_t st = mn_cu_fn.cudnnConvolutionBackwardData(
         c->dnn, &one, e->wd, MN_DEV(pw), e->yd, MN_DEV(pdy), e->cd,
         (cudnnConvolutionBwdDataAlgo_t)algo, MN_DEV(mn_cu_ws_ptr(workspace, wsb)), wsb, &zero,
@@ -351,23 +350,23 @@ mn_status mn_cu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
     mn_cu_conv_entry *e;
     int algo = MN_CU_ALGO_DIRECT;
     size_t wsb = 0;
-    MN_CU_TRY(mn_cu_conv_check(op, s));
+    MN_GPU_TRY(mn_cu_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w, kz = (size_t)s->k;
-    MN_CU_TRY(mn_cu_view(op, "x", x, pix * (size_t)s->c, 4, &px));
-    MN_CU_TRY(mn_cu_view(op, "dy", dy, pix * kz, 4, &pdy));
-    MN_CU_TRY(mn_cu_view(op, "dw", dw, 9 * kz * (size_t)s->c, 4, &pdw));
-    MN_CU_TRY(mn_cu_view_opt(op, "db", db, kz, 4, &pdb));
-    MN_CU_TRY(mn_cu_conv_entry_get(c, s, &e));
-    MN_CU_TRY(mn_cu_conv_pick(op, e, MN_CONV_WEIGHTS, mn_cu_view_room(workspace), &algo, &wsb));
+    MN_GPU_TRY(mn_cu_view(c, op, "x", x, pix * (size_t)s->c, 4, &px));
+    MN_GPU_TRY(mn_cu_view(c, op, "dy", dy, pix * kz, 4, &pdy));
+    MN_GPU_TRY(mn_cu_view(c, op, "dw", dw, 9 * kz * (size_t)s->c, 4, &pdw));
+    MN_GPU_TRY(mn_cu_view_opt(c, op, "db", db, kz, 4, &pdb));
+    MN_GPU_TRY(mn_cu_conv_entry_get(c, s, &e));
+    MN_GPU_TRY(mn_cu_conv_pick(op, e, MN_CONV_WEIGHTS, mn_cu_view_room(workspace), &algo, &wsb));
     if (algo == MN_CU_ALGO_DIRECT) {
-        MN_CU_TRY(mn_cu_run_blocks(c, MN_CU_CONV_BWD_FILTER_DIRECT, 9 * kz * (size_t)s->c,
-                                   MN_CU_ARGS(MN_KP(px), MN_KP(pdy), MN_KP(pdw), MN_KU32(s->n),
-                                              MN_KU32(s->h), MN_KU32(s->w), MN_KU32(s->c),
-                                              MN_KU32(s->k))));
+        MN_GPU_TRY(mn_gpu_run_groups(
+            be, MN_GPU_CONV_BWD_FILTER_DIRECT, 9 * kz * (size_t)s->c,
+            MN_GPU_ARGS(MN_KP(px), MN_KP(pdy), MN_KP(pdw), MN_GA_U32(s->n), MN_GA_U32(s->h),
+                        MN_GA_U32(s->w), MN_GA_U32(s->c), MN_GA_U32(s->k))));
         goto bias;
     }
     const float one = 1.0f, zero = 0.0f;
-    MN_CU_TRY(mn_cu_enter(c));
+    MN_GPU_TRY(mn_cu_enter(c));
     cudnnStatus_t st = mn_cu_fn.cudnnConvolutionBackwardFilter(
         c->dnn, &one, e->xd, MN_DEV(px), e->yd, MN_DEV(pdy), e->cd,
         (cudnnConvolutionBwdFilterAlgo_t)algo, MN_DEV(mn_cu_ws_ptr(workspace, wsb)), wsb,
@@ -376,6 +375,5 @@ mn_status mn_cu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
         return mn_cu_dnn_fail(st, "%s: cudnnConvolutionBackwardFilter (algo %d)", op, algo);
 bias:
     if (!pdb) return MN_OK;
-    return mn_cu_run_blocks(c, MN_CU_COLSUM, kz,
-                            MN_CU_ARGS(MN_KP(pdy), MN_KU32(pix), MN_KU32(kz), MN_KP(pdb)));
+    return mn_gpu_colsum(be, mn_cu_ptr(pdy), pix, kz, mn_cu_ptr(pdb));
 }

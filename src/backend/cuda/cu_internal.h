@@ -5,8 +5,10 @@
  * CUDA-graph capture of a whole training step needs (cuStreamBeginCapture on it). The
  * convolutions are cuDNN's (deterministic algorithms only), dense GEMMs cuBLAS's, the
  * rest our kernels (kernels/mcunas.cu, embedded as PTX and JIT-compiled by the driver at
- * creation). A buffer is a CUdeviceptr; a view is that plus its byte offset. Memory is
- * counted here: every buffer the backend creates for the caller. */
+ * creation): the ops that are only those kernels are the GPU backends' shared ones
+ * (src/backend/gpu/), run through this backend's device interface (cu.c). A buffer is a
+ * CUdeviceptr; a view is that plus its byte offset. Memory is counted (mn_gpu): every
+ * buffer the backend creates for the caller. */
 #ifndef MN_BACKEND_CUDA_INTERNAL_H
 #define MN_BACKEND_CUDA_INTERNAL_H
 
@@ -15,8 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend/backend_impl.h"
-#include "backend/shape_check.h"
+#include "backend/gpu/gpu_impl.h" /* the shared ops, kernel ids, mn_buf and mn_gpu */
 
 /* One CUDA device; `index` is the driver's ordinal, the `--device N` of the CLI. */
 typedef struct mn_cu_device_info {
@@ -32,37 +33,6 @@ typedef struct mn_cu_device_info {
 /* Block sizes: elementwise kernels, and reductions (kernels/mcunas.cu's MN_CU_RED). */
 #define MN_CU_BLOCK 256
 #define MN_CU_RED 128
-
-struct mn_buf {
-    CUdeviceptr ptr;
-    size_t size; /* what the caller asked for (the allocation may be a little larger) */
-};
-
-/* The kernels of kernels/mcunas.cu, in this order (names in cu.c). */
-typedef enum mn_cu_kernel {
-    MN_CU_BIAS_ROWS,
-    MN_CU_COLSUM,
-    MN_CU_MAXPOOL2_FWD,
-    MN_CU_MAXPOOL2_BWD,
-    MN_CU_BN_STATS,
-    MN_CU_BN_APPLY,
-    MN_CU_BN_INFER,
-    MN_CU_BN_BWD_SUMS,
-    MN_CU_BN_BWD_APPLY,
-    MN_CU_RELU_FWD,
-    MN_CU_RELU_BWD,
-    MN_CU_GAP_FWD,
-    MN_CU_GAP_BWD,
-    MN_CU_DROPOUT_FWD,
-    MN_CU_DROPOUT_BWD,
-    MN_CU_ADAM,
-    MN_CU_SCALE_U8,
-    MN_CU_SOFTMAX_XENT,
-    MN_CU_CONV_FWD_DIRECT,
-    MN_CU_CONV_BWD_DATA_DIRECT,
-    MN_CU_CONV_BWD_FILTER_DIRECT,
-    MN_CU_KERNEL_COUNT
-} mn_cu_kernel;
 
 /* cuDNN's state for one convolution shape: descriptors and, per direction, the
  * deterministic algorithms the heuristics offer, best first, with their workspace, then
@@ -96,15 +66,15 @@ typedef struct mn_cu_ws_memo {
 } mn_cu_ws_memo;
 
 typedef struct mn_cu {
+    mn_gpu gpu; /* first: the shared ops' view of the backend (device interface, memory) */
     CUdevice dev;
     CUcontext ctx; /* the device's primary context, retained */
     CUstream stream;
     CUmodule module;
-    CUfunction kernels[MN_CU_KERNEL_COUNT];
+    CUfunction kernels[MN_GPU_KERNEL_COUNT]; /* those of MN_GPU_IN_CU, others NULL */
     cublasHandle_t blas;
     cudnnHandle_t dnn;
     mn_cu_device_info info;
-    size_t allocated, peak;
     mn_cu_conv_entry conv[MN_CU_CONV_CACHE];
     int conv_next;
     mn_cu_ws_memo ws_memo[MN_CU_WS_MEMO];
@@ -113,12 +83,6 @@ typedef struct mn_cu {
 } mn_cu;
 
 static inline mn_cu *mn_cu_impl(mn_backend *be) { return (mn_cu *)be->impl; }
-
-#define MN_CU_TRY(expr)                                                                   \
-    do {                                                                                  \
-        mn_status mn_cu_st_ = (expr);                                                     \
-        if (mn_cu_st_ != MN_OK) return mn_cu_st_;                                         \
-    } while (0)
 
 /* MN_ERR_BACKEND with "cuda: <what> failed: <error name> (<code>): <description>". */
 mn_status mn_cu_fail(CUresult err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
@@ -139,34 +103,19 @@ mn_status mn_cu_describe(int index, CUdevice dev, mn_cu_device_info *info);
  * no device gives *count = 0 and MN_OK; a failing query, MN_ERR_BACKEND. */
 mn_status mn_cu_list_devices(mn_device_info **out, int *count);
 
-/* ---- argument checks (cu.c); as the other backends', naming op and argument ---- */
+/* ---- argument checks (cu.c) ---- */
 
-/* `count` elements of `elem` bytes at the view; the offset must be a multiple of elem and
- * count below 2^32 (kernels index in 32 bits). *out = the device address. */
-mn_status mn_cu_view(const char *op, const char *arg, mn_view v, size_t count, size_t elem,
-                     CUdeviceptr *out);
-/* Same, absent allowed: *out = 0. */
-mn_status mn_cu_view_opt(const char *op, const char *arg, mn_view v, size_t count,
+/* mn_gpu_view and mn_gpu_view_opt (absent: *out = 0) as a device address. */
+mn_status mn_cu_view(mn_cu *c, const char *op, const char *arg, mn_view v, size_t count,
+                     size_t elem, CUdeviceptr *out);
+mn_status mn_cu_view_opt(mn_cu *c, const char *op, const char *arg, mn_view v, size_t count,
                          size_t elem, CUdeviceptr *out);
 /* Bytes of v's buffer from its offset to the end (0 when absent or past the end). */
 size_t mn_cu_view_room(mn_view v);
 
-/* ---- kernel launches (cu.c) ---- */
-
-/* Kernel arguments: pointers to values of exactly the kernel's parameter types. */
-#define MN_KP(p) (&(CUdeviceptr){(p)})
-#define MN_KU32(v) (&(unsigned int){(unsigned int)(v)})
-#define MN_KU64(v) (&(unsigned long long){(unsigned long long)(v)})
-#define MN_KF32(v) (&(float){(float)(v)})
-#define MN_CU_ARGS(...) (void *[]){__VA_ARGS__}
-
-/* One thread per item (`items` of them, blocks of MN_CU_BLOCK); nothing is launched
- * when items is 0. */
-mn_status mn_cu_run(mn_cu *c, mn_cu_kernel k, size_t items, void **args);
-/* `blocks` blocks of MN_CU_RED threads (reduction kernels). */
-mn_status mn_cu_run_blocks(mn_cu *c, mn_cu_kernel k, size_t blocks, void **args);
-/* bytes of zeros at ptr, on the stream. */
-mn_status mn_cu_zero(mn_cu *c, CUdeviceptr ptr, size_t bytes);
+/* A device address as the shared launches take it, and as a kernel argument. */
+static inline mn_gpu_ptr mn_cu_ptr(CUdeviceptr p) { return (mn_gpu_ptr){.addr = p}; }
+#define MN_KP(p) MN_GA_P(mn_cu_ptr(p))
 
 /* ---- ops ---- */
 
@@ -174,8 +123,18 @@ size_t mn_cu_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
 /* Releases the cuDNN descriptors of the shape cache. */
 void mn_cu_conv_cache_clear(mn_cu *c);
 
-/* mn_cu_<fn> for every op of mcunas/backend_ops.def. */
-#define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_cu_##fn params;
-#include "mcunas/backend_ops.def"
+/* The convolutions (cu_conv.c); the rest are shared. */
+mn_status mn_cu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x, mn_view w,
+                                mn_view b, mn_view y, mn_view workspace);
+mn_status mn_cu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
+                                      mn_view w, mn_view dx, mn_view workspace);
+mn_status mn_cu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s, mn_view x,
+                                         mn_view dy, mn_view dw, mn_view db,
+                                         mn_view workspace);
+
+/* The device interface's gemm (cu_gemm.c): row-major through column-major cuBLAS. */
+mn_status mn_cu_dev_gemm(mn_backend *be, const char *op, int ta, int tb, size_t m, size_t n,
+                         size_t k, mn_gpu_ptr a, size_t lda, mn_gpu_ptr b, size_t ldb,
+                         mn_gpu_ptr c, size_t ldc);
 
 #endif

@@ -67,8 +67,8 @@ static mn_status mn_ocl_conv_check(const char *op, const mn_conv_shape *s) {
     if (!s) return mn_error_set(MN_ERR_INVALID_ARG, "%s: argument 's' is absent", op);
     int dims[5] = {s->n, s->h, s->w, s->c, s->k};
     size_t pix, ck, t;
-    MN_OCL_TRY(mn_backend_dims(op, "n, h, w", dims, 3, 0, &pix));
-    MN_OCL_TRY(mn_backend_dims(op, "c, k", dims + 3, 2, 0, &ck));
+    MN_GPU_TRY(mn_backend_dims(op, "n, h, w", dims, 3, 0, &pix));
+    MN_GPU_TRY(mn_backend_dims(op, "c, k", dims + 3, 2, 0, &ck));
     const size_t cmax = (size_t)(s->c > s->k ? s->c : s->k);
     if (cmax > INT_MAX / 9 || __builtin_mul_overflow(pix, cmax, &t) ||
         __builtin_mul_overflow(t, (size_t)36, &t) ||
@@ -101,7 +101,7 @@ typedef struct mn_ocl_conv_ws {
 static mn_status mn_ocl_conv_ws_resolve(mn_ocl *o, const char *op, mn_view ws,
                                         const mn_ocl_conv_plan *p, mn_ocl_conv_ws *out) {
     mn_ocl_arg_view all;
-    MN_OCL_TRY(mn_ocl_view(op, "workspace", ws, p->ws_bytes, 1, &all));
+    MN_GPU_TRY(mn_ocl_view(o, op, "workspace", ws, p->ws_bytes, 1, &all));
     if (ws.offset % sizeof(float) != 0)
         return mn_error_set(MN_ERR_INVALID_ARG,
                             "%s: argument 'workspace' offset %zu is not a multiple of 4", op,
@@ -123,25 +123,24 @@ static mn_status mn_ocl_conv_ws_resolve(mn_ocl *o, const char *op, mn_view ws,
 }
 
 /* out[n][y][x][o] = bias[o] + sum in[n][y+ky-1][x+kx-1][i] * wt[t*cin + i][o]. */
-static mn_status mn_ocl_conv_gather(mn_ocl *o, const char *op, const mn_ocl_conv_plan *p,
+static mn_status mn_ocl_conv_gather(mn_backend *be, const char *op, const mn_ocl_conv_plan *p,
                                     int h, int w, int cin, int cout, mn_ocl_arg_view in,
                                     mn_ocl_arg_view wt, mn_ocl_arg_view bias,
                                     mn_ocl_arg_view out, const mn_ocl_conv_ws *ws) {
+    mn_ocl *o = mn_ocl_impl(be);
     const size_t wz = (size_t)w, cz = (size_t)cout;
     for (size_t g0 = 0; g0 < p->total; g0 += p->rows) {
         const size_t g1 = g0 + p->rows < p->total ? g0 + p->rows : p->total;
         const size_t m = (g1 - g0) * wz;
-        MN_OCL_TRY(mn_ocl_run(o, MN_OCL_IM2COL, m * 9,
-                              MN_OCL_ARGS(MN_KVIEW(in), MN_KVIEW(ws->col), MN_KU32(h),
-                                          MN_KU32(w), MN_KU32(cin), MN_KU32(g0),
-                                          MN_KU32(m * 9))));
+        MN_GPU_TRY(mn_gpu_run(be, MN_GPU_IM2COL, m * 9,
+                              MN_GPU_ARGS(MN_KVIEW(in), MN_KVIEW(ws->col), MN_GA_U32(h),
+                                          MN_GA_U32(w), MN_GA_U32(cin), MN_GA_U32(g0),
+                                          MN_GA_U32(m * 9))));
         mn_ocl_arg_view oc = {out.mem, out.off + g0 * wz * cz};
-        MN_OCL_TRY(mn_ocl_gemm(o, op, 0, 0, m, cz, p->cols, ws->col, p->cols, wt, cz, 0.0f,
+        MN_GPU_TRY(mn_ocl_gemm(o, op, 0, 0, m, cz, p->cols, ws->col, p->cols, wt, cz, 0.0f,
                                oc, cz, &ws->temp));
         if (bias.mem)
-            MN_OCL_TRY(mn_ocl_run(o, MN_OCL_BIAS_ROWS, m * cz,
-                                  MN_OCL_ARGS(MN_KVIEW(oc), MN_KVIEW(bias), MN_KU32(cz),
-                                              MN_KU32(m * cz))));
+            MN_GPU_TRY(mn_gpu_bias_rows(be, mn_ocl_ptr(oc), mn_ocl_ptr(bias), m, cz));
     }
     return MN_OK;
 }
@@ -152,18 +151,18 @@ mn_status mn_ocl_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view
     mn_ocl *o = mn_ocl_impl(be);
     mn_ocl_arg_view vx, vw, vb, vy;
     mn_ocl_conv_ws ws;
-    MN_OCL_TRY(mn_ocl_conv_check(op, s));
+    MN_GPU_TRY(mn_ocl_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w;
-    MN_OCL_TRY(mn_ocl_view(op, "x", x, pix * (size_t)s->c, 4, &vx));
-    MN_OCL_TRY(mn_ocl_view(op, "w", w, 9 * (size_t)s->k * (size_t)s->c, 4, &vw));
-    MN_OCL_TRY(mn_ocl_view_opt(op, "b", b, (size_t)s->k, 4, &vb));
-    MN_OCL_TRY(mn_ocl_view(op, "y", y, pix * (size_t)s->k, 4, &vy));
+    MN_GPU_TRY(mn_ocl_view(o, op, "x", x, pix * (size_t)s->c, 4, &vx));
+    MN_GPU_TRY(mn_ocl_view(o, op, "w", w, 9 * (size_t)s->k * (size_t)s->c, 4, &vw));
+    MN_GPU_TRY(mn_ocl_view_opt(o, op, "b", b, (size_t)s->k, 4, &vb));
+    MN_GPU_TRY(mn_ocl_view(o, op, "y", y, pix * (size_t)s->k, 4, &vy));
     mn_ocl_conv_plan p = mn_ocl_conv_plan_for(o, s, MN_CONV_FWD);
-    MN_OCL_TRY(mn_ocl_conv_ws_resolve(o, op, workspace, &p, &ws));
-    MN_OCL_TRY(mn_ocl_run(o, MN_OCL_CONV_FLIP, 9 * (size_t)s->k * (size_t)s->c,
-                          MN_OCL_ARGS(MN_KVIEW(vw), MN_KVIEW(ws.kern), MN_KU32(s->k),
-                                      MN_KU32(s->c), MN_KI32(0))));
-    return mn_ocl_conv_gather(o, op, &p, s->h, s->w, s->c, s->k, vx, ws.kern, vb, vy, &ws);
+    MN_GPU_TRY(mn_ocl_conv_ws_resolve(o, op, workspace, &p, &ws));
+    MN_GPU_TRY(mn_gpu_run(be, MN_GPU_CONV_FLIP, 9 * (size_t)s->k * (size_t)s->c,
+                          MN_GPU_ARGS(MN_KVIEW(vw), MN_KVIEW(ws.kern), MN_GA_U32(s->k),
+                                      MN_GA_U32(s->c), MN_GA_I32(0))));
+    return mn_ocl_conv_gather(be, op, &p, s->h, s->w, s->c, s->k, vx, ws.kern, vb, vy, &ws);
 }
 
 mn_status mn_ocl_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
@@ -172,17 +171,17 @@ mn_status mn_ocl_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, m
     mn_ocl *o = mn_ocl_impl(be);
     mn_ocl_arg_view vdy, vw, vdx, none = {NULL, 0};
     mn_ocl_conv_ws ws;
-    MN_OCL_TRY(mn_ocl_conv_check(op, s));
+    MN_GPU_TRY(mn_ocl_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w;
-    MN_OCL_TRY(mn_ocl_view(op, "dy", dy, pix * (size_t)s->k, 4, &vdy));
-    MN_OCL_TRY(mn_ocl_view(op, "w", w, 9 * (size_t)s->k * (size_t)s->c, 4, &vw));
-    MN_OCL_TRY(mn_ocl_view(op, "dx", dx, pix * (size_t)s->c, 4, &vdx));
+    MN_GPU_TRY(mn_ocl_view(o, op, "dy", dy, pix * (size_t)s->k, 4, &vdy));
+    MN_GPU_TRY(mn_ocl_view(o, op, "w", w, 9 * (size_t)s->k * (size_t)s->c, 4, &vw));
+    MN_GPU_TRY(mn_ocl_view(o, op, "dx", dx, pix * (size_t)s->c, 4, &vdx));
     mn_ocl_conv_plan p = mn_ocl_conv_plan_for(o, s, MN_CONV_DATA);
-    MN_OCL_TRY(mn_ocl_conv_ws_resolve(o, op, workspace, &p, &ws));
-    MN_OCL_TRY(mn_ocl_run(o, MN_OCL_CONV_FLIP, 9 * (size_t)s->k * (size_t)s->c,
-                          MN_OCL_ARGS(MN_KVIEW(vw), MN_KVIEW(ws.kern), MN_KU32(s->k),
-                                      MN_KU32(s->c), MN_KI32(1))));
-    return mn_ocl_conv_gather(o, op, &p, s->h, s->w, s->k, s->c, vdy, ws.kern, none, vdx, &ws);
+    MN_GPU_TRY(mn_ocl_conv_ws_resolve(o, op, workspace, &p, &ws));
+    MN_GPU_TRY(mn_gpu_run(be, MN_GPU_CONV_FLIP, 9 * (size_t)s->k * (size_t)s->c,
+                          MN_GPU_ARGS(MN_KVIEW(vw), MN_KVIEW(ws.kern), MN_GA_U32(s->k),
+                                      MN_GA_U32(s->c), MN_GA_I32(1))));
+    return mn_ocl_conv_gather(be, op, &p, s->h, s->w, s->k, s->c, vdy, ws.kern, none, vdx, &ws);
 }
 
 mn_status mn_ocl_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
@@ -192,31 +191,29 @@ mn_status mn_ocl_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s
     mn_ocl *o = mn_ocl_impl(be);
     mn_ocl_arg_view vx, vdy, vdw, vdb;
     mn_ocl_conv_ws ws;
-    MN_OCL_TRY(mn_ocl_conv_check(op, s));
+    MN_GPU_TRY(mn_ocl_conv_check(op, s));
     const size_t pix = (size_t)s->n * (size_t)s->h * (size_t)s->w;
     const size_t kz = (size_t)s->k, wz = (size_t)s->w;
-    MN_OCL_TRY(mn_ocl_view(op, "x", x, pix * (size_t)s->c, 4, &vx));
-    MN_OCL_TRY(mn_ocl_view(op, "dy", dy, pix * kz, 4, &vdy));
-    MN_OCL_TRY(mn_ocl_view(op, "dw", dw, 9 * kz * (size_t)s->c, 4, &vdw));
-    MN_OCL_TRY(mn_ocl_view_opt(op, "db", db, kz, 4, &vdb));
+    MN_GPU_TRY(mn_ocl_view(o, op, "x", x, pix * (size_t)s->c, 4, &vx));
+    MN_GPU_TRY(mn_ocl_view(o, op, "dy", dy, pix * kz, 4, &vdy));
+    MN_GPU_TRY(mn_ocl_view(o, op, "dw", dw, 9 * kz * (size_t)s->c, 4, &vdw));
+    MN_GPU_TRY(mn_ocl_view_opt(o, op, "db", db, kz, 4, &vdb));
     mn_ocl_conv_plan p = mn_ocl_conv_plan_for(o, s, MN_CONV_WEIGHTS);
-    MN_OCL_TRY(mn_ocl_conv_ws_resolve(o, op, workspace, &p, &ws));
+    MN_GPU_TRY(mn_ocl_conv_ws_resolve(o, op, workspace, &p, &ws));
     float beta = 0.0f; /* the first chunk overwrites dW */
     for (size_t g0 = 0; g0 < p.total; g0 += p.rows) {
         const size_t g1 = g0 + p.rows < p.total ? g0 + p.rows : p.total;
         const size_t m = (g1 - g0) * wz;
-        MN_OCL_TRY(mn_ocl_run(o, MN_OCL_IM2COL, m * 9,
-                              MN_OCL_ARGS(MN_KVIEW(vx), MN_KVIEW(ws.col), MN_KU32(s->h),
-                                          MN_KU32(s->w), MN_KU32(s->c), MN_KU32(g0),
-                                          MN_KU32(m * 9))));
+        MN_GPU_TRY(mn_gpu_run(be, MN_GPU_IM2COL, m * 9,
+                              MN_GPU_ARGS(MN_KVIEW(vx), MN_KVIEW(ws.col), MN_GA_U32(s->h),
+                                          MN_GA_U32(s->w), MN_GA_U32(s->c), MN_GA_U32(g0),
+                                          MN_GA_U32(m * 9))));
         mn_ocl_arg_view dyc = {vdy.mem, vdy.off + g0 * wz * kz};
-        MN_OCL_TRY(mn_ocl_gemm(o, op, 1, 0, kz, p.cols, m, dyc, kz, ws.col, p.cols, beta, vdw,
+        MN_GPU_TRY(mn_ocl_gemm(o, op, 1, 0, kz, p.cols, m, dyc, kz, ws.col, p.cols, beta, vdw,
                                p.cols, &ws.temp));
         beta = 1.0f;
     }
     if (vdb.mem)
-        MN_OCL_TRY(mn_ocl_run_groups(o, MN_OCL_COLSUM, kz,
-                                     MN_OCL_ARGS(MN_KVIEW(vdy), MN_KU32(pix), MN_KU32(kz),
-                                                 MN_KVIEW(vdb))));
+        MN_GPU_TRY(mn_gpu_colsum(be, mn_ocl_ptr(vdy), pix, kz, mn_ocl_ptr(vdb)));
     return MN_OK;
 }

@@ -116,7 +116,7 @@ typedef int (*mn_ocl_visit)(void *user, int index, int pindex, cl_platform_id p,
 static mn_status mn_ocl_walk(mn_ocl_visit fn, void *user, int *total) {
     cl_uint np = 0;
     *total = 0;
-    MN_OCL_TRY(mn_ocl_api_load());
+    MN_GPU_TRY(mn_ocl_api_load());
     cl_int err = clGetPlatformIDs(0, NULL, &np);
     if (err == -1001 /* CL_PLATFORM_NOT_FOUND_KHR: no ICD installed */ || np == 0)
         return MN_OK;
@@ -176,7 +176,7 @@ mn_status mn_ocl_list_devices(mn_device_info **out, int *count) {
     int total = 0;
     *out = NULL;
     *count = 0;
-    MN_OCL_TRY(mn_ocl_walk(NULL, NULL, &total));
+    MN_GPU_TRY(mn_ocl_walk(NULL, NULL, &total));
     if (total == 0) return MN_OK;
     mn_ocl_list_ctx ctx = {calloc((size_t)total, sizeof(mn_device_info)), total, 0};
     if (!ctx.items) return mn_error_set(MN_ERR_NOMEM, "opencl: no memory for a device list");
@@ -211,10 +211,10 @@ mn_status mn_ocl_find_device(int want, cl_platform_id *p, cl_device_id *d,
                              mn_device_info *info) {
     mn_ocl_find_ctx ctx = {want, NULL, NULL, 0};
     int total = 0;
-    MN_OCL_TRY(mn_ocl_walk(mn_ocl_find_one, &ctx, &total));
+    MN_GPU_TRY(mn_ocl_walk(mn_ocl_find_one, &ctx, &total));
     if (!ctx.found) {
         int all = 0;
-        MN_OCL_TRY(mn_ocl_walk(NULL, NULL, &all));
+        MN_GPU_TRY(mn_ocl_walk(NULL, NULL, &all));
         if (all == 0)
             return mn_error_set(MN_ERR_UNSUPPORTED,
                                 "opencl: no OpenCL device found (no platform or ICD installed; "

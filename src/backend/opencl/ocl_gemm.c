@@ -86,7 +86,7 @@ mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_
     cl_mem tbuf = NULL;
     int own = 0;
     if (m == 0 || n == 0) return MN_OK;
-    MN_OCL_TRY(mn_ocl_temp_size(o, ta, tb, m, n, k, (size_t)a.off, lda, (size_t)b.off, ldb,
+    MN_GPU_TRY(mn_ocl_temp_size(o, ta, tb, m, n, k, (size_t)a.off, lda, (size_t)b.off, ldb,
                                 (size_t)c.off, ldc, &need));
     if (need > 0 && temp && temp->mem) {
         if (need > temp->bytes)
@@ -105,7 +105,7 @@ mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_
         if (err != CL_SUCCESS)
             return mn_ocl_fail(err, "%s: clCreateBuffer(GEMM temp, %zu bytes)", op, need);
         own = 1;
-        mn_ocl_count_alloc(o, need);
+        mn_gpu_count_alloc(&o->gpu, need);
     }
     CLBlastStatusCode st = CLBlastSgemmWithTempBuffer(
         CLBlastLayoutRowMajor, mn_ocl_tr(ta), mn_ocl_tr(tb), m, n, k, 1.0f, a.mem,
@@ -119,8 +119,15 @@ mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_
         /* the buffer must outlive the queued GEMM before it leaves the books */
         err = clFinish(o->queue);
         if (err != CL_SUCCESS && ret == MN_OK) ret = mn_ocl_fail(err, "%s: clFinish", op);
-        mn_ocl_count_free(o, need);
+        mn_gpu_count_free(&o->gpu, need);
     }
     if (tbuf) clReleaseMemObject(tbuf);
     return ret;
+}
+
+mn_status mn_ocl_dev_gemm(mn_backend *be, const char *op, int ta, int tb, size_t m, size_t n,
+                          size_t k, mn_gpu_ptr a, size_t lda, mn_gpu_ptr b, size_t ldb,
+                          mn_gpu_ptr c, size_t ldc) {
+    return mn_ocl_gemm(mn_ocl_impl(be), op, ta, tb, m, n, k, mn_ocl_av(a), lda, mn_ocl_av(b),
+                       ldb, 0.0f, mn_ocl_av(c), ldc, NULL);
 }

@@ -3,10 +3,12 @@
  * One device, one context, one in-order command queue: ops enqueue kernels and return;
  * `sync` (and every download) waits. GEMMs go through CLBlast; everything else runs the
  * kernels of kernels/mcunas.cl, embedded at build time and compiled once per device into
- * a program cached on disk (ocl_program.c). Buffers are plain cl_mems; a view's byte
- * offset becomes an element offset kernel argument. Memory is counted here: every buffer
- * the backend creates, the caller's and its own transient ones (a CLBlast temp buffer
- * for dense GEMMs), so mem_info's peak is honest. */
+ * a program cached on disk (ocl_program.c). The ops that are only our kernels are the
+ * GPU backends' shared ones (src/backend/gpu/), run through this backend's device
+ * interface (ocl.c). Buffers are plain cl_mems; a view's byte offset becomes an element
+ * offset kernel argument. Memory is counted (mn_gpu): every buffer the backend creates,
+ * the caller's and its own transient ones (a CLBlast temp buffer for dense GEMMs), so
+ * mem_info's peak is honest. */
 #ifndef MN_BACKEND_OPENCL_INTERNAL_H
 #define MN_BACKEND_OPENCL_INTERNAL_H
 
@@ -15,38 +17,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "backend/backend_impl.h"
-#include "backend/shape_check.h"
-
-struct mn_buf {
-    cl_mem mem;
-    size_t size; /* what the caller asked for (the cl_mem may be a little larger) */
-};
-
-/* The kernels of kernels/mcunas.cl, in this order (names in ocl_program.c). */
-typedef enum mn_ocl_kernel {
-    MN_OCL_IM2COL,
-    MN_OCL_CONV_FLIP,
-    MN_OCL_BIAS_ROWS,
-    MN_OCL_COLSUM,
-    MN_OCL_MAXPOOL2_FWD,
-    MN_OCL_MAXPOOL2_BWD,
-    MN_OCL_BN_STATS,
-    MN_OCL_BN_APPLY,
-    MN_OCL_BN_INFER,
-    MN_OCL_BN_BWD_SUMS,
-    MN_OCL_BN_BWD_APPLY,
-    MN_OCL_RELU_FWD,
-    MN_OCL_RELU_BWD,
-    MN_OCL_GAP_FWD,
-    MN_OCL_GAP_BWD,
-    MN_OCL_DROPOUT_FWD,
-    MN_OCL_DROPOUT_BWD,
-    MN_OCL_ADAM,
-    MN_OCL_SCALE_U8,
-    MN_OCL_SOFTMAX_XENT,
-    MN_OCL_KERNEL_COUNT
-} mn_ocl_kernel;
+#include "backend/gpu/gpu_impl.h" /* the shared ops, kernel ids, mn_buf and mn_gpu */
 
 /* A memo of CLBlast temp-buffer sizes (asking CLBlast costs a routine set-up per call). */
 #define MN_OCL_TEMP_MEMO 64
@@ -57,29 +28,23 @@ typedef struct mn_ocl_temp_memo {
 } mn_ocl_temp_memo;
 
 typedef struct mn_ocl {
+    mn_gpu gpu; /* first: the shared ops' view of the backend (device interface, memory) */
     cl_platform_id platform;
     cl_device_id device;
     cl_context context;
     cl_command_queue queue;
     cl_program program;
-    cl_kernel kernels[MN_OCL_KERNEL_COUNT];
+    cl_kernel kernels[MN_GPU_KERNEL_COUNT]; /* those of MN_GPU_IN_CL, others NULL */
     mn_device_info info;
     size_t wg;        /* work-group size of elementwise kernels */
     size_t red_wg;    /* work-group size of reduction kernels (power of two) */
     size_t sub_align; /* sub-buffer origin alignment in bytes (CL_DEVICE_MEM_BASE_ADDR_ALIGN) */
-    size_t allocated, peak;
     int program_from_cache; /* 1 when the program came from the disk cache */
     mn_ocl_temp_memo memo[MN_OCL_TEMP_MEMO];
     int memo_next;
 } mn_ocl;
 
 static inline mn_ocl *mn_ocl_impl(mn_backend *be) { return (mn_ocl *)be->impl; }
-
-#define MN_OCL_TRY(expr)                                                                  \
-    do {                                                                                  \
-        mn_status mn_ocl_st_ = (expr);                                                    \
-        if (mn_ocl_st_ != MN_OK) return mn_ocl_st_;                                       \
-    } while (0)
 
 /* ---- devices (ocl_device.c) ----
  * A device's index is its flat index over every platform's devices, in the order the
@@ -99,49 +64,29 @@ const char *mn_ocl_error_name(cl_int err);
 /* MN_ERR_BACKEND with "opencl: <what> failed: <CL error> (<code>)". */
 mn_status mn_ocl_fail(cl_int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
-/* Memory accounting of buffers the backend creates for itself. */
-void mn_ocl_count_alloc(mn_ocl *o, size_t bytes);
-void mn_ocl_count_free(mn_ocl *o, size_t bytes);
+/* ---- argument checks (ocl.c) ---- */
 
-/* ---- argument checks (ocl.c); as the CPU backend's, naming op and argument ---- */
-
-/* A resolved view: the buffer and the offset in elements of `elem` bytes. */
+/* A resolved view: the buffer and the offset in elements of `elem` bytes (CLBlast's
+ * form). */
 typedef struct mn_ocl_arg_view {
     cl_mem mem;
     cl_ulong off;
 } mn_ocl_arg_view;
 
-/* `count` elements of `elem` bytes at the view; the offset must be a multiple of elem, and
- * count below 2^32 (kernels index in 32 bits). */
-mn_status mn_ocl_view(const char *op, const char *arg, mn_view v, size_t count, size_t elem,
-                      mn_ocl_arg_view *out);
-/* Same, absent allowed: out->mem = NULL. */
-mn_status mn_ocl_view_opt(const char *op, const char *arg, mn_view v, size_t count,
-                          size_t elem, mn_ocl_arg_view *out);
+/* mn_gpu_view and mn_gpu_view_opt (absent: out->mem = NULL) in CLBlast's form. */
+mn_status mn_ocl_view(mn_ocl *o, const char *op, const char *arg, mn_view v, size_t count,
+                      size_t elem, mn_ocl_arg_view *out);
+mn_status mn_ocl_view_opt(mn_ocl *o, const char *op, const char *arg, mn_view v,
+                          size_t count, size_t elem, mn_ocl_arg_view *out);
 
-/* ---- kernel launches (ocl.c) ---- */
-
-typedef struct mn_ocl_karg {
-    size_t size;
-    const void *ptr;
-} mn_ocl_karg;
-
-#define MN_KMEM(m) ((mn_ocl_karg){sizeof(cl_mem), &(cl_mem){(m)}})
-#define MN_KU64(v) ((mn_ocl_karg){sizeof(cl_ulong), &(cl_ulong){(cl_ulong)(v)}})
-#define MN_KU32(v) ((mn_ocl_karg){sizeof(cl_uint), &(cl_uint){(cl_uint)(v)}})
-#define MN_KF32(v) ((mn_ocl_karg){sizeof(cl_float), &(cl_float){(cl_float)(v)}})
-#define MN_KI32(v) ((mn_ocl_karg){sizeof(cl_int), &(cl_int){(cl_int)(v)}})
-#define MN_KVIEW(av) MN_KMEM((av).mem), MN_KU64((av).off)
-
-/* One work-item per item (`items` of them, the global size rounded up to the
- * work-group); nothing is enqueued when items is 0. */
-mn_status mn_ocl_run(mn_ocl *o, mn_ocl_kernel k, size_t items, size_t nargs,
-                     const mn_ocl_karg *args);
-/* `groups` work-groups of o->red_wg work-items (reduction kernels). */
-mn_status mn_ocl_run_groups(mn_ocl *o, mn_ocl_kernel k, size_t groups, size_t nargs,
-                            const mn_ocl_karg *args);
-#define MN_OCL_ARGS(...) sizeof((mn_ocl_karg[]){__VA_ARGS__}) / sizeof(mn_ocl_karg), \
-                         (mn_ocl_karg[]){__VA_ARGS__}
+/* A resolved view as the shared launches take it, and as a kernel argument. */
+static inline mn_gpu_ptr mn_ocl_ptr(mn_ocl_arg_view v) {
+    return (mn_gpu_ptr){.cl = {(void *)v.mem, (uint64_t)v.off}};
+}
+#define MN_KVIEW(v) MN_GA_P(mn_ocl_ptr(v))
+static inline mn_ocl_arg_view mn_ocl_av(mn_gpu_ptr p) {
+    return (mn_ocl_arg_view){(cl_mem)p.cl.mem, (cl_ulong)p.cl.off};
+}
 
 /* ---- program (ocl_program.c) ---- */
 
@@ -176,12 +121,21 @@ size_t mn_ocl_gemm_temp_bound(mn_ocl *o, int ta, int tb, size_t m, size_t n, siz
 mn_status mn_ocl_gemm(mn_ocl *o, const char *op, int ta, int tb, size_t m, size_t n,
                       size_t k, mn_ocl_arg_view a, size_t lda, mn_ocl_arg_view b, size_t ldb,
                       float beta, mn_ocl_arg_view c, size_t ldc, const mn_ocl_temp *temp);
+/* The device interface's gemm (the shared dense ops): mn_ocl_gemm, beta 0, a temp
+ * buffer made for the call. */
+mn_status mn_ocl_dev_gemm(mn_backend *be, const char *op, int ta, int tb, size_t m, size_t n,
+                          size_t k, mn_gpu_ptr a, size_t lda, mn_gpu_ptr b, size_t ldb,
+                          mn_gpu_ptr c, size_t ldc);
 
-/* ---- ops ---- */
+/* ---- ops: the convolutions (ocl_conv.c); the rest are shared ---- */
 
 size_t mn_ocl_conv3x3_workspace_bytes(mn_backend *be, const mn_conv_shape *s);
-/* mn_ocl_<fn> for every op of mcunas/backend_ops.def. */
-#define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_ocl_##fn params;
-#include "mcunas/backend_ops.def"
+mn_status mn_ocl_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view x, mn_view w,
+                                 mn_view b, mn_view y, mn_view workspace);
+mn_status mn_ocl_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, mn_view dy,
+                                       mn_view w, mn_view dx, mn_view workspace);
+mn_status mn_ocl_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s,
+                                          mn_view x, mn_view dy, mn_view dw, mn_view db,
+                                          mn_view workspace);
 
 #endif

@@ -18,29 +18,6 @@
 extern const char mn_ocl_kernel_source[];
 extern const size_t mn_ocl_kernel_source_len;
 
-static const char *const mn_ocl_kernel_names[MN_OCL_KERNEL_COUNT] = {
-    [MN_OCL_IM2COL] = "mn_im2col",
-    [MN_OCL_CONV_FLIP] = "mn_conv_flip",
-    [MN_OCL_BIAS_ROWS] = "mn_bias_rows",
-    [MN_OCL_COLSUM] = "mn_colsum",
-    [MN_OCL_MAXPOOL2_FWD] = "mn_maxpool2_fwd",
-    [MN_OCL_MAXPOOL2_BWD] = "mn_maxpool2_bwd",
-    [MN_OCL_BN_STATS] = "mn_bn_stats",
-    [MN_OCL_BN_APPLY] = "mn_bn_apply",
-    [MN_OCL_BN_INFER] = "mn_bn_infer",
-    [MN_OCL_BN_BWD_SUMS] = "mn_bn_bwd_sums",
-    [MN_OCL_BN_BWD_APPLY] = "mn_bn_bwd_apply",
-    [MN_OCL_RELU_FWD] = "mn_relu_fwd",
-    [MN_OCL_RELU_BWD] = "mn_relu_bwd",
-    [MN_OCL_GAP_FWD] = "mn_gap_fwd",
-    [MN_OCL_GAP_BWD] = "mn_gap_bwd",
-    [MN_OCL_DROPOUT_FWD] = "mn_dropout_fwd",
-    [MN_OCL_DROPOUT_BWD] = "mn_dropout_bwd",
-    [MN_OCL_ADAM] = "mn_adam",
-    [MN_OCL_SCALE_U8] = "mn_scale_u8",
-    [MN_OCL_SOFTMAX_XENT] = "mn_softmax_xent",
-};
-
 #define MN_OCL_CACHE_MAGIC 0x4d4e4f43u /* "MNOC" */
 
 typedef struct mn_ocl_cache_header {
@@ -194,14 +171,15 @@ mn_status mn_ocl_program_load(mn_ocl *o) {
     if (cache) snprintf(path, sizeof path, "%s/ocl-%016llx.bin", dir, (unsigned long long)key);
     o->program_from_cache = cache && mn_ocl_from_cache(o, path, options);
     if (!o->program_from_cache) {
-        MN_OCL_TRY(mn_ocl_from_source(o, options));
+        MN_GPU_TRY(mn_ocl_from_source(o, options));
         if (cache) mn_ocl_save_binary(o, dir, path);
     }
-    for (int i = 0; i < MN_OCL_KERNEL_COUNT; i++) {
+    for (int i = 0; i < MN_GPU_KERNEL_COUNT; i++) {
+        if (!(mn_gpu_kernels[i].where & MN_GPU_IN_CL)) continue;
         cl_int err;
-        o->kernels[i] = clCreateKernel(o->program, mn_ocl_kernel_names[i], &err);
+        o->kernels[i] = clCreateKernel(o->program, mn_gpu_kernels[i].name, &err);
         if (err != CL_SUCCESS)
-            return mn_ocl_fail(err, "clCreateKernel(%s)", mn_ocl_kernel_names[i]);
+            return mn_ocl_fail(err, "clCreateKernel(%s)", mn_gpu_kernels[i].name);
     }
     return MN_OK;
 }
