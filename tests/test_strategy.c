@@ -25,10 +25,23 @@ static void run(mn_strategy_kind kind, int max_cells, int k_max, const world *w,
     mn_strategy_options o = {kind, max_cells, 1, k_max};
     mn_strategy *s;
     assert_int_equal(mn_strategy_create(&o, &s), MN_OK);
-    mn_point p;
+    mn_point p, batch[256];
+    int n_batch = 0;
     t->n = 0;
     while (mn_strategy_ask(s, &p)) {
         assert_true(t->n < 128);
+        /* batch ask: the point needed now first, and every point the rules go on to ask was
+         * offered by the batch before it (look-ahead covers both ways the rules can go) */
+        if (t->n > 0) {
+            int offered = 0;
+            for (int i = 1; i < n_batch; i++)
+                offered |= batch[i].k == p.k && batch[i].cells == p.cells;
+            if (!offered) fail_msg("A(%d,%d) was not in the look-ahead of the point before", p.k, p.cells);
+        }
+        n_batch = mn_strategy_ask_batch(s, batch, 256);
+        assert_true(n_batch >= 1);
+        assert_int_equal(batch[0].k, p.k);
+        assert_int_equal(batch[0].cells, p.cells);
         t->asked[t->n++] = p;
         double sc = w->score[p.k][p.cells];
         if (sc < 0)
@@ -36,6 +49,7 @@ static void run(mn_strategy_kind kind, int max_cells, int k_max, const world *w,
         else
             assert_int_equal(mn_strategy_tell(s, p, MN_OUTCOME_SCORED, sc), MN_OK);
     }
+    assert_int_equal(mn_strategy_ask_batch(s, batch, 256), 0);
     best->k = best->cells = -1;
     *best_score = -1;
     mn_strategy_best(s, best, best_score);
@@ -185,6 +199,63 @@ static void grid_visits_every_feasible_point(void **state) {
     assert_int_equal(best.cells, 2);
 }
 
+static void expect_batch(mn_strategy *s, int max, const int (*pts)[2], int n) {
+    mn_point b[64];
+    int got = mn_strategy_ask_batch(s, b, max);
+    assert_int_equal(got, n);
+    for (int i = 0; i < n; i++) {
+        if (b[i].k != pts[i][0] || b[i].cells != pts[i][1])
+            fail_msg("batch[%d] is A(%d,%d), expected A(%d,%d)", i, b[i].k, b[i].cells, pts[i][0], pts[i][1]);
+    }
+}
+
+/* What each strategy offers ahead: nanonas the rest of row k and the start of row k+1,
+ * colabnas both branches after k = 8, grid every pending point, bounded by max. */
+static void batch_ask_offers_the_points_the_rules_may_ask(void **state) {
+    (void)state;
+    mn_strategy_options o = {MN_STRATEGY_NANONAS, 2, 1, 64};
+    mn_strategy *s;
+    mn_point p;
+    assert_int_equal(mn_strategy_create(&o, &s), MN_OK);
+    static const int nano[][2] = {{1, 0}, {1, 1}, {2, 0}, {1, 2}, {2, 1}, {2, 2}};
+    expect_batch(s, 64, nano, 6);
+    expect_batch(s, 3, nano, 3); /* --lookahead bounds it */
+    assert_true(mn_strategy_ask(s, &p));
+    expect_batch(s, 64, nano, 6); /* asking changes nothing */
+    mn_strategy_destroy(s);
+
+    o.kind = MN_STRATEGY_COLABNAS;
+    o.max_cells = 1;
+    assert_int_equal(mn_strategy_create(&o, &s), MN_OK);
+    double k4[] = {0.7, 0.6}, k8[] = {0.7};
+    for (int c = 0; c < 2; c++) {
+        assert_true(mn_strategy_ask(s, &p));
+        assert_int_equal(mn_strategy_tell(s, p, MN_OUTCOME_SCORED, k4[c]), MN_OK);
+    }
+    static const int at8[][2] = {{8, 0}, {8, 1}, {16, 0}, {2, 0}, {16, 1}, {2, 1}};
+    expect_batch(s, 64, at8, 6);
+    assert_true(mn_strategy_ask(s, &p));
+    assert_int_equal(mn_strategy_tell(s, p, MN_OUTCOME_SCORED, k8[0]), MN_OK);
+    static const int both[][2] = {{8, 1}, {16, 0}, {2, 0}, {16, 1}, {2, 1}};
+    expect_batch(s, 64, both, 5);
+    mn_strategy_destroy(s);
+
+    o.kind = MN_STRATEGY_GRID;
+    o.k_max = 2;
+    assert_int_equal(mn_strategy_create(&o, &s), MN_OK);
+    static const int grid[][2] = {{1, 0}, {1, 1}, {2, 0}, {2, 1}};
+    expect_batch(s, 64, grid, 4);
+    mn_strategy_destroy(s);
+
+    mn_point list[] = {{3, 1}, {1, 0}, {2, 2}};
+    assert_int_equal(mn_strategy_create_list(MN_STRATEGY_HYBRID, list, 3, &s), MN_OK);
+    assert_true(mn_strategy_ask(s, &p));
+    assert_int_equal(mn_strategy_tell(s, p, MN_OUTCOME_SCORED, 0.5), MN_OK);
+    static const int rest[][2] = {{1, 0}, {2, 2}};
+    expect_batch(s, 64, rest, 2);
+    mn_strategy_destroy(s);
+}
+
 static void misuse_is_refused(void **state) {
     (void)state;
     mn_strategy_options o = {MN_STRATEGY_NANONAS, 3, 1, 64};
@@ -215,6 +286,7 @@ int main(void) {
         cmocka_unit_test(colabnas_doubles_with_margin),
         cmocka_unit_test(colabnas_halves_when_8_is_no_better),
         cmocka_unit_test(grid_visits_every_feasible_point),
+        cmocka_unit_test(batch_ask_offers_the_points_the_rules_may_ask),
         cmocka_unit_test(misuse_is_refused),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

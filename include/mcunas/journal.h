@@ -33,6 +33,15 @@ typedef struct mn_journal_entry {
     uint64_t device_planned_bytes;
     uint64_t device_measured_bytes; /* 0 when not trained */
     double seconds;              /* wall time spent on this candidate */
+    /* where and when it ran (search.h: workers, MPI ranks) */
+    int speculative;             /* evaluated ahead of need and not yet asked by the rules when
+                                  * written; a point the rules reach later gets its own line */
+    char node[64];               /* host name of the machine that evaluated it */
+    int rank, worker;            /* MPI rank (0 without MPI) and worker slot on that rank */
+    double started;              /* seconds from the start of the candidate phase */
+    uint64_t joint_planned_bytes; /* the host plan of everything running on that node when it
+                                   * started, itself included (0 when not trained) */
+    uint64_t host_added_bytes;   /* its part of that plan: what its training adds to the node */
 } mn_journal_entry;
 
 void mn_journal_entry_init(mn_journal_entry *e, mn_point p);

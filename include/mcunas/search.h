@@ -47,6 +47,16 @@ typedef struct mn_search_config {
     int threads, device;
     size_t host_mem;               /* bytes the search may use on the host */
     size_t device_mem;             /* bytes on a device that does not share host memory */
+    /* How many candidates run at once. 0: one at a time in this process (the library's
+     * default). W >= 1: W worker processes forked from this one, each evaluating on its own
+     * backend with `threads`; host_mem and device_mem are shared by the candidates running
+     * at once (one starts only when its planned bytes fit beside the others'). With `mpi`,
+     * every rank but 0 contributes W workers of its own and rank 0 coordinates. */
+    int workers;
+    int lookahead;                 /* points evaluated ahead of need at most (0: none) */
+    int mpi;                       /* spread over the ranks of an MPI job (MN_HAVE_MPI): rank 0
+                                    * coordinates, the others serve and return with no winner */
+    const char *data_path;         /* the dataset's file, for messages (MPI: a rank's data differs) */
     const char *journal_path;
     int resume;
     const char *settings_json;     /* written as the journal's first line */
@@ -66,7 +76,26 @@ typedef struct mn_search_result {
     size_t replayed;     /* taken from the journal without training */
     double seconds;      /* wall time of this run's candidate phase */
     uint64_t peak_host_bytes; /* largest measured peak RSS of a candidate */
+    /* the workers */
+    int slots;                /* workers evaluating candidates (1 without workers) */
+    int nodes;                /* machines (MPI ranks with workers; 1 without MPI) */
+    double busy_seconds;      /* worker-seconds spent evaluating, speculation included */
+    double utilisation;       /* busy_seconds / (slots x seconds of the candidate loop) */
+    size_t speculative;       /* evaluated ahead of need and never asked by the rules */
+    size_t speculative_used;  /* evaluated ahead of need, then asked */
+    double speculative_seconds; /* worker-seconds the never-asked ones took (abandoned too) */
+    size_t lost;              /* jobs whose worker died under them (each retried once) */
+    uint64_t peak_search_host_bytes; /* largest sampled host memory of search and workers */
+    uint64_t base_host_bytes; /* resident before any candidate: the search, its workers' own
+                               * pages (the coordinator's node) */
+    uint64_t max_joint_planned_bytes; /* largest plan of what ran at once on one node */
 } mn_search_result;
+
+/* This process's rank in an MPI job and the job's size (*size), starting MPI on the first
+ * call; 0 and 1 in a build without MPI or outside an MPI launcher's job. */
+int mn_search_mpi_rank(int *size);
+/* Ends MPI if this process started it and no search did (a job of one rank). */
+void mn_search_mpi_finish(void);
 
 /* The training options a search gives every candidate (and, with other epochs, its winner). */
 void mn_search_train_options(const mn_search_config *cfg, int epochs, mn_train_options *out);

@@ -57,6 +57,16 @@ void mn_strategy_destroy(mn_strategy *s);
 /* The next point to evaluate; returns 0 when the search is over (then *out is untouched). */
 int mn_strategy_ask(mn_strategy *s, mn_point *out);
 
+/* Batch ask: up to `max` points the rules may ask from here on, the point mn_strategy_ask
+ * returns first (the one needed now), then the points that may follow, nearest first, to be
+ * evaluated ahead of need. Changes no state; returns how many (0 when the search is over).
+ * grid and the list strategies: every pending point (the grid's rest of row k, then the rows
+ * after it); nanonas: the rest of row k and the start of row k+1, interleaved; colabnas: the
+ * rest of row k and the start of every row its outer rule may go to next (both branches after
+ * k = 8). Which of the look-ahead points the rules reach depends on outcomes not known yet;
+ * evaluating them never changes the answer, since tell still takes the points in ask order. */
+int mn_strategy_ask_batch(const mn_strategy *s, mn_point *out, int max);
+
 /* The outcome of the point last asked. Scores are compared as the seeds compare them:
  * rounded to 3 decimals. Telling a point other than the one asked is an error. */
 mn_status mn_strategy_tell(mn_strategy *s, mn_point p, mn_outcome outcome, double score);

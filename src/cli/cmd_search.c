@@ -57,7 +57,13 @@ static void usage(FILE *f) {
             "                       machine's available RAM)\n"
             "  --device-mem SIZE    device memory for a GPU backend (default: the device's)\n"
             "  --backend B          compute backend (default cpu; built in: %s)\n"
-            "  --threads N          worker threads (default: all cores)\n"
+            "  --workers W          candidates evaluated at once, each in a worker process of\n"
+            "                       its own with --threads threads; they share --host-mem and\n"
+            "                       --device-mem (default: from the cores and the budget, see\n"
+            "                       the first line of output)\n"
+            "  --lookahead N        points the strategy may ask next that idle workers\n"
+            "                       evaluate ahead of need (default: 2 x workers; 0: none)\n"
+            "  --threads N          threads per worker (default: the cores over the workers)\n"
             "  --device N           device index for the opencl or cuda backend\n"
             "  --resume             continue the search whose journal is in DIR\n"
             "  --config FILE        read options from an INI file: keys are these long option\n"
@@ -75,7 +81,8 @@ enum {
     OPT_DATA = 256, OPT_TARGET, OPT_TARGET_FILE, OPT_OUT, OPT_STRATEGY,
     OPT_MAXLAT, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
     OPT_LIMIT, OPT_HOSTMEM, OPT_DEVMEM, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_RESUME,
-    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL, OPT_RUNTIME
+    OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL, OPT_RUNTIME, OPT_WORKERS,
+    OPT_LOOKAHEAD
 };
 
 static const struct option longopts[] = {
@@ -95,6 +102,7 @@ static const struct option longopts[] = {
     {"json", no_argument, 0, OPT_JSON},               {"quiet", no_argument, 0, OPT_QUIET},
     {"top", required_argument, 0, OPT_TOP},           {"wf", required_argument, 0, OPT_WF},
     {"wl", required_argument, 0, OPT_WL},             {"runtime", required_argument, 0, OPT_RUNTIME},
+    {"workers", required_argument, 0, OPT_WORKERS},   {"lookahead", required_argument, 0, OPT_LOOKAHEAD},
     {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
 
 typedef struct opts {
@@ -102,8 +110,12 @@ typedef struct opts {
     mn_strategy_kind strategy;
     mn_cli_arch arch; /* --layout, --k-max, --io */
     long epochs, batch, seed, final_epochs, calib, limit, threads, device, top;
+    long workers, lookahead; /* -1: chosen from the cores and the budget */
+    int run_workers, run_threads, run_lookahead; /* what runs (choose_workers) */
+    char chose[256];          /* how they were chosen, for the first line of output */
     double lr, val, max_latency, wf, wl;
     int resume, json, quiet;
+    int mpi, rank;            /* started by mpirun/srun with more than one rank */
     mn_runtime runtime;
     size_t host_mem, device_mem;
 } opts;
@@ -160,6 +172,12 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
         break;
     case OPT_DEVICE:
         if (!mn_cli_parse_int(arg, 0, 1024, &o->device)) BAD("%s--device must be in [0, 1024], got '%s'", where, arg);
+        break;
+    case OPT_WORKERS:
+        if (!mn_cli_parse_int(arg, 1, 256, &o->workers)) BAD("%s--workers must be in [1, 256], got '%s'", where, arg);
+        break;
+    case OPT_LOOKAHEAD:
+        if (!mn_cli_parse_int(arg, 0, 4096, &o->lookahead)) BAD("%s--lookahead must be in [0, 4096], got '%s'", where, arg);
         break;
     case OPT_TOP:
         if (!mn_cli_parse_int(arg, 1, 100000, &o->top)) BAD("%s--top must be in [1, 100000], got '%s'", where, arg);
@@ -285,6 +303,8 @@ static int parse(int argc, char **argv, opts *o, config_ctx *cfgctx) {
     o->top = 5;
     o->wf = 0.1;
     o->wl = 0.1;
+    o->workers = -1;
+    o->lookahead = -1;
     for (int i = 1; i < argc; i++) {
         const char *path = NULL;
         if (!strcmp(argv[i], "--config") && i + 1 < argc) path = argv[i + 1];
@@ -369,11 +389,15 @@ static void make_config(const opts *o, const mn_target *target, mn_rank_options 
     sc->split_seed = 11;
     sc->seed = (uint64_t)o->seed;
     sc->backend = o->backend;
-    sc->threads = (int)o->threads;
+    sc->threads = o->run_threads;
+    sc->workers = o->run_workers;
+    sc->lookahead = o->run_lookahead;
     sc->device = (int)o->device;
     sc->host_mem = o->host_mem ? o->host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
     sc->device_mem = o->device_mem;
     sc->resume = o->resume;
+    sc->mpi = o->mpi;
+    sc->data_path = o->data;
     sc->on_candidate = on_candidate;
     sc->on_train_progress = on_progress;
     sc->user = rc;
@@ -389,6 +413,11 @@ static void print_done_json(const opts *o, const mn_search_result *res, const mn
     mn_json_int(&j, "trained", (long long)res->trained);
     mn_json_num(&j, "search_seconds", res->seconds);
     mn_json_num(&j, "total_seconds", total);
+    mn_json_int(&j, "workers", res->slots);
+    mn_json_int(&j, "nodes", res->nodes);
+    mn_json_num(&j, "utilisation", res->utilisation);
+    mn_json_int(&j, "speculative", (long long)res->speculative);
+    mn_json_num(&j, "speculative_seconds", res->speculative_seconds);
     if (fin) {
         mn_json_int(&j, "k", fin->arch.k);
         mn_json_int(&j, "cells", fin->arch.cells);
@@ -417,6 +446,10 @@ static void print_summary(const opts *o, const mn_target *target, const mn_searc
            (unsigned long long)target->macc_bound);
     printf("latency   %.1f ms on %s (estimated)\n", fin->est.latency_ms, target->name);
     printf("time      search %.1f s, total %.1f s\n", res->seconds, total);
+    printf("workers   %d on %d node%s (x %d threads): utilisation %.0f%%, lost %zu\n", res->slots,
+           res->nodes, res->nodes == 1 ? "" : "s", o->run_threads, 100.0 * res->utilisation, res->lost);
+    printf("ahead     %zu evaluated ahead and used, %zu never asked (%.1f worker-s spent on them)\n",
+           res->speculative_used, res->speculative, res->speculative_seconds);
     printf("files     %s/model.tflite, model_data.c/.h, report.json, candidates.csv, plot.svg\n", o->out);
 }
 
@@ -442,8 +475,13 @@ static int run(const opts *o, const mn_target *target, const mn_loaded_data *dat
                 mn_strategy_kind_name(o->strategy), o->data, data->train.count, target->name,
                 target->ram_bytes / 1024, target->flash_bytes / 1024, target->macc_bound / 1e6,
                 sc.host_mem / 1048576.0);
+    if (!o->quiet && !o->json && o->rank == 0) {
+        if (o->mpi) fprintf(stderr, "search: MPI job: rank 0 coordinates, the other ranks train\n");
+        else fprintf(stderr, "search: %s\n", o->chose);
+    }
     mn_search_result res;
     mn_status st = mn_search_run(&sc, data, &res);
+    if (o->rank != 0) return st ? mn_cli_fail(cmd, st) : MN_EXIT_OK; /* a worker rank: served */
     mn_final_result fin;
     int have_final = 0;
     if (!st && res.have_winner) {
@@ -466,13 +504,42 @@ static int run(const opts *o, const mn_target *target, const mn_loaded_data *dat
     return MN_EXIT_OK;
 }
 
+/* A worker's share of the host budget when nothing is known of the candidates yet: about
+ * what a small candidate's training and a backend's runtime hold. */
+#define WORKER_BYTES_GUESS ((size_t)128 << 20)
+
+/* The workers and threads per worker: what the options say, else half the cores as workers
+ * of two threads (a candidate's kernels gain little past a few threads, and two threads keep
+ * the cores busy while one waits on memory), fewer where the host budget cannot hold them. */
+static void choose_workers(opts *o, size_t host_mem) {
+    long cores = sysconf(_SC_NPROCESSORS_ONLN);
+    if (cores < 1) cores = 1;
+    long w = o->workers, t = o->threads;
+    const char *why = "given";
+    if (w < 1) {
+        w = t > 0 ? cores / t : cores / 2;
+        size_t fit = host_mem / WORKER_BYTES_GUESS;
+        if ((size_t)w > fit) w = (long)fit;
+        if (w < 1) w = 1;
+        if (w > 64) w = 64;
+        why = "chosen";
+    }
+    if (t < 1) t = cores / w > 0 ? cores / w : 1;
+    o->run_workers = (int)w;
+    o->run_threads = (int)t;
+    o->run_lookahead = o->lookahead >= 0 ? (int)o->lookahead : (int)(2 * w);
+    snprintf(o->chose, sizeof o->chose,
+             "workers: %ld x %ld threads (%s; %ld cores, host budget %.0f MiB), look-ahead %d",
+             w, t, why, cores, host_mem / 1048576.0, o->run_lookahead);
+}
+
 /* The target, the output folder and the data, then the run; returns the exit code. */
-static int load_and_run(const opts *o) {
+static int load_and_run(opts *o) {
     mn_target_list targets;
     const mn_target *target;
     int rc = mn_cli_target_find(cmd, o->target, o->target_file, &o->arch, &targets, &target);
     if (rc != MN_EXIT_OK) return rc;
-    if (!make_dir(o->out)) {
+    if (o->rank == 0 && !make_dir(o->out)) {
         mn_target_list_free(&targets);
         fprintf(stderr, "mcunas search: error: cannot create output folder %s\n", o->out);
         return MN_EXIT_FAILURE;
@@ -483,11 +550,26 @@ static int load_and_run(const opts *o) {
     if (st) {
         rc = mn_cli_fail(cmd, st);
     } else {
+        choose_workers(o, o->host_mem ? o->host_mem : mn_host_rss_bytes() + mn_host_available_bytes());
         rc = run(o, target, &data, t_start);
         mn_loaded_data_free(&data);
     }
     mn_target_list_free(&targets);
     return rc;
+}
+
+/* Under mpirun or srun (their environment says so) with more than one rank, the search runs
+ * across the ranks: rank 0 coordinates and writes everything, the others train quietly. */
+static void start_mpi(opts *o) {
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMI_SIZE") && !getenv("PMIX_RANK")) return;
+    /* each rank forks its worker processes after MPI starts; they never call MPI, so Open
+     * MPI's warning about fork (meant for RDMA networks) does not apply */
+    setenv("OMPI_MCA_mpi_warn_on_fork", "0", 0);
+    int size = 1;
+    o->rank = mn_search_mpi_rank(&size);
+    o->mpi = size > 1;
+    if (!o->mpi) mn_search_mpi_finish(); /* one rank: a search on this machine alone */
+    if (o->rank != 0) o->quiet = 1, o->json = 0;
 }
 
 int mn_cmd_search(int argc, char **argv) {
@@ -497,7 +579,10 @@ int mn_cmd_search(int argc, char **argv) {
     cfgctx.o = &o;
     cfgctx.rc = MN_EXIT_OK;
     int rc = parse(argc, argv, &o, &cfgctx);
-    if (rc == MN_CLI_CONTINUE) rc = load_and_run(&o);
+    if (rc == MN_CLI_CONTINUE) {
+        start_mpi(&o);
+        rc = load_and_run(&o);
+    }
     for (int i = 0; i < cfgctx.n_strings; i++) free(cfgctx.strings[i]);
     return rc;
 }

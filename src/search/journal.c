@@ -50,6 +50,13 @@ static json_t *entry_json(const mn_journal_entry *e) {
     SET("device_planned_bytes", json_integer((json_int_t)e->device_planned_bytes));
     SET("device_measured_bytes", json_integer((json_int_t)e->device_measured_bytes));
     SET("seconds", mn_json_real_new(e->seconds, 3));
+    SET("speculative", json_integer(e->speculative));
+    SET("node", mn_json_string_new(e->node));
+    SET("rank", json_integer(e->rank));
+    SET("worker", json_integer(e->worker));
+    SET("started", mn_json_real_new(e->started, 3));
+    SET("joint_planned_bytes", json_integer((json_int_t)e->joint_planned_bytes));
+    SET("host_added_bytes", json_integer((json_int_t)e->host_added_bytes));
 #undef SET
     if (bad) {
         json_decref(o);
@@ -140,6 +147,14 @@ static mn_status parse_entry(const char *line, const char *path, size_t lineno,
     get_u64(o, "device_measured_bytes", &e->device_measured_bytes);
     get_num(o, "latency_ms", &e->latency_ms);
     get_num(o, "seconds", &e->seconds);
+    double d;
+    if (get_num(o, "speculative", &d)) e->speculative = d != 0;
+    mn_json_string_copy(json_object_get(o, "node"), e->node, sizeof e->node);
+    if (get_num(o, "rank", &d)) e->rank = (int)d;
+    if (get_num(o, "worker", &d)) e->worker = (int)d;
+    get_num(o, "started", &e->started);
+    get_u64(o, "joint_planned_bytes", &e->joint_planned_bytes);
+    get_u64(o, "host_added_bytes", &e->host_added_bytes);
 done:
     json_decref(o);
     return st;

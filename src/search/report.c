@@ -84,6 +84,19 @@ static void xml_str(mn_text *t, const char *s) {
     }
 }
 
+/* Whether journal line i is reported: every line the rules asked (the path), and the lines
+ * evaluated ahead of need that the rules never asked (the speculative waste); a speculative
+ * line whose point the path reached later is that path line's twin. */
+static int reported(const mn_journal *j, size_t i) {
+    const mn_journal_entry *e = mn_journal_get(j, i);
+    if (!e->speculative) return 1;
+    for (size_t o = 0; o < mn_journal_count(j); o++) {
+        const mn_journal_entry *x = mn_journal_get(j, o);
+        if (!x->speculative && x->point.k == e->point.k && x->point.cells == e->point.cells) return 0;
+    }
+    return 1;
+}
+
 /* ---- the plot: validation accuracy against RAM and against MACC ---- */
 
 typedef struct panel {
@@ -120,6 +133,7 @@ static void draw_panel(mn_text *t, const panel *p, const mn_journal *j, int use_
     }
     for (size_t i = 0; i < mn_journal_count(j); i++) {
         const mn_journal_entry *e = mn_journal_get(j, i);
+        if (!reported(j, i)) continue;
         double x = use_ram ? (double)e->ram_bytes : (double)e->macc;
         if (x <= 0 || x > p->xmax) continue;
         if (e->outcome == MN_OUTCOME_SCORED) {
@@ -193,9 +207,10 @@ static mn_status write_csv(const char *dir, const mn_journal *j) {
     mn_text t = {0};
     tx(&t, "k,cells,outcome,val_acc,macc,params,flash_bytes,ram_bytes,latency_ms,"
            "host_planned_bytes,host_measured_bytes,device_planned_bytes,device_measured_bytes,"
-           "seconds,reason\n");
+           "seconds,speculative,node,rank,worker,started,joint_planned_bytes,reason\n");
     for (size_t i = 0; i < mn_journal_count(j); i++) {
         const mn_journal_entry *e = mn_journal_get(j, i);
+        if (!reported(j, i)) continue;
         tx(&t, "%d,%d,%s,", e->point.k, e->point.cells, mn_outcome_name(e->outcome));
         if (e->outcome == MN_OUTCOME_SCORED) tx(&t, "%.4f", e->val_acc);
         tx(&t, ",%llu,%llu,%llu,%llu,%.3f,%llu,%llu,%llu,%llu,%.2f,", (unsigned long long)e->macc,
@@ -203,6 +218,10 @@ static mn_status write_csv(const char *dir, const mn_journal *j) {
            (unsigned long long)e->ram_bytes, e->latency_ms, (unsigned long long)e->host_planned_bytes,
            (unsigned long long)e->host_measured_bytes, (unsigned long long)e->device_planned_bytes,
            (unsigned long long)e->device_measured_bytes, e->seconds);
+        tx(&t, "%d,", e->speculative);
+        csv_quoted(&t, e->node);
+        tx(&t, ",%d,%d,%.3f,%llu,", e->rank, e->worker, e->started,
+           (unsigned long long)e->joint_planned_bytes);
         csv_quoted(&t, e->reason);
         tx(&t, "\n");
     }
@@ -211,8 +230,12 @@ static mn_status write_csv(const char *dir, const mn_journal *j) {
 
 static mn_status write_json(const mn_search_config *cfg, const char *dir, const mn_journal *j,
                             const mn_search_result *s, const mn_final_result *f, double total) {
-    size_t n[MN_OUTCOME_COUNT] = {0};
-    for (size_t i = 0; i < mn_journal_count(j); i++) n[mn_journal_get(j, i)->outcome]++;
+    size_t n[MN_OUTCOME_COUNT] = {0}, path = 0; /* the lines the rules asked */
+    for (size_t i = 0; i < mn_journal_count(j); i++)
+        if (!mn_journal_get(j, i)->speculative) {
+            n[mn_journal_get(j, i)->outcome]++;
+            path++;
+        }
     json_error_t err;
     json_t *settings = json_loads(cfg->settings_json, 0, &err);
     if (!settings)
@@ -238,23 +261,35 @@ static mn_status write_json(const mn_search_config *cfg, const char *dir, const 
                                    "files", "model.tflite", "model_data.c", "model_data.h",
                                    "weights.h5")
                        : json_null();
+    /* the workers: how busy they were, what ran ahead of need, the shared budget */
+    json_t *workers = json_pack("{s:i, s:i, s:i, s:o, s:o, s:I, s:I, s:o, s:I, s:I, s:I, s:I, s:I}",
+                                "slots", s->slots, "nodes", s->nodes, "threads", cfg->threads,
+                                "busy_seconds", mn_json_real_new(s->busy_seconds, 1),
+                                "utilisation", mn_json_real_new(s->utilisation, 3),
+                                "speculative", (json_int_t)s->speculative,
+                                "speculative_used", (json_int_t)s->speculative_used,
+                                "speculative_seconds", mn_json_real_new(s->speculative_seconds, 1),
+                                "lost", (json_int_t)s->lost, "host_mem", (json_int_t)cfg->host_mem,
+                                "base_host_bytes", (json_int_t)s->base_host_bytes,
+                                "peak_search_host_bytes", (json_int_t)s->peak_search_host_bytes,
+                                "max_joint_planned_bytes", (json_int_t)s->max_joint_planned_bytes);
     json_t *report = json_pack(
         "{s:o, s:{s:o, s:I, s:I, s:I, s:I, s:f}, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}, s:o, s:o, s:I,"
-        " s:o}",
+        " s:o, s:o}",
         "settings", settings,
         "target", "name", mn_json_string_new(cfg->target->name),
         "ram_bytes", (json_int_t)cfg->target->ram_bytes,
         "ram_reserve_bytes", (json_int_t)cfg->target->ram_reserve_bytes,
         "flash_bytes", (json_int_t)cfg->target->flash_bytes,
         "macc_bound", (json_int_t)cfg->target->macc_bound, "clock_mhz", cfg->target->clock_mhz,
-        "candidates", "total", (json_int_t)mn_journal_count(j),
+        "candidates", "total", (json_int_t)path,
         "scored", (json_int_t)n[MN_OUTCOME_SCORED], "infeasible", (json_int_t)n[MN_OUTCOME_INFEASIBLE],
         "pruned", (json_int_t)n[MN_OUTCOME_PRUNED], "failed", (json_int_t)n[MN_OUTCOME_FAILED],
         "trained_this_run", (json_int_t)s->trained, "replayed", (json_int_t)s->replayed,
         "search_seconds", mn_json_real_new(s->seconds, 1),
         "total_seconds", mn_json_real_new(total, 1),
         "peak_host_bytes", (json_int_t)s->peak_host_bytes,
-        "winner", winner);
+        "workers", workers, "winner", winner);
     /* indented for people, reals short once rounded */
     char *text = report ? json_dumps(report, JSON_INDENT(2) | JSON_PRESERVE_ORDER |
                                                  JSON_REAL_PRECISION(15))

@@ -224,6 +224,63 @@ int mn_strategy_ask(mn_strategy *s, mn_point *out) {
     return 1;
 }
 
+/* Appends row k from cell c on, interleaved with the other rows already queued: rows[i] is
+ * the next cell of row i. */
+typedef struct row_cursor {
+    int k, c;
+} row_cursor;
+
+static int add_rows(const mn_strategy *s, row_cursor *rows, int n_rows, mn_point *out, int n,
+                    int max) {
+    for (int live = 1; live && n < max;) {
+        live = 0;
+        for (int i = 0; i < n_rows && n < max; i++) {
+            if (rows[i].k < 1 || rows[i].k > s->o.k_max || rows[i].c > s->o.max_cells) continue;
+            out[n++] = (mn_point){rows[i].k, rows[i].c++};
+            live = 1;
+        }
+    }
+    return n;
+}
+
+int mn_strategy_ask_batch(const mn_strategy *s, mn_point *out, int max) {
+    if (s->finished || max < 1) return 0;
+    if (s->list) {
+        int n = 0;
+        for (int i = s->next_list; i < s->n_list && n < max; i++) out[n++] = s->list[i];
+        return n;
+    }
+    const int k = s->in.k;
+    row_cursor rows[3] = {{k, s->in.next_c}, {0, 0}, {0, 0}};
+    int n_rows = 1;
+    switch (s->o.kind) {
+    case MN_STRATEGY_GRID: { /* every pending point, row by row */
+        int n = 0;
+        for (int kk = k; kk <= s->o.k_max && n < max; kk++) {
+            row_cursor r = {kk, kk == k ? s->in.next_c : 0};
+            n = add_rows(s, &r, 1, out, n, max);
+        }
+        return n;
+    }
+    case MN_STRATEGY_NANONAS: rows[n_rows++] = (row_cursor){k + 1, 0}; break;
+    case MN_STRATEGY_COLABNAS:
+        if (s->colab_phase == 0) rows[n_rows++] = (row_cursor){8, 0};
+        else if (s->colab_phase == 1) {
+            rows[n_rows++] = (row_cursor){16, 0};
+            rows[n_rows++] = (row_cursor){2, 0};
+        } else if (s->colab_phase == 2) rows[n_rows++] = (row_cursor){2 * k, 0};
+        else if (k > 1) rows[n_rows++] = (row_cursor){k / 2, 0};
+        break;
+    case MN_STRATEGY_ZEROSHOT:
+    case MN_STRATEGY_HYBRID:
+        break; /* list strategies: handled above */
+    }
+    /* the point needed now first, then the rows interleaved */
+    out[0] = (mn_point){k, s->in.next_c};
+    rows[0].c++;
+    return add_rows(s, rows, n_rows, out, 1, max);
+}
+
 mn_status mn_strategy_tell(mn_strategy *s, mn_point p, mn_outcome outcome, double score) {
     if (!s->asked || p.k != s->pending.k || p.cells != s->pending.cells)
         return mn_error_set(MN_ERR_INVALID_ARG,
