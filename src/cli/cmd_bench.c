@@ -16,7 +16,7 @@ static void usage(FILE *f) {
             "A(8,4) and A(16,4) (nanonas layout) on 50x50x3 (2 classes) and 28x28x1 (10 classes).\n\n"
             "Options:\n"
             "  --backend B     compute backend (default cpu; built in: %s)\n"
-            "  --threads N     worker threads (default: all cores)\n"
+            "  --threads N     worker threads (default: the CPUs this process may use)\n"
             "  --device N      OpenCL device index (default 0; see mcunas devices)\n"
             "  --batch N       batch size (default 16)\n"
             "  --k K --cells C one candidate instead of the reference set\n"
@@ -58,7 +58,7 @@ typedef struct bench_opts {
 static int run_one(const char *backend, mn_backend *be, const mn_arch *arch, int batch,
                    double seconds, int warmup, int json) {
     mn_bench_result r;
-    mn_status st = mn_bench_train(arch, be, batch, seconds, warmup, &r);
+    mn_status st = mn_bench_train(arch, be, batch, seconds, warmup, &mn_cli_stop_flag, &r);
     if (st) return mn_cli_fail(cmd, st);
     char in[32];
     snprintf(in, sizeof in, "%dx%dx%d", arch->input.h, arch->input.w, arch->input.c);
@@ -134,7 +134,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
 
 static int run_sgemm(const bench_opts *o) {
     double gf;
-    mn_status st = mn_bench_sgemm((int)o->threads, o->seconds, &gf);
+    mn_status st = mn_bench_sgemm((int)o->threads, o->seconds, &mn_cli_stop_flag, &gf);
     if (st) return mn_cli_fail(cmd, st);
     if (o->json) {
         mn_json j;

@@ -150,6 +150,7 @@ static mn_status make_synthetic(const char *out, long count, long test_count, in
     wo.shape = (mn_shape){h, w, c};
     wo.classes = classes;
     wo.source = "synthetic (mcunas import synthetic)";
+    wo.stop = &mn_cli_stop_flag;
     mn_dataset_writer *wr = NULL;
     mn_status st = mn_dataset_writer_create(out, &wo, &wr);
     if (st) return st;
@@ -292,6 +293,7 @@ static int run_idx_files(const import_opts *o, mn_import_idx_options *io, import
     io->limit = (size_t)o->limit;
     io->progress = on_progress;
     io->progress_user = prog;
+    io->stop = &mn_cli_stop_flag;
     double t0 = mn_time_now();
     mn_status st = mn_import_idx(io);
     free(names);
@@ -329,7 +331,7 @@ static int run_cifar(const import_opts *o, import_progress *prog) {
     if (!o->dir_given) return mn_cli_usage_error(cmd, "--dir is required");
     mn_import_cifar_options co = {.dir = o->dir, .output = o->output, .coarse = o->coarse,
                                   .limit = (size_t)o->limit, .progress = on_progress,
-                                  .progress_user = prog};
+                                  .progress_user = prog, .stop = &mn_cli_stop_flag};
     double t0 = mn_time_now();
     return finish(o, mn_import_cifar(&co), t0, 0);
 }
@@ -351,6 +353,7 @@ static int run_folder(const import_opts *o, import_progress *prog) {
     fo.skipped = &skipped;
     fo.progress = on_progress;
     fo.progress_user = prog;
+    fo.stop = &mn_cli_stop_flag;
     double t0 = mn_time_now();
     mn_status st = mn_import_folder(&fo);
     return finish(o, st, t0, skipped);
@@ -402,6 +405,7 @@ int mn_cmd_import(int argc, char **argv) {
     import_opts o;
     int rc = parse(argc - 1, argv + 1, &o);
     if (rc != MN_CLI_CONTINUE) return rc;
+    mn_cli_remove_on_exit(o.output, ".tmp");
     import_progress prog = {isatty(fileno(stderr)), o.quiet, 0};
     return imp->run(&o, &prog);
 }

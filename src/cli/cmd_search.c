@@ -351,7 +351,7 @@ static void make_config(const opts *o, const mn_target *target, mn_rank_options 
     sc->backend = o->backend;
     sc->threads = (int)o->threads;
     sc->device = (int)o->device;
-    sc->host_mem = o->host_mem ? o->host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
+    sc->host_mem = o->host_mem ? o->host_mem : mn_cli_host_mem_default();
     sc->device_mem = o->device_mem;
     sc->resume = o->resume;
     sc->on_candidate = on_candidate;
@@ -473,6 +473,7 @@ int mn_cmd_search(int argc, char **argv) {
     cfgctx.o = &o;
     cfgctx.rc = MN_EXIT_OK;
     int rc = parse(argc, argv, &o, &cfgctx);
+    if (rc == MN_CLI_CONTINUE) rc = mn_cli_host_mem_check(cmd, o.host_mem);
     if (rc == MN_CLI_CONTINUE) rc = load_and_run(&o);
     for (int i = 0; i < cfgctx.n_strings; i++) free(cfgctx.strings[i]);
     return rc;

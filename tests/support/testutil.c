@@ -59,7 +59,7 @@ const char *mn_test_bin(void) { return getenv("MN_BIN"); }
 
 int mn_test_write_brightness_dataset(const char *path, int h, int w, int n_train, int n_test,
                                      uint64_t seed) {
-    mn_dataset_writer_options o = {{h, w, 1}, 4, NULL, "tests: brightness classes", 0, 0};
+    mn_dataset_writer_options o = {{h, w, 1}, 4, NULL, "tests: brightness classes", 0, 0, NULL};
     mn_dataset_writer *wr;
     if (mn_dataset_writer_create(path, &o, &wr) != MN_OK) return 0;
     mn_rng r;
