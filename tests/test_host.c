@@ -204,6 +204,130 @@ static void process_figures_follow_the_cgroup(void **state) {
     free(root);
 }
 
+/* ---- a real cgroup ---- */
+
+static int write_file(const char *dir, const char *name, const char *text) {
+    char path[4400];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    FILE *f = fopen(path, "w");
+    if (!f) return 0;
+    int ok = fputs(text, f) >= 0;
+    return (fclose(f) == 0) && ok;
+}
+
+/* "oom_kill N" of a v2 memory.events or v1 memory.oom_control; -1 when unreadable. */
+static long oom_kills(const char *dir, int v2) {
+    char path[4400], line[256];
+    snprintf(path, sizeof path, "%s/%s", dir, v2 ? "memory.events" : "memory.oom_control");
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    long n = -1;
+    while (fgets(line, sizeof line, f))
+        if (sscanf(line, "oom_kill %ld", &n) == 1) break;
+    fclose(f);
+    return n;
+}
+
+/* A memory cgroup of `bytes` for a child process: v2 beside the root's, or v1 under this
+ * process's own memory cgroup. 0, with the reason in why, when the machine does not let us. */
+static int make_memory_cgroup(size_t bytes, char *dir, size_t n, int *v2, char *why, size_t wn) {
+    char limit[32];
+    snprintf(limit, sizeof limit, "%zu\n", bytes);
+    if (geteuid() != 0) {
+        snprintf(why, wn, "not root: cannot create a cgroup");
+        return 0;
+    }
+    FILE *f = fopen("/sys/fs/cgroup/cgroup.controllers", "r");
+    char ctl[512] = "";
+    if (f) {
+        if (!fgets(ctl, sizeof ctl, f)) ctl[0] = '\0';
+        fclose(f);
+    }
+    if (strstr(ctl, "memory")) {
+        *v2 = 1;
+        snprintf(dir, n, "/sys/fs/cgroup/mcunas-test-%d", (int)getpid());
+        if (mkdir(dir, 0755) != 0) {
+            snprintf(why, wn, "cannot create %s: %s", dir, strerror(errno));
+            return 0;
+        }
+        write_file(dir, "memory.swap.max", "0\n");
+        if (write_file(dir, "memory.max", limit)) return 1;
+        snprintf(why, wn, "cannot set %s/memory.max", dir);
+        rmdir(dir);
+        return 0;
+    }
+    /* v1: under this process's own memory cgroup, so its accounting still holds */
+    f = fopen("/proc/self/cgroup", "r");
+    char line[1024], own[1024] = "";
+    while (f && fgets(line, sizeof line, f)) {
+        char *c1 = strchr(line, ':'), *c2 = c1 ? strchr(c1 + 1, ':') : NULL;
+        if (c2 && strncmp(c1 + 1, "memory:", 7) == 0) {
+            c2[1 + strcspn(c2 + 1, "\n")] = '\0';
+            snprintf(own, sizeof own, "%s", c2 + 1);
+        }
+    }
+    if (f) fclose(f);
+    *v2 = 0;
+    snprintf(dir, n, "/sys/fs/cgroup/memory%s/mcunas-test-%d", strcmp(own, "/") ? own : "", (int)getpid());
+    if (mkdir(dir, 0755) != 0) {
+        snprintf(why, wn, "no writable memory cgroup (v2 without the memory controller; %s: %s)",
+                 dir, strerror(errno));
+        return 0;
+    }
+    write_file(dir, "memory.swappiness", "0\n");
+    if (write_file(dir, "memory.limit_in_bytes", limit)) return 1;
+    snprintf(why, wn, "cannot set %s/memory.limit_in_bytes", dir);
+    rmdir(dir);
+    return 0;
+}
+
+/* A search without --host-mem inside a 256 MiB cgroup plans within it and is not killed. */
+static void search_in_a_256m_cgroup(void **state) {
+    (void)state;
+    const char *bin = mn_test_bin();
+    if (!bin) skip();
+    char dir[4200], why[4400];
+    int v2 = 0;
+    if (!make_memory_cgroup(256 * MIB, dir, sizeof dir, &v2, why, sizeof why)) {
+        fprintf(stderr, "search_in_a_256m_cgroup: skipped: %s\n", why);
+        skip();
+    }
+    char *data = path_of("data.h5"), *out = path_of("search"), *log = path_of("search.log");
+    assert_true(mn_test_write_brightness_dataset(data, 16, 16, 900, 200, 5));
+    char procs[4300];
+    snprintf(procs, sizeof procs, "%s/cgroup.procs", dir);
+    /* The shell moves itself into the cgroup, then becomes mcunas. Under AddressSanitizer
+     * its quarantine of freed memory (256 MiB by default) would be the sanitizer's own use,
+     * not the search's: keep it small there. */
+    const char *argv[] = {"/bin/sh", "-c",
+                          "echo $$ > \"$0\" && ASAN_OPTIONS=\"$ASAN_OPTIONS:quarantine_size_mb=16\" exec \"$@\"",
+                          procs, bin, "search", "--data", data, "--target", "stm32l412kbu3",
+                          "--out", out, "--k-max", "3", "--epochs", "1", "--batch", "8",
+                          "--final-epochs", "1", NULL};
+    int rc = mn_test_run(0, argv, log);
+    long kills = oom_kills(dir, v2);
+    rmdir(dir); /* empty again: the search has exited */
+    assert_int_equal(rc, 0);
+    assert_true(kills <= 0);
+    /* the budget it printed is the cgroup's, not the machine's */
+    FILE *f = fopen(log, "r");
+    assert_non_null(f);
+    char line[4096];
+    double mib = -1;
+    while (fgets(line, sizeof line, f)) {
+        const char *p = strstr(line, "host budget ");
+        if (p) mib = atof(p + strlen("host budget "));
+    }
+    fclose(f);
+    if (!(mib > 0 && mib <= 256)) {
+        mn_test_print_run(argv, log, rc);
+        fail_msg("host budget %.0f MiB in a 256 MiB cgroup", mib);
+    }
+    free(data);
+    free(out);
+    free(log);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(v2_memory_is_the_tightest_level, fresh, gone),
@@ -212,6 +336,7 @@ int main(void) {
         cmocka_unit_test_setup_teardown(v2_cpu_quota, fresh, gone),
         cmocka_unit_test_setup_teardown(v1_memory_and_cpu, fresh, gone),
         cmocka_unit_test_setup_teardown(process_figures_follow_the_cgroup, fresh, gone),
+        cmocka_unit_test_setup_teardown(search_in_a_256m_cgroup, fresh, gone),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -73,7 +73,7 @@ void mn_cli_threads_init(char **argv);
  * usage error naming both sizes. 0 (not given) always passes. */
 int mn_cli_host_mem_check(const char *cmd, size_t host_mem);
 /* The default host budget: the resident set now plus what the kernel and the cgroup would
- * still give (mn_host_available_bytes). */
+ * still give (mn_host_available_bytes), never above the cgroup's limit. */
 size_t mn_cli_host_mem_default(void);
 
 /* Training progress on stderr: a bar with rate and ETA on a terminal, plain lines every

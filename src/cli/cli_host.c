@@ -29,13 +29,25 @@ void mn_cli_threads_init(char **argv) {
     if (!getenv("OMP_NUM_THREADS")) omp_set_num_threads(mn_host_cpu_count());
 }
 
-size_t mn_cli_host_mem_default(void) { return mn_host_rss_bytes() + mn_host_available_bytes(); }
+/* What the process may hold in all: its resident set plus `room`, and within a cgroup never
+ * more than the cgroup's limit (the resident set counts shared library pages that another
+ * cgroup paid for). */
+static size_t hold_at_most(size_t room, size_t limit) {
+    size_t total = mn_host_rss_bytes() + room;
+    return limit != (size_t)-1 && total > limit ? limit : total;
+}
+
+size_t mn_cli_host_mem_default(void) {
+    size_t limit;
+    mn_host_cgroup_memory_left(NULL, NULL, &limit);
+    return hold_at_most(mn_host_available_bytes(), limit);
+}
 
 int mn_cli_host_mem_check(const char *cmd, size_t host_mem) {
     if (!host_mem) return MN_CLI_CONTINUE;
     size_t limit, left = mn_host_cgroup_memory_left(NULL, NULL, &limit);
     if (left == (size_t)-1) return MN_CLI_CONTINUE;
-    size_t allowed = mn_host_rss_bytes() + left;
+    size_t allowed = hold_at_most(left, limit);
     if (host_mem <= allowed) return MN_CLI_CONTINUE;
     return mn_cli_usage_error(cmd,
                               "--host-mem %.1f MiB is more than this process's cgroup allows: "
