@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,47 @@ static void ntk_jacobian_matches_finite_differences(void **state) {
     free(theta0);
     free(th);
     mn_backend_destroy(be);
+}
+
+/* n rows of `words` words: `distinct` different ones, repeated and interleaved. */
+typedef struct count_job {
+    uint64_t *codes;
+    int n, distinct;
+    size_t words;
+    int wrong; /* counts that came out different from `distinct` */
+} count_job;
+
+static void *count_many_times(void *arg) {
+    count_job *j = arg;
+    for (int rep = 0; rep < 200; rep++)
+        j->wrong += mn_proxy_count_distinct(j->codes, j->n, j->words) != (size_t)j->distinct;
+    return NULL;
+}
+
+/* Ranking counts regions on several workers at once: two threads counting different row
+ * sets at the same time each get their own answer (ThreadSanitizer sees any shared state). */
+static void count_distinct_on_two_threads(void **state) {
+    (void)state;
+    count_job jobs[2] = {{NULL, 600, 37, 3, 0}, {NULL, 500, 211, 5, 0}};
+    for (int t = 0; t < 2; t++) {
+        count_job *j = &jobs[t];
+        j->codes = malloc((size_t)j->n * j->words * sizeof(uint64_t));
+        assert_non_null(j->codes);
+        for (int i = 0; i < j->n; i++) {
+            /* row i is pattern (i mod distinct), placed at a shuffled-looking position */
+            int pat = i % j->distinct;
+            size_t at = ((size_t)i * 7919u) % (size_t)j->n; /* n prime to 7919: a permutation */
+            for (size_t w = 0; w < j->words; w++)
+                j->codes[at * j->words + w] = (uint64_t)(pat + 1) * 0x9E3779B97F4A7C15ull ^ (w << 7);
+        }
+    }
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_create(&th[t], NULL, count_many_times, &jobs[t]), 0);
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_join(th[t], NULL), 0);
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(jobs[t].wrong, 0);
+        free(jobs[t].codes);
+    }
 }
 
 /* ReLU codes are the signs of the pre-activations; distinct rows and NASWOT's kernel on
@@ -660,6 +702,7 @@ int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ntk_jacobian_matches_finite_differences),
         cmocka_unit_test(relu_codes_regions_and_naswot),
+        cmocka_unit_test(count_distinct_on_two_threads),
         cmocka_unit_test(grad_norm_and_snip_match_the_net),
         cmocka_unit_test(synflow_matches_a_double_reference),
         cmocka_unit_test(ranks_and_monas_combination),
