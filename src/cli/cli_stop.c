@@ -1,6 +1,7 @@
 /* Stopping on signals: a flag the long work polls, and the temporary files a forced exit
  * removes. */
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -23,6 +24,7 @@ void mn_cli_remove_on_exit(const char *path, const char *suffix) {
     if (!p) return;
     snprintf(p, len, "%s%s", path, suffix);
     to_remove[n_remove] = p;
+    atomic_signal_fence(memory_order_release); /* the slot before the count, for the handler */
     n_remove = n_remove + 1;
 }
 
