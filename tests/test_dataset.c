@@ -236,7 +236,7 @@ static void write_cache(const char *path, int chunk, int deflate, size_t n_train
                         size_t n_test, const char *const *names) {
     const mn_shape shape = {5, 4, 3};
     const size_t px = mn_shape_count(shape);
-    mn_dataset_writer_options o = {shape, 7, names, "unit test", chunk, deflate};
+    mn_dataset_writer_options o = {shape, 7, names, "unit test", chunk, deflate, NULL};
     mn_dataset_writer *w = NULL;
     assert_status(mn_dataset_writer_create(path, &o, &w), MN_OK);
     const size_t steps[] = {100, 1, 150, 49, 333};
@@ -432,7 +432,7 @@ static void writer_abort_leaves_nothing(void **state) {
     (void)state;
     char *dir = mn_test_tmpdir("ds-abort");
     char *path = mn_test_path(dir, "a.h5");
-    mn_dataset_writer_options o = {{2, 2, 1}, 3, NULL, NULL, 4, 0};
+    mn_dataset_writer_options o = {{2, 2, 1}, 3, NULL, NULL, 4, 0, NULL};
     uint8_t img[8 * 4] = {0};
     int32_t lab[8] = {0, 1, 2, 0, 1, 2, 0, 1};
 
@@ -533,7 +533,7 @@ static void writer_append_io_failure(void **state) {
     (void)state;
     char *dir = mn_test_tmpdir("ds-efbig");
     char *path = mn_test_path(dir, "big.h5");
-    mn_dataset_writer_options o = {{32, 32, 1}, 2, NULL, NULL, 16, 0};
+    mn_dataset_writer_options o = {{32, 32, 1}, 2, NULL, NULL, 16, 0, NULL};
     mn_dataset_writer *w = NULL;
     assert_status(mn_dataset_writer_create(path, &o, &w), MN_OK);
     static uint8_t img[1000 * 1024];
@@ -565,7 +565,7 @@ static void writer_commit_io_failure(void **state) {
     char *dir = mn_test_tmpdir("ds-efbig-commit");
     char *path = mn_test_path(dir, "big.h5");
     char *tmp = mn_test_path(dir, "big.h5.tmp");
-    mn_dataset_writer_options o = {{32, 32, 1}, 2, NULL, NULL, 16, 0};
+    mn_dataset_writer_options o = {{32, 32, 1}, 2, NULL, NULL, 16, 0, NULL};
     mn_dataset_writer *w = NULL;
     assert_status(mn_dataset_writer_create(path, &o, &w), MN_OK);
     static uint8_t img[100 * 1024];
@@ -621,7 +621,7 @@ static void writer_disk_stays_full(void **state) {
     char *dir = mn_test_tmpdir("ds-full");
     char *path = mn_test_path(dir, "full.h5");
     char *tmp = mn_test_path(dir, "full.h5.tmp");
-    mn_dataset_writer_options o = {{32, 32, 1}, 2, NULL, NULL, 16, 0};
+    mn_dataset_writer_options o = {{32, 32, 1}, 2, NULL, NULL, 16, 0, NULL};
     mn_dataset_writer *w = NULL;
     assert_status(mn_dataset_writer_create(path, &o, &w), MN_OK);
     static uint8_t img[1000 * 1024];
@@ -1099,7 +1099,7 @@ static void import_fashion_mnist(void **state) {
                                           "Coat",        "Sandal",  "Shirt",    "Sneaker",
                                           "Bag",         "Ankle boot"};
     mn_import_idx_options o = {files[0], files[1], files[2], files[3], out, 1000, names, 10,
-                               NULL, NULL};
+                               NULL, NULL, NULL};
     assert_status(mn_import_idx(&o), MN_OK);
     mn_dataset *ds = NULL;
     assert_status(mn_dataset_open(out, &ds), MN_OK);

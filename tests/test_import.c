@@ -112,7 +112,7 @@ static void cifar10_round_trip(void **state) {
     const char *names = "airplane\nautomobile\nbird\ncat\ndeer\ndog\nfrog\nhorse\nship\ntruck\n\n";
     write_file(p, names, strlen(names));
 
-    mn_import_cifar_options o = {dir, out, 0, 0, NULL, NULL};
+    mn_import_cifar_options o = {dir, out, 0, 0, NULL, NULL, NULL};
     assert_status(mn_import_cifar(&o), MN_OK);
     mn_dataset *ds = NULL;
     assert_status(mn_dataset_open(out, &ds), MN_OK);
@@ -188,7 +188,7 @@ static void cifar100_fine_and_coarse(void **state) {
     PATHF(p, "%s/test.bin", dir);
     write_cifar(p, 1, 9, 2, -1);
     for (int coarse = 0; coarse < 2; coarse++) {
-        mn_import_cifar_options o = {dir, out, coarse, 0, NULL, NULL};
+        mn_import_cifar_options o = {dir, out, coarse, 0, NULL, NULL, NULL};
         assert_status(mn_import_cifar(&o), MN_OK);
         mn_dataset *ds = NULL;
         assert_status(mn_dataset_open(out, &ds), MN_OK);
@@ -206,7 +206,7 @@ static void cifar100_fine_and_coarse(void **state) {
     /* a fine label >= 100 */
     PATHF(p, "%s/train.bin", dir);
     write_cifar(p, 0, 25, 2, 4);
-    mn_import_cifar_options o = {dir, out, 0, 0, NULL, NULL};
+    mn_import_cifar_options o = {dir, out, 0, 0, NULL, NULL, NULL};
     assert_status(mn_import_cifar(&o), MN_ERR_FORMAT);
     assert_msg_has("train.bin: record 4 has fine label 200, outside [0, 100)");
     free(out);

@@ -8,6 +8,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -205,6 +206,47 @@ static void ntk_jacobian_matches_finite_differences(void **state) {
     free(theta0);
     free(th);
     mn_backend_destroy(be);
+}
+
+/* n rows of `words` words: `distinct` different ones, repeated and interleaved. */
+typedef struct count_job {
+    uint64_t *codes;
+    int n, distinct;
+    size_t words;
+    int wrong; /* counts that came out different from `distinct` */
+} count_job;
+
+static void *count_many_times(void *arg) {
+    count_job *j = arg;
+    for (int rep = 0; rep < 200; rep++)
+        j->wrong += mn_proxy_count_distinct(j->codes, j->n, j->words) != (size_t)j->distinct;
+    return NULL;
+}
+
+/* Ranking counts regions on several workers at once: two threads counting different row
+ * sets at the same time each get their own answer (ThreadSanitizer sees any shared state). */
+static void count_distinct_on_two_threads(void **state) {
+    (void)state;
+    count_job jobs[2] = {{NULL, 600, 37, 3, 0}, {NULL, 500, 211, 5, 0}};
+    for (int t = 0; t < 2; t++) {
+        count_job *j = &jobs[t];
+        j->codes = malloc((size_t)j->n * j->words * sizeof(uint64_t));
+        assert_non_null(j->codes);
+        for (int i = 0; i < j->n; i++) {
+            /* row i is pattern (i mod distinct), placed at a shuffled-looking position */
+            int pat = i % j->distinct;
+            size_t at = ((size_t)i * 7919u) % (size_t)j->n; /* n prime to 7919: a permutation */
+            for (size_t w = 0; w < j->words; w++)
+                j->codes[at * j->words + w] = (uint64_t)(pat + 1) * 0x9E3779B97F4A7C15ull ^ (w << 7);
+        }
+    }
+    pthread_t th[2];
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_create(&th[t], NULL, count_many_times, &jobs[t]), 0);
+    for (int t = 0; t < 2; t++) assert_int_equal(pthread_join(th[t], NULL), 0);
+    for (int t = 0; t < 2; t++) {
+        assert_int_equal(jobs[t].wrong, 0);
+        free(jobs[t].codes);
+    }
 }
 
 /* ReLU codes are the signs of the pre-activations; distinct rows and NASWOT's kernel on
@@ -558,6 +600,25 @@ static void rank_space_filters_then_ranks(void **state) {
         assert_true(isfinite(e->s.naswot) && e->s.regions >= 1 && e->s.synflow > 0);
         assert_true(e->s.ntk_cond >= 1);
     }
+    /* One worker or more workers than cores (so that candidates overlap on the workers):
+     * the same numbers, bit for bit. */
+    for (int workers = 1; workers <= 4; workers += 3) {
+        ro.workers = workers;
+        mn_rank_result w;
+        assert_int_equal(mn_rank_space(&ro, &data, &w), MN_OK);
+        assert_int_equal(w.count, r.count);
+        for (size_t i = 0; i < r.count; i++) {
+            const mn_rank_entry *a = &r.entries[i], *b = &w.entries[i];
+            assert_int_equal(a->k, b->k);
+            assert_int_equal(a->cells, b->cells);
+            assert_int_equal(a->layout, b->layout);
+            const double va[] = {a->s.ntk_cond, a->s.regions, a->s.naswot, a->s.synflow, a->s.grad_norm, a->s.snip};
+            const double vb[] = {b->s.ntk_cond, b->s.regions, b->s.naswot, b->s.synflow, b->s.grad_norm, b->s.snip};
+            assert_memory_equal(va, vb, sizeof va);
+        }
+        mn_rank_result_free(&w);
+    }
+    ro.workers = 0;
     mn_rank_result_free(&r);
     /* host budget already used up: everything pruned, nothing computed */
     ro.host_mem = 1;
@@ -615,13 +676,11 @@ static void rank_cli_smoke(void **state) {
     (void)state;
     const char *bin = mn_test_bin();
     if (!bin) skip();
-    char *csv = mn_test_path(tmpdir, "ranks.csv");
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd,
-             "'%s' rank --data '%s' --target stm32f412 --layout all --k-max 3 --batch 4 --inits 1 "
-             "--regions-inputs 100 --out '%s' --json > '%s/rank.out' 2>&1",
-             bin, data_path, csv, tmpdir);
-    assert_int_equal(system(cmd), 0);
+    char *csv = mn_test_path(tmpdir, "ranks.csv"), *log = mn_test_path(tmpdir, "rank.out");
+    const char *argv[] = {bin, "rank", "--data", data_path, "--target", "stm32f412", "--layout", "all",
+                          "--k-max", "3", "--batch", "4", "--inits", "1", "--regions-inputs", "100",
+                          "--out", csv, "--json", NULL};
+    assert_int_equal(mn_test_run(0, argv, log), 0);
     FILE *f = fopen(csv, "r");
     assert_non_null(f);
     char line[4096];
@@ -631,21 +690,19 @@ static void rank_cli_smoke(void **state) {
     while (fgets(line, sizeof line, f)) lines++;
     fclose(f);
     assert_true(lines >= 9);
-    snprintf(cmd, sizeof cmd, "grep -c '\"event\":\"candidate\"' '%s/rank.out' | grep -qx %d", tmpdir,
-             lines);
-    assert_int_equal(system(cmd), 0);
+    assert_int_equal(mn_test_count_lines(log, "\"event\":\"candidate\""), lines);
     /* a bad option is a usage error */
-    snprintf(cmd, sizeof cmd, "'%s' rank --data '%s' --target stm32f412 --wf 2 > /dev/null 2>&1",
-             bin, data_path);
-    int rc = system(cmd);
-    assert_int_equal(WEXITSTATUS(rc), 2);
+    const char *bad[] = {bin, "rank", "--data", data_path, "--target", "stm32f412", "--wf", "2", NULL};
+    assert_int_equal(mn_test_run(2, bad, log), 2);
     free(csv);
+    free(log);
 }
 
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(ntk_jacobian_matches_finite_differences),
         cmocka_unit_test(relu_codes_regions_and_naswot),
+        cmocka_unit_test(count_distinct_on_two_threads),
         cmocka_unit_test(grad_norm_and_snip_match_the_net),
         cmocka_unit_test(synflow_matches_a_double_reference),
         cmocka_unit_test(ranks_and_monas_combination),

@@ -1,6 +1,6 @@
 /* The search end to end on a small generated dataset: the evaluator's order (target, then
- * memory budget, then training), an honest memory budget, resume after an interruption and
- * after kill -9 reaching the same answer, and the files a search delivers. */
+ * memory budget, then training), an honest memory budget, resume after an interruption, a
+ * SIGTERM and kill -9 reaching the same answer, and the files a search delivers. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -359,41 +359,47 @@ static void final_phase_reports_the_runtimes_figures(void **state) {
     free(dir);
 }
 
-/* The CLI killed with SIGKILL while candidates train, then --resume: same winner as an
- * uninterrupted run, and the delivered files exist. */
-static int run_cli(const char *out, int resume, int kill_after_lines) {
+/* The CLI stopped by `sig` (0: not stopped) once its journal holds `after_lines`
+ * candidates, or run to the end; --resume with `resume`. Returns the exit code, 128 + the
+ * signal when one killed it. Its output goes to OUT.log, printed when the code is not
+ * `expect`. */
+static int run_cli(const char *out, int resume, int sig, int after_lines, int expect) {
     const char *bin = mn_test_bin();
-    pid_t pid = fork();
-    if (pid == 0) {
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(devnull, 2);
-        const char *argv[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3",
-                              "--out", out, "--k-max", "3", "--epochs", "2", "--batch", "8",
-                              "--lr", "3e-3", "--seed", "3", "--threads", "2", "--final-epochs", "2",
-                              "--quiet", resume ? "--resume" : NULL, NULL};
-        execv(bin, (char *const *)argv);
-        _exit(127);
-    }
-    if (kill_after_lines) {
-        char journal[4200];
-        snprintf(journal, sizeof journal, "%s/journal.jsonl", out);
-        for (int tries = 0; tries < 6000; tries++) { /* up to 60 s */
-            FILE *f = fopen(journal, "r");
-            int lines = 0, ch;
-            if (f) {
-                while ((ch = fgetc(f)) != EOF) lines += ch == '\n';
-                fclose(f);
-            }
-            if (lines >= 1 + kill_after_lines) break;
+    const char *argv[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3",
+                          "--out", out, "--k-max", "3", "--epochs", "2", "--batch", "8",
+                          "--lr", "3e-3", "--seed", "3", "--threads", "2", "--final-epochs", "2",
+                          "--quiet", resume ? "--resume" : NULL, NULL};
+    char log[4200], journal[4200];
+    snprintf(log, sizeof log, "%s.log", out);
+    snprintf(journal, sizeof journal, "%s/journal.jsonl", out);
+    pid_t pid = mn_test_spawn(argv, log);
+    if (sig) {
+        /* the settings line, then after_lines candidates */
+        for (int tries = 0; tries < 60000; tries++) { /* up to 600 s */
+            int lines = mn_test_count_lines(journal, "\n");
+            if (lines >= 1 + after_lines) break;
             usleep(10000);
         }
-        kill(pid, SIGKILL);
+        kill(pid, sig);
     }
-    int status;
-    waitpid(pid, &status, 0);
-    if (WIFSIGNALED(status)) return 128 + WTERMSIG(status);
-    return WEXITSTATUS(status);
+    return mn_test_reap(pid, expect, argv, log);
+}
+
+/* The journal's lines, each a whole JSON object: none torn. */
+static int journal_whole(const char *out) {
+    char path[4200];
+    snprintf(path, sizeof path, "%s/journal.jsonl", out);
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    char line[8192];
+    int ok = 1, n = 0;
+    while (fgets(line, sizeof line, f)) {
+        size_t len = strlen(line);
+        ok = ok && len >= 3 && line[0] == '{' && line[len - 1] == '\n' && line[len - 2] == '}';
+        n++;
+    }
+    fclose(f);
+    return ok && n >= 2;
 }
 
 static int winner_of(const char *out, int *k, int *cells) {
@@ -409,16 +415,24 @@ static int winner_of(const char *out, int *k, int *cells) {
 static void cli_kill_9_and_resume(void **state) {
     (void)state;
     if (!mn_test_bin()) skip();
-    char *a = mn_test_path(tmpdir, "cli-full"), *b = mn_test_path(tmpdir, "cli-killed");
-    assert_int_equal(run_cli(a, 0, 0), 0);
-    assert_int_equal(run_cli(b, 0, 2), 128 + SIGKILL);
-    assert_int_equal(run_cli(b, 0, 0), 1); /* without --resume: refused, nothing overwritten */
-    assert_int_equal(run_cli(b, 1, 0), 0);
-    int ka, ca, kb, cb;
+    char *a = mn_test_path(tmpdir, "cli-full"), *b = mn_test_path(tmpdir, "cli-killed"),
+         *c = mn_test_path(tmpdir, "cli-sigterm");
+    assert_int_equal(run_cli(a, 0, 0, 0, 0), 0);
+    assert_int_equal(run_cli(b, 0, SIGKILL, 2, 128 + SIGKILL), 128 + SIGKILL);
+    assert_int_equal(run_cli(b, 0, 0, 0, 1), 1); /* without --resume: refused, nothing overwritten */
+    assert_int_equal(run_cli(b, 1, 0, 0, 0), 0);
+    /* what a batch scheduler sends first: a clean stop, the journal whole, then resumed */
+    assert_int_equal(run_cli(c, 0, SIGTERM, 2, 130), 130);
+    assert_true(journal_whole(c));
+    assert_int_equal(run_cli(c, 1, 0, 0, 0), 0);
+    int ka, ca, kb, cb, kc, cc;
     assert_true(winner_of(a, &ka, &ca));
     assert_true(winner_of(b, &kb, &cb));
+    assert_true(winner_of(c, &kc, &cc));
     assert_int_equal(ka, kb);
     assert_int_equal(ca, cb);
+    assert_int_equal(ka, kc);
+    assert_int_equal(ca, cc);
     static const char *const files[] = {"model.tflite", "model_data.c", "model_data.h",
                                         "candidates.csv", "plot.svg", "weights.h5"};
     for (size_t i = 0; i < sizeof files / sizeof files[0]; i++) {
@@ -429,29 +443,21 @@ static void cli_kill_9_and_resume(void **state) {
     }
     free(a);
     free(b);
+    free(c);
 }
 
 
-/* Runs the CLI with argv, stderr into a file; returns the exit code and the message. */
-static int run_capture(const char *const *argv, char *msg, size_t size) {
-    char *errfile = mn_test_path(tmpdir, "stderr.txt");
-    pid_t pid = fork();
-    if (pid == 0) {
-        int fd = open(errfile, O_WRONLY | O_CREAT | O_TRUNC, 0644);
-        int devnull = open("/dev/null", O_WRONLY);
-        dup2(devnull, 1);
-        dup2(fd, 2);
-        execv(argv[0], (char *const *)argv);
-        _exit(127);
-    }
-    int status;
-    waitpid(pid, &status, 0);
-    FILE *f = fopen(errfile, "r");
+/* Runs the CLI with argv; returns the exit code and its output in msg. The output is
+ * printed when the code is not `expect`. */
+static int run_capture(int expect, const char *const *argv, char *msg, size_t size) {
+    char *log = mn_test_path(tmpdir, "cli.log");
+    int rc = mn_test_run(expect, argv, log);
+    FILE *f = fopen(log, "r");
     size_t n = f ? fread(msg, 1, size - 1, f) : 0;
     if (f) fclose(f);
     msg[n] = '\0';
-    free(errfile);
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    free(log);
+    return rc;
 }
 
 static void cli_bad_input(void **state) {
@@ -461,12 +467,12 @@ static void cli_bad_input(void **state) {
     char msg[4096], *out = mn_test_path(tmpdir, "cli-bad");
     /* an unknown target: a usage error naming it */
     const char *a1[] = {bin, "search", "--data", data_path, "--target", "stm32nope", "--out", out, NULL};
-    assert_int_equal(run_capture(a1, msg, sizeof msg), 2);
+    assert_int_equal(run_capture(2, a1, msg, sizeof msg), 2);
     assert_non_null(strstr(msg, "stm32nope"));
     /* a missing dataset: a failure naming the file, nothing written */
     const char *a2[] = {bin, "search", "--data", "/nonexistent/d.h5", "--target", "stm32l412kbu3",
                         "--out", out, NULL};
-    assert_int_equal(run_capture(a2, msg, sizeof msg), 1);
+    assert_int_equal(run_capture(1, a2, msg, sizeof msg), 1);
     assert_non_null(strstr(msg, "/nonexistent/d.h5"));
     char report[4200];
     snprintf(report, sizeof report, "%s/report.json", out);
@@ -474,25 +480,25 @@ static void cli_bad_input(void **state) {
     /* a bad size */
     const char *a3[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", out,
                         "--host-mem", "lots", NULL};
-    assert_int_equal(run_capture(a3, msg, sizeof msg), 2);
+    assert_int_equal(run_capture(2, a3, msg, sizeof msg), 2);
     assert_non_null(strstr(msg, "--host-mem"));
     /* --resume of a search with other settings: refused, naming the setting */
     char *other = mn_test_path(tmpdir, "cli-killed"); /* written by cli_kill_9_and_resume */
     const char *a4[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", other,
                         "--k-max", "3", "--epochs", "2", "--batch", "8", "--lr", "3e-3", "--seed", "4",
                         "--threads", "2", "--resume", "--quiet", NULL};
-    assert_int_equal(run_capture(a4, msg, sizeof msg), 1);
+    assert_int_equal(run_capture(1, a4, msg, sizeof msg), 1);
     assert_non_null(strstr(msg, "\"seed\""));
     /* a RAM reserve is one of those settings */
     const char *a5[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", other,
                         "--k-max", "3", "--epochs", "2", "--batch", "8", "--lr", "3e-3", "--seed", "3",
                         "--threads", "2", "--ram-reserve", "1K", "--resume", "--quiet", NULL};
-    assert_int_equal(run_capture(a5, msg, sizeof msg), 1);
+    assert_int_equal(run_capture(1, a5, msg, sizeof msg), 1);
     assert_non_null(strstr(msg, "ram_reserve"));
     /* a reserve that leaves no RAM is a usage error naming the option */
     const char *a6[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", out,
                         "--ram-reserve", "40K", NULL};
-    assert_int_equal(run_capture(a6, msg, sizeof msg), 2);
+    assert_int_equal(run_capture(2, a6, msg, sizeof msg), 2);
     assert_non_null(strstr(msg, "--ram-reserve"));
     free(other);
     free(out);

@@ -37,7 +37,7 @@ static int32_t label_of(size_t split, size_t i) { return (int32_t)((i * 31 + 5 +
 static void write_cache3(const char *path, size_t n_train, size_t n_test, size_t n_val,
                          int chunk, int deflate) {
     const size_t px = mn_shape_count(SHAPE);
-    mn_dataset_writer_options o = {SHAPE, CLASSES, NULL, "stream test", chunk, deflate};
+    mn_dataset_writer_options o = {SHAPE, CLASSES, NULL, "stream test", chunk, deflate, NULL};
     mn_dataset_writer *w = NULL;
     assert_status(mn_dataset_writer_create(path, &o, &w), MN_OK);
     uint8_t *img = malloc(100 * px);
@@ -369,7 +369,7 @@ static void stream_augmented_pass(void **state) {
 
 static void make_data(const char *path, size_t n_train, size_t n_test) {
     const mn_shape sh = {8, 8, 1};
-    mn_dataset_writer_options o = {sh, 3, NULL, "train test", 32, 0};
+    mn_dataset_writer_options o = {sh, 3, NULL, "train test", 32, 0, NULL};
     mn_dataset_writer *w = NULL;
     assert_status(mn_dataset_writer_create(path, &o, &w), MN_OK);
     mn_rng r;
@@ -473,7 +473,7 @@ static void training_reads_through_the_stream(void **state) {
         mn_dataset *ds = NULL;
         assert_status(mn_dataset_open(path, &ds), MN_OK);
         const mn_dataset_info *info = mn_dataset_get_info(ds);
-        mn_dataset_writer_options o = {info->shape, 3, NULL, "val test", 32, 0};
+        mn_dataset_writer_options o = {info->shape, 3, NULL, "val test", 32, 0, NULL};
         mn_dataset_writer *w = NULL;
         assert_status(mn_dataset_writer_create(vpath, &o, &w), MN_OK);
         uint8_t *img = malloc(2150 * 64);

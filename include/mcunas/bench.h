@@ -25,13 +25,14 @@ typedef struct mn_bench_result {
 double mn_bench_flops_per_image(const mn_arch *arch);
 
 /* Trains `arch` on seeded random data with batch `batch` for ~`seconds` after `warmup`
- * steps (forward + backward + Adam per step). */
+ * steps (forward + backward + Adam per step). `stop`: when non-NULL and set, the run stops
+ * at the next step with MN_ERR_INTERRUPTED. */
 mn_status mn_bench_train(const mn_arch *arch, mn_backend *be, int batch, double seconds,
-                         int warmup, mn_bench_result *out);
+                         int warmup, volatile int *stop, mn_bench_result *out);
 
 /* SGEMM C[64 x 4096] = A[64 x 576] B[576 x 4096] repeated for ~`seconds` on `threads`
- * threads: the shape of a mid-sized conv layer's GEMM. */
-mn_status mn_bench_sgemm(int threads, double seconds, double *gflops);
+ * threads: the shape of a mid-sized conv layer's GEMM. `stop` as above. */
+mn_status mn_bench_sgemm(int threads, double seconds, volatile int *stop, double *gflops);
 
 #ifdef __cplusplus
 }

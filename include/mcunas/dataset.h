@@ -78,6 +78,9 @@ typedef struct mn_dataset_writer_options {
     const char *source;             /* may be NULL */
     int chunk_images;               /* 0: MN_DATASET_DEFAULT_CHUNK */
     int deflate_level;              /* 0: uncompressed (the fast default); 1-9: deflate */
+    volatile int *stop;             /* when non-NULL and set, append and commit refuse with
+                                     * MN_ERR_INTERRUPTED (commit removing the temporary file;
+                                     * after a refused append the caller aborts) */
 } mn_dataset_writer_options;
 
 /* Writes to "<path>.tmp" until commit, which renames it to path; abort removes it. */
@@ -103,6 +106,8 @@ typedef struct mn_import_idx_options {
     int n_class_names;
     mn_progress_fn progress;
     void *progress_user;
+    volatile int *stop;    /* when non-NULL and set, the import stops with MN_ERR_INTERRUPTED
+                            * and leaves no file (nor its temporary) behind */
 } mn_import_idx_options;
 
 /* Imports MNIST-format IDX files (gzip or raw, detected by magic bytes) into a cache. */
@@ -120,6 +125,8 @@ typedef struct mn_import_cifar_options {
     size_t limit;          /* 0: all; else the first N training images */
     mn_progress_fn progress;
     void *progress_user;
+    volatile int *stop;    /* when non-NULL and set, the import stops with MN_ERR_INTERRUPTED
+                            * and leaves no file (nor its temporary) behind */
 } mn_import_cifar_options;
 mn_status mn_import_cifar(const mn_import_cifar_options *opts);
 
@@ -140,6 +147,8 @@ typedef struct mn_import_folder_options {
     size_t *skipped;       /* out, optional: images skipped */
     mn_progress_fn progress;
     void *progress_user;
+    volatile int *stop;    /* when non-NULL and set, the import stops with MN_ERR_INTERRUPTED
+                            * and leaves no file (nor its temporary) behind */
 } mn_import_folder_options;
 mn_status mn_import_folder(const mn_import_folder_options *opts);
 
@@ -168,6 +177,8 @@ typedef struct mn_import_vww_options {
     size_t *skipped;                /* out, optional: images skipped */
     mn_progress_fn progress;
     void *progress_user;
+    volatile int *stop;             /* when non-NULL and set, the import stops with
+                                     * MN_ERR_INTERRUPTED and leaves no file behind */
 } mn_import_vww_options;
 mn_status mn_import_vww(const mn_import_vww_options *opts);
 

@@ -1,8 +1,8 @@
 /* Export of trained parameters as a deployable int8 model: the one path that `mcunas export`
  * and the search's final phase share (docs/cost-model.md, "Export"). It builds the int8
- * graph, calibrates it on a seeded sample of the training images, quantizes it, writes the
- * .tflite (and optionally a C array), and measures the int8 accuracy on the test split
- * with the int8 reference interpreter. */
+ * graph, calibrates it on a seeded sample of the training images, quantizes it, measures
+ * the int8 accuracy on the test split with the int8 reference interpreter, and writes the
+ * .tflite (and optionally a C array) last. */
 #ifndef MCUNAS_EXPORT_H
 #define MCUNAS_EXPORT_H
 
@@ -43,6 +43,9 @@ typedef struct mn_export_options {
     /* Optional raw files for runtime comparisons, over the evaluated test images: the
      * model's input bytes, the interpreter's output bytes, the labels (int32 LE). */
     const char *dump_inputs, *dump_outputs, *dump_labels;
+    volatile int *stop;       /* when non-NULL and set, the export stops with
+                               * MN_ERR_INTERRUPTED; the files are written last, so a stopped
+                               * export leaves none */
 } mn_export_options;
 
 /* Defaults: uint8 IO, MN_EXPORT_CALIB_DEFAULT images, seed 1, the net's default bn_eps,

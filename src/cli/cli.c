@@ -2,29 +2,12 @@
 
 #include <errno.h>
 #include <math.h>
-#include <signal.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "core/jsonutil.h"
-
-volatile int mn_cli_stop_flag = 0;
-
-static void on_sigint(int sig) {
-    (void)sig;
-    if (mn_cli_stop_flag) _exit(MN_EXIT_INTERRUPTED); /* a second Ctrl-C: leave now */
-    mn_cli_stop_flag = 1;
-}
-
-void mn_cli_install_sigint(void) {
-    struct sigaction sa;
-    memset(&sa, 0, sizeof sa);
-    sa.sa_handler = on_sigint;
-    sigaction(SIGINT, &sa, NULL);
-    sigaction(SIGTERM, &sa, NULL);
-}
 
 int mn_cli_fail(const char *cmd, mn_status st) {
     fprintf(stderr, "mcunas %s: error: %s\n", cmd, mn_error_message());

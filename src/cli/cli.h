@@ -25,6 +25,7 @@ typedef struct mn_cli_command {
     const char *name;
     const char *summary;
     int (*run)(int argc, char **argv);
+    int stops; /* long work that polls mn_cli_stop_flag: main() installs the handlers */
 } mn_cli_command;
 
 int mn_cmd_train(int argc, char **argv);
@@ -54,9 +55,29 @@ int mn_cli_parse_shape(const char *s, int *h, int *w, int *c);
 /* "50x50": an image size, width first, each side in [1, 4096] */
 int mn_cli_parse_wh(const char *s, int *w, int *h);
 
-/* Ctrl-C sets this flag; long work polls it and stops cleanly. */
+/* ---- stopping (cli_stop.c) ----
+ * SIGINT (Ctrl-C), SIGTERM and SIGHUP (what batch schedulers and closing terminals send)
+ * set mn_cli_stop_flag to the signal's number; long work polls it, stops cleanly, removes
+ * what it was writing and returns MN_EXIT_INTERRUPTED. A second SIGINT leaves at once,
+ * removing the files registered with mn_cli_remove_on_exit first. main() installs the
+ * handlers before a long command parses its options; installing them again is harmless. */
 extern volatile int mn_cli_stop_flag;
 void mn_cli_install_sigint(void);
+/* Registers PATH + suffix (a temporary name a writer uses) for removal when a second SIGINT
+ * ends the process before the writer could remove it itself. */
+void mn_cli_remove_on_exit(const char *path, const char *suffix);
+
+/* ---- the machine (cli_host.c) ---- */
+/* Before anything else in main(): unless the user chose them, an OpenMP wait policy that
+ * lets idle workers sleep (may re-execute the program, since libgomp reads it once at load)
+ * and a default thread count of the CPUs this process may really use (mn_host_cpu_count). */
+void mn_cli_threads_init(char **argv);
+/* --host-mem SIZE checked against what the process's cgroup allows: MN_CLI_CONTINUE, or a
+ * usage error naming both sizes. 0 (not given) always passes. */
+int mn_cli_host_mem_check(const char *cmd, size_t host_mem);
+/* The default host budget: the resident set now plus what the kernel and the cgroup would
+ * still give (mn_host_available_bytes), never above the cgroup's limit. */
+size_t mn_cli_host_mem_default(void);
 
 /* Training progress on stderr: a bar with rate and ETA on a terminal, plain lines every
  * few seconds otherwise, nothing when quiet. */

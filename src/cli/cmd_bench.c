@@ -17,7 +17,8 @@ static void usage(FILE *f) {
             "A(8,4) and A(16,4) (nanonas layout) on 50x50x3 (2 classes) and 28x28x1 (10 classes).\n\n"
             "Options:\n"
             "  --backend B     compute backend (default cpu; built in: %s)\n"
-            "  --threads N,..  worker threads, one run per value (default: all cores)\n"
+            "  --threads N,..  worker threads, one run per value (default: the CPUs this\n"
+            "                  process may use)\n"
             "  --device N      opencl/cuda device index (default 0; see mcunas devices)\n"
             "  --batch N,..    batch sizes, one run per value (default 16)\n"
             "  --k K --cells C one candidate instead of the reference set\n"
@@ -191,7 +192,7 @@ static int parse(int argc, char **argv, bench_opts *o) {
 static int run_sgemm(const bench_opts *o) {
     for (int t = 0; t < o->n_threads; t++) {
         double gf;
-        mn_status st = mn_bench_sgemm((int)o->threads[t], o->seconds, &gf);
+        mn_status st = mn_bench_sgemm((int)o->threads[t], o->seconds, &mn_cli_stop_flag, &gf);
         if (st) return mn_cli_fail(cmd, st);
         if (o->json) {
             mn_json j;
@@ -214,7 +215,7 @@ static int run_batches(const bench_opts *o, mn_backend *be, const mn_arch *arch,
     for (int b = 0; b < o->n_batch; b++) {
         bench_row w = {.arch = arch, .backend = o->backend, .batch = (int)o->batch[b],
                        .threads = mn_backend_threads(be), .sgemm_gflops = sgemm};
-        mn_status st = mn_bench_train(arch, be, w.batch, o->seconds, (int)o->warmup, &w.r);
+        mn_status st = mn_bench_train(arch, be, w.batch, o->seconds, (int)o->warmup, &mn_cli_stop_flag, &w.r);
         if (st) return mn_cli_fail(cmd, st);
         if (torch) {
             const char *device = strcmp(o->backend, "cuda") == 0 ? "cuda" : "cpu";
@@ -262,7 +263,7 @@ int mn_cmd_bench(int argc, char **argv) {
         /* The peak a CPU run is measured against: SGEMM through the same BLAS and threads. */
         double sgemm = 0;
         if (strcmp(o.backend, "cpu") == 0)
-            st = mn_bench_sgemm(mn_backend_threads(be), o.seconds < 1 ? o.seconds : 1, &sgemm);
+            st = mn_bench_sgemm(mn_backend_threads(be), o.seconds < 1 ? o.seconds : 1, &mn_cli_stop_flag, &sgemm);
         rc = st ? mn_cli_fail(cmd, st) : run_candidates(&o, be, sgemm, o.compare_torch ? &torch : NULL);
         mn_backend_destroy(be);
     }

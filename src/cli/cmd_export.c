@@ -47,7 +47,8 @@ static void usage(FILE *f) {
             "                      and dumps (the file is the same): double (default, TFLM's),\n"
             "                      single (LiteRT's default kernels) or litert-ref (LiteRT's\n"
             "                      reference kernels: single in FULLY_CONNECTED, double elsewhere)\n"
-            "  --threads N         worker threads for the float evaluation (default: all)\n"
+            "  --threads N         worker threads for the float evaluation (default: the CPUs\n"
+            "                      this process may use)\n"
             "  --json              one JSON object on stdout\n"
             "  -h, --help          this help\n\n"
             "JSON keys: arch, flash_bytes, float_test_acc, int8_test_acc, test_images,\n"
@@ -230,6 +231,9 @@ int mn_cmd_export(int argc, char **argv) {
     export_opts o;
     int rc = parse(argc, argv, &o);
     if (rc != MN_CLI_CONTINUE) return rc;
+    o.ex.stop = &mn_cli_stop_flag;
+    mn_cli_remove_on_exit(o.ex.tflite_path, ".tmp");
+    if (o.ex.c_array_path) mn_cli_remove_on_exit(o.ex.c_array_path, ".tmp");
     mn_arch arch;
     mn_status st = mn_weights_read_arch(o.weights, &arch);
     if (st) return mn_cli_fail(cmd, st);
@@ -242,6 +246,7 @@ int mn_cmd_export(int argc, char **argv) {
     if (o.ex.test_limit && o.ex.test_limit < test.count) test.count = o.ex.test_limit;
     st = check_data(&o, &arch, &data);
     if (!st) st = load_params(&o, &arch, &test, &tr, &sp, &float_acc);
+    if (!st && mn_cli_stop_flag) st = mn_error_set(MN_ERR_INTERRUPTED, "export stopped; nothing was written");
     if (!st) st = mn_export_model(&o.ex, &arch, tr, sp, &data.train, &test, &res);
     if (!st) print_result(&o, &arch, float_acc, &res);
     rc = st ? mn_cli_fail(cmd, st) : MN_EXIT_OK;

@@ -135,6 +135,7 @@ static mn_status make_synthetic(const char *out, long count, long test_count, in
     wo.shape = (mn_shape){h, w, c};
     wo.classes = classes;
     wo.source = "synthetic (mcunas import synthetic)";
+    wo.stop = &mn_cli_stop_flag;
     mn_dataset_writer *wr = NULL;
     mn_status st = mn_dataset_writer_create(out, &wo, &wr);
     if (st) return st;
@@ -273,6 +274,7 @@ static int run_idx_files(const import_opts *o, mn_import_idx_options *io,
     io->limit = (size_t)o->limit;
     io->progress = mn_cli_count_progress_report;
     io->progress_user = prog;
+    io->stop = &mn_cli_stop_flag;
     double t0 = mn_time_now();
     mn_status st = mn_import_idx(io);
     free(names);
@@ -310,7 +312,8 @@ static int run_cifar(const import_opts *o, mn_cli_count_progress *prog) {
     if (!o->dir_given) return mn_cli_usage_error(cmd, "--dir is required");
     mn_import_cifar_options co = {.dir = o->dir, .output = o->output, .coarse = o->coarse,
                                   .limit = (size_t)o->limit,
-                                  .progress = mn_cli_count_progress_report, .progress_user = prog};
+                                  .progress = mn_cli_count_progress_report, .progress_user = prog,
+                                  .stop = &mn_cli_stop_flag};
     double t0 = mn_time_now();
     return finish(o, mn_import_cifar(&co), t0, 0);
 }
@@ -332,6 +335,7 @@ static int run_folder(const import_opts *o, mn_cli_count_progress *prog) {
     fo.skipped = &skipped;
     fo.progress = mn_cli_count_progress_report;
     fo.progress_user = prog;
+    fo.stop = &mn_cli_stop_flag;
     double t0 = mn_time_now();
     mn_status st = mn_import_folder(&fo);
     return finish(o, st, t0, skipped);
@@ -386,6 +390,7 @@ int mn_cmd_import(int argc, char **argv) {
     import_opts o;
     int rc = parse(argc - 1, argv + 1, &o);
     if (rc != MN_CLI_CONTINUE) return rc;
+    mn_cli_remove_on_exit(o.output, ".tmp");
     mn_cli_count_progress prog;
     mn_cli_count_progress_init(&prog, o.quiet);
     return imp->run(&o, &prog);

@@ -41,10 +41,10 @@ static void usage(FILE *f) {
             "  --seed S             initialisation seed (default 1)\n"
             "  --limit N            read only the first N training images\n"
             "  --host-mem SIZE      drop candidates whose training would not fit (default: the\n"
-            "                       machine's available RAM; training batch 16)\n"
+            "                       available RAM, within the cgroup's limit; training batch 16)\n"
             "  --backend B          compute backend (default cpu; built in: %s)\n"
-            "  --threads N          candidates computed at once, one core each (default: all\n"
-            "                       cores)\n"
+            "  --threads N          candidates computed at once, one core each (default: the\n"
+            "                       CPUs this process may use)\n"
             "  --out FILE           write every ranked candidate as CSV\n"
             "  --top N              candidates printed (default 10; 0: all)\n"
             "  --json               one JSON object per candidate and a summary on stdout\n"
@@ -304,7 +304,9 @@ static void print_text(const mn_rank_result *r, const mn_target *target, double 
 int mn_cmd_rank(int argc, char **argv) {
     rank_opts o;
     int rc = parse(argc, argv, &o);
+    if (rc == MN_CLI_CONTINUE) rc = mn_cli_host_mem_check(cmd, o.host_mem);
     if (rc != MN_CLI_CONTINUE) return rc;
+    mn_cli_remove_on_exit(o.out, ".tmp");
     mn_target_list targets;
     const mn_target *target;
     if ((rc = mn_cli_target_find(cmd, o.target, o.target_file, &o.arch, &targets, &target)) != MN_EXIT_OK) return rc;
@@ -317,12 +319,11 @@ int mn_cmd_rank(int argc, char **argv) {
     }
     mn_rank_options *ro = &o.ro;
     ro->target = target;
-    ro->host_mem = o.host_mem ? o.host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
+    ro->host_mem = o.host_mem ? o.host_mem : mn_cli_host_mem_default();
     progress_ctx pc = {o.quiet || o.json, 0, mn_time_now()};
     ro->progress = on_progress;
     ro->user = &pc;
     ro->stop = &mn_cli_stop_flag;
-    mn_cli_install_sigint();
     mn_rank_result r;
     st = mn_rank_space(ro, &data, &r);
     double total = mn_time_now() - t0;

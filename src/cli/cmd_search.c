@@ -393,7 +393,7 @@ static void make_config(const opts *o, const mn_target *target, mn_rank_options 
     sc->workers = o->run_workers;
     sc->lookahead = o->run_lookahead;
     sc->device = (int)o->device;
-    sc->host_mem = o->host_mem ? o->host_mem : mn_host_rss_bytes() + mn_host_available_bytes();
+    sc->host_mem = o->host_mem ? o->host_mem : mn_cli_host_mem_default();
     sc->device_mem = o->device_mem;
     sc->resume = o->resume;
     sc->mpi = o->mpi;
@@ -579,6 +579,7 @@ int mn_cmd_search(int argc, char **argv) {
     cfgctx.o = &o;
     cfgctx.rc = MN_EXIT_OK;
     int rc = parse(argc, argv, &o, &cfgctx);
+    if (rc == MN_CLI_CONTINUE) rc = mn_cli_host_mem_check(cmd, o.host_mem);
     if (rc == MN_CLI_CONTINUE) {
         start_mpi(&o);
         rc = load_and_run(&o);

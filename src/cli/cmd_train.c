@@ -42,7 +42,7 @@ static void usage(FILE *f) {
             "                     flip,rotate (Keras RandomFlip('horizontal') and\n"
             "                     RandomRotation(0.2), 'reflect' fill; default none)\n"
             "  --backend B        compute backend (default cpu; built in: %s)\n"
-            "  --threads N        worker threads (default: all cores)\n"
+            "  --threads N        worker threads (default: the CPUs this process may use)\n"
             "  --device N         opencl/cuda device index (default 0; see mcunas devices)\n"
             "  --load PATH        start from saved weights instead of a fresh initialisation\n"
             "  --save PATH        save the trained weights (HDF5, docs/weights-format.md)\n"
@@ -300,6 +300,7 @@ int mn_cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = parse(argc, argv, &o);
     if (rc != MN_CLI_CONTINUE) return rc;
+    mn_cli_remove_on_exit(o.save, ".tmp");
     train_run r;
     memset(&r, 0, sizeof r);
     mn_status st = setup(&o, &r);
@@ -326,7 +327,6 @@ int mn_cmd_train(int argc, char **argv) {
     to.progress_user = &prog;
     to.stop = &mn_cli_stop_flag;
     to.augment = o.augment;
-    mn_cli_install_sigint();
 
     mn_train_result res;
     st = mn_train_run_stream(r.net, r.data, &to, &res);

@@ -32,6 +32,7 @@ struct mn_dataset_writer {
     int chunk_images;
     int deflate_level;
     int failed; /* an append failed: commit must refuse rather than publish a partial file */
+    volatile int *stop;
     mn_writer_split split[MN_SPLITS];
 };
 
@@ -168,6 +169,7 @@ mn_status mn_dataset_writer_create(const char *path, const mn_dataset_writer_opt
     w->classes = opts->classes;
     w->chunk_images = opts->chunk_images ? opts->chunk_images : MN_DATASET_DEFAULT_CHUNK;
     w->deflate_level = opts->deflate_level;
+    w->stop = opts->stop;
 
     /* H5F_CLOSE_STRONG: closing the file closes anything still open in it, so that commit
      * never renames a file whose data HDF5 has not yet flushed. A stale .tmp from a crashed
@@ -276,6 +278,8 @@ mn_status mn_dataset_writer_append(mn_dataset_writer *w, mn_split split,
     if (w->failed)
         return mn_error_set(MN_ERR_INVALID_ARG, "%s: an earlier append failed; abort the writer",
                             w->path);
+    if (w->stop && *w->stop)
+        return mn_error_set(MN_ERR_INTERRUPTED, "%s: stopped before it was complete", w->path);
     mn_h5_quiet();
     mn_writer_split *s = &w->split[split];
     const char *name = mn_split_name(split);
@@ -319,6 +323,10 @@ mn_status mn_dataset_writer_commit(mn_dataset_writer *w) {
     if (w->failed)
         return mn_writer_fail(w, mn_error_set(MN_ERR_INVALID_ARG,
                                               "%s: not committed: an earlier append failed",
+                                              w->path));
+    if (w->stop && *w->stop)
+        return mn_writer_fail(w, mn_error_set(MN_ERR_INTERRUPTED,
+                                              "%s: stopped before it was complete; not written",
                                               w->path));
     if (w->split[MN_SPLIT_TRAIN].count == 0)
         return mn_writer_fail(w, mn_error_set(MN_ERR_INVALID_ARG,

@@ -126,6 +126,7 @@ mn_status mn_import_cifar(const mn_import_cifar_options *o) {
     wo.shape = (mn_shape){32, 32, 3};
     wo.classes = classes;
     wo.class_names = n_names == classes ? (const char *const *)names : NULL;
+    wo.stop = o->stop;
     wo.source = label_bytes == 1 ? "CIFAR-10" : o->coarse ? "CIFAR-100 (coarse labels)" : "CIFAR-100 (fine labels)";
     mn_dataset_writer *w = NULL;
     st = mn_dataset_writer_create(o->output, &wo, &w);

@@ -326,6 +326,7 @@ mn_status mn_import_folder(const mn_import_folder_options *o) {
         wo.shape = (mn_shape){h, w, c};
         wo.classes = (int)n_classes;
         wo.class_names = (const char *const *)classes;
+        wo.stop = o->stop;
         char source[512];
         snprintf(source, sizeof source, "folder %s", o->dir);
         wo.source = source;

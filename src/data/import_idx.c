@@ -299,6 +299,7 @@ mn_status mn_import_idx(const mn_import_idx_options *o) {
         .classes = classes,
         .class_names = o->n_class_names > 0 ? o->class_names : NULL,
         .source = source,
+        .stop = o->stop,
     };
     if ((st = mn_dataset_writer_create(o->output, &wo, &w)) != MN_OK) goto done;
     for (int s = 0; s < 1 + has_test; s++) {

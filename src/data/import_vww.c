@@ -397,6 +397,7 @@ mn_status mn_import_vww(const mn_import_vww_options *o) {
         snprintf(source, sizeof source, "vww from COCO %s%s", o->annotations[0],
                  o->n_sources > 1 ? " and more" : "");
         wo.source = source;
+        wo.stop = o->stop;
         st = mn_dataset_writer_create(o->output, &wo, &wr);
     }
     if (!st) {

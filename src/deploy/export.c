@@ -117,6 +117,10 @@ static mn_status evaluate(const mn_export_options *o, const mn_qgraph *g, const 
     if (!in || !out) st = mn_error_set(MN_ERR_NOMEM, "no memory for the int8 evaluation");
     size_t correct = 0;
     for (size_t i = 0; !st && i < n; i++) {
+        if (o->stop && *o->stop) {
+            st = mn_error_set(MN_ERR_INTERRUPTED, "export stopped after %zu of %zu test images", i, n);
+            break;
+        }
         const uint8_t *src = test->images + i * image_bytes;
         uint8_t *x = in + (o->dump_inputs ? i * image_bytes : 0);
         for (size_t b = 0; b < image_bytes; b++) x[b] = o->io_int8 ? (uint8_t)(src[b] ^ 0x80) : src[b];
@@ -148,13 +152,14 @@ mn_status mn_export_model(const mn_export_options *o, const mn_arch *arch,
         return mn_error_set(MN_ERR_INVALID_ARG, "rounding mode %d is not 0, 1 or 2", o->rounding);
     mn_qgraph *g = NULL;
     mn_status st = quantize(o, arch, trainable, state, train, &g, &out->calib_images);
-    if (!st) st = write_model(o, g, &out->flash_bytes);
     if (!st) st = mn_arena_compute(g, MN_ABI_ARM32, &out->arena_arm32);
     if (!st) st = mn_arena_compute(g, MN_ABI_X86_64, &out->arena_x86_64);
     if (!st) {
         out->test_images = o->test_limit && o->test_limit < test->count ? o->test_limit : test->count;
         st = evaluate(o, g, test, out->test_images, &out->int8_test_acc);
     }
+    /* The model last: an export stopped or failed on the way leaves no .tflite behind. */
+    if (!st) st = write_model(o, g, &out->flash_bytes);
     mn_qgraph_free(g);
     return st;
 }

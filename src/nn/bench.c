@@ -11,7 +11,7 @@
 double mn_bench_flops_per_image(const mn_arch *arch) { return 6.0 * (double)mn_arch_macc(arch); }
 
 mn_status mn_bench_train(const mn_arch *arch, mn_backend *be, int batch, double seconds,
-                         int warmup, mn_bench_result *out) {
+                         int warmup, volatile int *stop, mn_bench_result *out) {
     mn_net_options no;
     mn_net_options_default(&no);
     no.batch = batch;
@@ -39,9 +39,14 @@ mn_status mn_bench_train(const mn_arch *arch, mn_backend *be, int batch, double 
     double loss;
     int correct, steps = 0;
     for (int i = 0; i < warmup && !st; i++)
-        st = mn_net_train_step(net, images, labels, batch, &adam, (uint64_t)i, &loss, &correct);
+        st = stop && *stop ? mn_error_set(MN_ERR_INTERRUPTED, "benchmark stopped in its warm-up")
+                           : mn_net_train_step(net, images, labels, batch, &adam, (uint64_t)i, &loss, &correct);
     double t0 = mn_time_now(), t = t0;
     while (!st && (t - t0 < seconds || steps < 3)) {
+        if (stop && *stop) {
+            st = mn_error_set(MN_ERR_INTERRUPTED, "benchmark stopped after %d steps", steps);
+            break;
+        }
         st = mn_net_train_step(net, images, labels, batch, &adam, (uint64_t)steps, &loss, &correct);
         steps++;
         t = mn_time_now();
@@ -59,7 +64,7 @@ mn_status mn_bench_train(const mn_arch *arch, mn_backend *be, int batch, double 
     return st;
 }
 
-mn_status mn_bench_sgemm(int threads, double seconds, double *gflops) {
+mn_status mn_bench_sgemm(int threads, double seconds, volatile int *stop, double *gflops) {
     const int m = 64, n = 4096, k = 576;
     float *a = malloc(sizeof(float) * (size_t)m * k), *b = malloc(sizeof(float) * (size_t)k * n),
           *c = malloc(sizeof(float) * (size_t)m * n);
@@ -76,13 +81,15 @@ mn_status mn_bench_sgemm(int threads, double seconds, double *gflops) {
     int reps = 0;
     double t0 = mn_time_now(), t = t0;
     while (t - t0 < seconds || reps < 3) {
+        if (stop && *stop) break;
         cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, m, n, k, 1.0f, a, k, b, n, 0.0f, c, n);
         reps++;
         t = mn_time_now();
     }
-    *gflops = 2.0 * m * n * k * reps / (t - t0) * 1e-9;
+    *gflops = reps ? 2.0 * m * n * k * reps / (t - t0) * 1e-9 : 0;
     free(a);
     free(b);
     free(c);
-    return MN_OK;
+    return stop && *stop ? mn_error_set(MN_ERR_INTERRUPTED, "SGEMM benchmark stopped after %d runs", reps)
+                         : MN_OK;
 }

@@ -103,19 +103,19 @@ static uint64_t hash_row(const uint64_t *r, size_t words) {
     return h;
 }
 
+/* A row's sort key. Each carries its row and width: ranking computes the regions of several
+ * candidates at once on worker threads, so the comparison can use no shared context. */
 typedef struct {
     uint64_t h;
+    const uint64_t *codes;
+    size_t words;
     int row;
 } hrow;
-
-static const uint64_t *g_codes; /* qsort context: rows for tie-breaking by content */
-static size_t g_words;
 
 static int hrow_cmp(const void *pa, const void *pb) {
     const hrow *a = pa, *b = pb;
     if (a->h != b->h) return a->h < b->h ? -1 : 1;
-    int c = memcmp(g_codes + (size_t)a->row * g_words, g_codes + (size_t)b->row * g_words,
-                   g_words * sizeof(uint64_t));
+    int c = memcmp(a->codes, b->codes, a->words * sizeof(uint64_t));
     if (c) return c;
     return (a->row > b->row) - (a->row < b->row);
 }
@@ -125,17 +125,15 @@ size_t mn_proxy_count_distinct(const uint64_t *codes, int n, size_t words) {
     hrow *h = malloc((size_t)n * sizeof *h);
     if (!h) return 0;
     for (int i = 0; i < n; i++) {
-        h[i].h = hash_row(codes + (size_t)i * words, words);
+        h[i].codes = codes + (size_t)i * words;
+        h[i].h = hash_row(h[i].codes, words);
+        h[i].words = words;
         h[i].row = i;
     }
-    g_codes = codes;
-    g_words = words;
     qsort(h, (size_t)n, sizeof *h, hrow_cmp);
     size_t distinct = 1;
     for (int i = 1; i < n; i++)
-        if (h[i].h != h[i - 1].h || memcmp(codes + (size_t)h[i].row * words,
-                                           codes + (size_t)h[i - 1].row * words,
-                                           words * sizeof(uint64_t)) != 0)
+        if (h[i].h != h[i - 1].h || memcmp(h[i].codes, h[i - 1].codes, words * sizeof(uint64_t)) != 0)
             distinct++;
     free(h);
     return distinct;

@@ -89,7 +89,7 @@ size_t mn_search_runtime_bytes(const mn_search_budget *b, mn_layout layout, mn_s
         if (!mn_backend_create(b->backend ? b->backend : "cpu", &bo, &be) &&
             !mn_arch_build(&tiny, 1, 0, layout, input, classes) &&
             !mn_net_plan_compute(&tiny, be, b->batch, &plan) &&
-            !mn_bench_train(&tiny, be, b->batch, 0.0, 1, &br)) {
+            !mn_bench_train(&tiny, be, b->batch, 0.0, 1, NULL, &br)) {
             mn_backend_mem mem;
             mn_backend_mem_info(be, &mem);
             size_t own = plan.host_bytes + (mem.shares_host_memory ? plan.device_bytes : 0);

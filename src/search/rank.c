@@ -233,6 +233,10 @@ mn_status mn_rank_space(const mn_rank_options *o, const mn_loaded_data *data,
 #pragma omp parallel num_threads(workers)
         {
             const int w = omp_get_thread_num();
+            /* BLAS and LAPACK in the proxies (NTK, NASWOT) on this worker's thread alone: a
+             * team of one is not a parallel region to OpenMP, so OpenBLAS would otherwise
+             * spread them over every core and sum in another order than with two workers. */
+            omp_set_num_threads(1);
             mn_backend *wbe = NULL;
             mn_backend_options wbo = {is_cpu ? 1 : o->threads, o->device};
             mn_status s2 = mn_backend_create(o->backend ? o->backend : "cpu", &wbo, &wbe);

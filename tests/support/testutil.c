@@ -5,11 +5,15 @@
 #include "mcunas/qgraph.h"
 #include "mcunas/rng.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <math.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 char *mn_test_tmpdir(const char *tag) {
@@ -57,7 +61,7 @@ const char *mn_test_bin(void) { return getenv("MN_BIN"); }
 
 int mn_test_write_brightness_dataset(const char *path, int h, int w, int n_train, int n_test,
                                      uint64_t seed) {
-    mn_dataset_writer_options o = {{h, w, 1}, 4, NULL, "tests: brightness classes", 0, 0};
+    mn_dataset_writer_options o = {{h, w, 1}, 4, NULL, "tests: brightness classes", 0, 0, NULL};
     mn_dataset_writer *wr;
     if (mn_dataset_writer_create(path, &o, &wr) != MN_OK) return 0;
     mn_rng r;
@@ -125,4 +129,123 @@ done:
     free(st);
     free(f);
     return g;
+}
+
+/* ---- running commands ---- */
+
+pid_t mn_test_spawn(const char *const *argv, const char *log) {
+    fflush(stdout);
+    fflush(stderr);
+    pid_t pid = fork();
+    if (pid != 0) return pid;
+    int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    int null_in = open("/dev/null", O_RDONLY);
+    if (fd < 0 || null_in < 0) _exit(126);
+    dup2(null_in, 0);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    /* The child starts with the default dispositions a shell would give it. */
+    signal(SIGTERM, SIG_DFL);
+    signal(SIGINT, SIG_DFL);
+    signal(SIGHUP, SIG_DFL);
+    execv(argv[0], (char *const *)argv);
+    dprintf(2, "cannot run %s\n", argv[0]);
+    _exit(127);
+}
+
+void mn_test_print_run(const char *const *argv, const char *log, int rc) {
+    fprintf(stderr, "---- command (exit %d):", rc);
+    for (size_t i = 0; argv[i]; i++) fprintf(stderr, " %s", argv[i]);
+    fprintf(stderr, "\n---- its output (%s):\n", log);
+    FILE *f = fopen(log, "r");
+    if (f) {
+        char buf[4096];
+        size_t n;
+        while ((n = fread(buf, 1, sizeof buf, f)) > 0) fwrite(buf, 1, n, stderr);
+        fclose(f);
+    } else {
+        fprintf(stderr, "(no output file)\n");
+    }
+    fprintf(stderr, "---- end of output\n");
+}
+
+int mn_test_reap(pid_t pid, int expect, const char *const *argv, const char *log) {
+    int status = 0, rc;
+    if (pid < 0) {
+        rc = -1;
+    } else {
+        while (waitpid(pid, &status, 0) < 0 && errno == EINTR) continue;
+        rc = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+    }
+    if (rc != expect) mn_test_print_run(argv, log, rc);
+    return rc;
+}
+
+int mn_test_run(int expect, const char *const *argv, const char *log) {
+    return mn_test_reap(mn_test_spawn(argv, log), expect, argv, log);
+}
+
+/* Whether pid has exited (and is a zombie not yet reaped) or is gone. */
+static int exited(pid_t pid) {
+    char path[64], state = 0, buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    if (!f) return 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* "pid (comm) S ..." */
+    if (p && p[1] == ' ') state = p[2];
+    return state == 'Z' || state == 'X';
+}
+
+int mn_test_wait_caught(pid_t pid, int sig, double timeout_s) {
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    for (double waited = 0; waited < timeout_s; waited += 0.01) {
+        if (exited(pid)) return 0;
+        FILE *f = fopen(path, "r");
+        unsigned long long caught = 0;
+        if (f) {
+            while (fgets(line, sizeof line, f))
+                if (sscanf(line, "SigCgt: %llx", &caught) == 1) break;
+            fclose(f);
+        }
+        if (caught & (1ull << (sig - 1))) return 1;
+        usleep(10000);
+    }
+    return 0;
+}
+
+static int file_contains(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    if (!f) return 0;
+    if (!needle) {
+        fclose(f);
+        return 1;
+    }
+    char line[8192];
+    int found = 0;
+    while (!found && fgets(line, sizeof line, f)) found = strstr(line, needle) != NULL;
+    fclose(f);
+    return found;
+}
+
+int mn_test_wait_file(const char *path, const char *needle, pid_t pid, double timeout_s) {
+    for (double waited = 0; waited < timeout_s; waited += 0.01) {
+        if (file_contains(path, needle)) return 1;
+        if (pid > 0 && exited(pid)) return file_contains(path, needle);
+        usleep(10000);
+    }
+    return 0;
+}
+
+int mn_test_count_lines(const char *path, const char *needle) {
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
+    fclose(f);
+    return n;
 }

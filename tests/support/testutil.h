@@ -4,6 +4,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 /* A fresh directory for this test (under $MN_TEST_TMPDIR or /tmp); caller frees. */
 char *mn_test_tmpdir(const char *tag);
@@ -25,5 +26,29 @@ struct mn_qgraph *mn_test_random_qgraph(int k, int cells, int layout, int h, int
                                         int io_int8, uint8_t **images, int n_img, uint64_t seed);
 /* Path of the built mcunas binary ($MN_BIN), or NULL. */
 const char *mn_test_bin(void);
+
+/* ---- running commands (every CLI test goes through these) ----
+ * argv: the program then its arguments, NULL-terminated. The command's stdout and stderr go
+ * together into the file `log` (created or truncated), so that a failing test can show what
+ * the command said. Exit codes are the command's, or 128 + the signal that killed it. */
+
+/* Runs argv to completion; returns its exit code. When it is not `expect`, prints the
+ * command line, the exit code and the log on stderr (the caller's assert then fails). */
+int mn_test_run(int expect, const char *const *argv, const char *log);
+/* Starts argv in the background; returns its pid (-1 when fork fails). */
+pid_t mn_test_spawn(const char *const *argv, const char *log);
+/* Waits for a spawned command; like mn_test_run, prints it all when the exit code is not
+ * `expect`. */
+int mn_test_reap(pid_t pid, int expect, const char *const *argv, const char *log);
+/* Prints the command line, its exit code and the log on stderr. */
+void mn_test_print_run(const char *const *argv, const char *log, int rc);
+/* Waits until `pid` has installed a handler for signal `sig` (its /proc status lists the
+ * signal as caught); 0 when it exits first or after `timeout_s` seconds. */
+int mn_test_wait_caught(pid_t pid, int sig, double timeout_s);
+/* Waits until the file `path` exists and, when `needle` is not NULL, contains it; 0 when
+ * `pid` (if > 0) exits first or after `timeout_s` seconds. */
+int mn_test_wait_file(const char *path, const char *needle, pid_t pid, double timeout_s);
+/* Lines of the file `path` that contain `needle`; -1 when it cannot be read. */
+int mn_test_count_lines(const char *path, const char *needle);
 
 #endif
