@@ -550,7 +550,7 @@ static int load_and_run(opts *o) {
     if (st) {
         rc = mn_cli_fail(cmd, st);
     } else {
-        choose_workers(o, o->host_mem ? o->host_mem : mn_host_rss_bytes() + mn_host_available_bytes());
+        choose_workers(o, o->host_mem ? o->host_mem : mn_cli_host_mem_default());
         rc = run(o, target, &data, t_start);
         mn_loaded_data_free(&data);
     }
