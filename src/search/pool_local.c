@@ -24,6 +24,10 @@
 
 #include "mcunas/host.h"
 
+/* A worker that cannot allocate its own start-up state exits with this code, so the search
+ * can say it ran out of memory rather than that the worker died. */
+#define CHILD_EXIT_NOMEM 3
+
 typedef struct worker {
     pid_t pid;
     size_t idle_bytes; /* its proportional set size between jobs */
@@ -154,7 +158,7 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
             close(im->planner.from_fd);
         }
         child_arg *a = calloc(1, sizeof *a);
-        if (!a) _exit(1);
+        if (!a) _exit(CHILD_EXIT_NOMEM);
         /* the worker's own configuration: no progress output from several processes */
         a->cfg = *im->ctx->cfg;
         a->cfg.on_candidate = NULL;
@@ -165,7 +169,7 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
         a->out_fd = from[1];
         a->slot = slot;
         pthread_t th;
-        if (pthread_create(&th, NULL, child_main, a) != 0) _exit(1);
+        if (pthread_create(&th, NULL, child_main, a) != 0) _exit(CHILD_EXIT_NOMEM);
         pthread_join(th, NULL);
         _exit(0);
     }
@@ -183,6 +187,8 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
         close(w->to_fd);
         close(w->from_fd);
         w->pid = 0;
+        if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_NOMEM)
+            return mn_error_set(MN_ERR_NOMEM, "worker %d ran out of memory while starting", slot);
         return mn_error_set(MN_ERR_BACKEND, "worker %d ended before it was ready (status %d)", slot, status);
     }
     if (h.status) { /* it said why it cannot serve, and ends */
