@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "core/jsonutil.h"
@@ -247,11 +248,15 @@ static mn_status write_line(mn_journal *j, const char *text) {
     buf[len] = '\n';
     size_t off = 0, total = len + 1;
     mn_status st = MN_OK;
+    struct stat before;
+    const int have_size = fstat(j->fd, &before) == 0;
     while (off < total) {
         ssize_t n = write(j->fd, buf + off, total - off);
         if (n < 0 && errno == EINTR) continue;
         if (n <= 0) {
             st = mn_error_set(MN_ERR_IO, "%s: write failed: %s", j->path, strerror(errno));
+            /* a full disk can take part of a line: cut it, so the journal stays whole lines */
+            if (off && have_size && ftruncate(j->fd, before.st_size) == 0) fsync(j->fd);
             break;
         }
         off += (size_t)n;
