@@ -344,6 +344,11 @@ static const conv_case k_conv_cases[] = {
      * run (the CPU backend splits its rows into eight chunks here).
      * Its finite differences would cost seconds and add nothing the small cases don't. */
     {{2, 32, 32, 32, 32}, 8, 0},
+    /* Wide layers of small maps, which the CPU backend hands to oneDNN when built with it,
+     * in chunks of whole images: four of 8x9 a chunk, so chunks of 4 and 1 here... */
+    {{5, 8, 9, 16, 20}, 12, 0},
+    /* ... and the smallest map it takes (6x6: one chunk of up to eight images). */
+    {{3, 6, 6, 12, 10}, 0, 1},
 };
 #define N_CONV_CASES (sizeof k_conv_cases / sizeof k_conv_cases[0])
 
@@ -1576,11 +1581,13 @@ static void check_same_bits(const op_outputs *ref, const op_outputs *got, int th
 /* The CPU backend splits every reduction by the shape, never by the thread count, so 1, 2,
  * 3 and 4 threads give the same bits. The shapes make several chunks whose row counts
  * 2, 3 and 4 threads do not divide evenly (N*H = 69, 45, 120, 64 rows), one with a single
- * image, and one whose chunks are walked in several im2col pieces (C = 128). */
+ * image, one whose chunks are walked in several im2col pieces (C = 128), and one that
+ * oneDNN (where built) runs in chunks of two images, the last of one. */
 static void test_cpu_results_ignore_thread_count(void **state) {
     (void)state;
     static const mn_conv_shape convs[] = {
-        {3, 23, 23, 6, 9}, {1, 45, 37, 8, 12}, {3, 40, 8, 128, 2}, {2, 32, 32, 32, 32}};
+        {3, 23, 23, 6, 9}, {1, 45, 37, 8, 12}, {3, 40, 8, 128, 2}, {2, 32, 32, 32, 32},
+        {7, 12, 12, 16, 24}};
     static const int bns[][2] = {{12345, 7}, {4099, 16}, {1024, 40}};
     static const dense_case denses[] = {{64, 256, 40, 0}, {37, 300, 33, 0}, {5, 512, 96, 0}};
     mn_backend *be[MAX_THREADS_COMPARED];

@@ -175,6 +175,7 @@ static void mn_cpu_mem_info(mn_backend *be, mn_backend_mem *out) {
 
 static void mn_cpu_destroy(mn_backend *be) {
     if (!be) return;
+    if (be->impl) mn_cpu_dnnl_destroy(mn_cpu_impl(be)->dnnl);
     free(be->impl);
     free(be);
 }
@@ -200,9 +201,29 @@ static size_t mn_cpu_phys_bytes(void) {
     return (size_t)pages * (size_t)page;
 }
 
+/* The kernels MCUNAS_CPU_CONV asks for (the best built when it is unset or empty). */
+static mn_status mn_cpu_kernels_chosen(mn_cpu_kernels *out) {
+    static const char *const names[] = {"im2col", "direct", "dnnl"};
+    const char *v = getenv("MCUNAS_CPU_CONV");
+    *out = MN_CPU_KERNELS_BEST;
+    if (!v || !*v) return MN_OK;
+    for (int i = 0; i <= (int)MN_CPU_KERNELS_BEST; i++)
+        if (strcmp(v, names[i]) == 0) {
+            *out = (mn_cpu_kernels)i;
+            return MN_OK;
+        }
+    return mn_error_set(MN_ERR_INVALID_ARG,
+                        "cpu: MCUNAS_CPU_CONV='%s' is not one of im2col, direct%s", v,
+                        MN_CPU_KERNELS_BEST == MN_CPU_KERNELS_DNNL
+                            ? ", dnnl"
+                            : " (this build has no oneDNN)");
+}
+
 static mn_status mn_cpu_create(const mn_backend_options *opts, mn_backend **out) {
     int threads = opts ? opts->threads : 0;
+    mn_cpu_kernels kernels;
     *out = NULL;
+    MN_CPU_TRY(mn_cpu_kernels_chosen(&kernels));
     if (threads < 0)
         return mn_error_set(MN_ERR_INVALID_ARG, "cpu: threads must be >= 0 (got %d)",
                             threads);
@@ -218,6 +239,7 @@ static mn_status mn_cpu_create(const mn_backend_options *opts, mn_backend **out)
     atomic_init(&cpu->allocated, 0);
     atomic_init(&cpu->peak, 0);
     cpu->phys_bytes = mn_cpu_phys_bytes();
+    cpu->kernels = kernels;
     be->ops = &mn_cpu_ops;
     be->threads = threads;
     be->impl = cpu;

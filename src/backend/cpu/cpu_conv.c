@@ -94,11 +94,8 @@ static int mn_cpu_conv_chunks(const mn_conv_shape *s) {
 /* Which kernel a gather of cin input channels into cout outputs uses: the direct ones
  * where one side is narrow (see cpu_conv_direct.c), im2col + sgemm otherwise. */
 enum { MN_CPU_CONV_GEMM = 0, MN_CPU_CONV_WIDE, MN_CPU_CONV_DOT };
-#ifndef MN_CPU_DIRECT
-#define MN_CPU_DIRECT 1
-#endif
-static int mn_cpu_conv_direct(int cin, int cout) {
-    if (!MN_CPU_DIRECT) return MN_CPU_CONV_GEMM;
+static int mn_cpu_conv_direct(const mn_backend *be, int cin, int cout) {
+    if (((const mn_cpu *)be->impl)->kernels < MN_CPU_KERNELS_DIRECT) return MN_CPU_CONV_GEMM;
     if (cin <= MN_CPU_DIRECT_NARROW_MAX && cout <= MN_CPU_DIRECT_WIDE_MAX && cout % 4 == 0)
         return MN_CPU_CONV_WIDE;
     if (cout <= MN_CPU_DIRECT_NARROW_MAX && cin <= MN_CPU_DIRECT_WIDE_MAX && cin % 4 == 0)
@@ -108,9 +105,10 @@ static int mn_cpu_conv_direct(int cin, int cout) {
 
 /* Whether each op of a shape runs a direct kernel: forward gathers C into K, backward_data
  * K into C, backward_weights has a direct kernel for a narrow input only. */
-#define MN_CPU_DIRECT_FWD(s) (mn_cpu_conv_direct((s)->c, (s)->k) != MN_CPU_CONV_GEMM)
-#define MN_CPU_DIRECT_DATA(s) (mn_cpu_conv_direct((s)->k, (s)->c) != MN_CPU_CONV_GEMM)
-#define MN_CPU_DIRECT_WEIGHTS(s) (mn_cpu_conv_direct((s)->c, (s)->k) == MN_CPU_CONV_WIDE)
+#define MN_CPU_DIRECT_FWD(be, s) (mn_cpu_conv_direct(be, (s)->c, (s)->k) != MN_CPU_CONV_GEMM)
+#define MN_CPU_DIRECT_DATA(be, s) (mn_cpu_conv_direct(be, (s)->k, (s)->c) != MN_CPU_CONV_GEMM)
+#define MN_CPU_DIRECT_WEIGHTS(be, s)                                                      \
+    (mn_cpu_conv_direct(be, (s)->c, (s)->k) == MN_CPU_CONV_WIDE)
 
 /* Plan for gathering a tensor of `cc` channels; the shape has been checked. The team
  * depends on be->threads too. A direct kernel (`direct`) needs no im2col matrices. */
@@ -162,8 +160,18 @@ static mn_status mn_cpu_conv_check(const char *op, const mn_backend *be,
     return MN_OK;
 }
 
-static size_t mn_cpu_conv_ws_forward(const mn_backend *be, const mn_conv_shape *s) {
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_FWD(s));
+/* Whether oneDNN runs an op (data: backward_data, else forward): only where the op would
+ * otherwise be im2col + sgemm, and oneDNN has a primitive for it (*bytes: its workspace). */
+static int mn_cpu_conv_dnnl(mn_backend *be, const mn_conv_shape *s, int data,
+                            size_t *bytes) {
+    const int direct = data ? MN_CPU_DIRECT_DATA(be, s) : MN_CPU_DIRECT_FWD(be, s);
+    return !direct && mn_cpu_dnnl_workspace(be, s, data, bytes);
+}
+
+static size_t mn_cpu_conv_ws_forward(mn_backend *be, const mn_conv_shape *s) {
+    size_t bytes;
+    if (mn_cpu_conv_dnnl(be, s, 0, &bytes)) return bytes;
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_FWD(be, s));
     return (size_t)p.team * p.col_bytes;
 }
 
@@ -171,8 +179,10 @@ static size_t mn_cpu_conv_kernel_bytes(const mn_conv_shape *s) {
     return mn_cpu_r64(9 * (size_t)s->k * (size_t)s->c * sizeof(float));
 }
 
-static size_t mn_cpu_conv_ws_data(const mn_backend *be, const mn_conv_shape *s) {
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k, MN_CPU_DIRECT_DATA(s));
+static size_t mn_cpu_conv_ws_data(mn_backend *be, const mn_conv_shape *s) {
+    size_t bytes;
+    if (mn_cpu_conv_dnnl(be, s, 1, &bytes)) return bytes;
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k, MN_CPU_DIRECT_DATA(be, s));
     return (size_t)p.team * p.col_bytes + mn_cpu_conv_kernel_bytes(s);
 }
 
@@ -186,12 +196,12 @@ static size_t mn_cpu_conv_part_bytes(const mn_cpu_conv_plan *p, const mn_conv_sh
 }
 
 static size_t mn_cpu_conv_ws_weights(const mn_backend *be, const mn_conv_shape *s) {
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_WEIGHTS(s));
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_WEIGHTS(be, s));
     return (size_t)p.team * p.col_bytes + (size_t)p.chunks * mn_cpu_conv_db_bytes(s) +
            mn_cpu_conv_part_bytes(&p, s);
 }
 
-static size_t mn_cpu_conv_ws_any(const mn_backend *be, const mn_conv_shape *s) {
+static size_t mn_cpu_conv_ws_any(mn_backend *be, const mn_conv_shape *s) {
     size_t a = mn_cpu_conv_ws_forward(be, s), b = mn_cpu_conv_ws_data(be, s);
     size_t c = mn_cpu_conv_ws_weights(be, s);
     size_t m = a > b ? a : b;
@@ -313,11 +323,11 @@ static void mn_cpu_conv_chunk(const mn_cpu_conv_plan *p, int q, size_t *g0, size
 /* out[n][y][x][o] = bias[o] + sum_{ky,kx,i} in[n][y+ky-1][x+kx-1][i] * wmat[o][t*cin + i]
  * with t = ky*3 + kx. in: [N][H][W][cin], wmat: [cout][9 cin], bias: [cout] or NULL,
  * out: [N][H][W][cout]; ws holds p->team im2col matrices of p->col_bytes. */
-static void mn_cpu_conv_gather(const mn_cpu_conv_plan *p, int h, int w, int cin, int cout,
-                               const float *in, const float *wmat, const float *bias,
-                               float *out, char *ws) {
+static void mn_cpu_conv_gather(const mn_backend *be, const mn_cpu_conv_plan *p, int h, int w,
+                               int cin, int cout, const float *in, const float *wmat,
+                               const float *bias, float *out, char *ws) {
     const int kdim = (int)p->cols;
-    const int direct = mn_cpu_conv_direct(cin, cout);
+    const int direct = mn_cpu_conv_direct(be, cin, cout);
     if (direct) {
         float wt[9 * MN_CPU_DIRECT_NARROW_MAX * MN_CPU_DIRECT_WIDE_MAX];
         if (direct == MN_CPU_CONV_WIDE) /* wt[t][i][o] = wmat[o][t*cin + i] */
@@ -368,8 +378,11 @@ mn_status mn_cpu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view
     MN_CPU_TRY(mn_cpu_fview_opt(op, "b", b, (size_t)s->k, &pb));
     MN_CPU_TRY(mn_cpu_fview(op, "y", y, pix * (size_t)s->k, &py));
     MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_forward(be, s), &ws));
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_FWD(s));
-    mn_cpu_conv_gather(&p, s->h, s->w, s->c, s->k, px, pw, pb, py, ws);
+    size_t dnnl_bytes;
+    if (mn_cpu_conv_dnnl(be, s, 0, &dnnl_bytes))
+        return mn_cpu_dnnl_conv(be, s, 0, px, pw, pb, py, ws);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_FWD(be, s));
+    mn_cpu_conv_gather(be, &p, s->h, s->w, s->c, s->k, px, pw, pb, py, ws);
     return MN_OK;
 }
 
@@ -397,10 +410,13 @@ mn_status mn_cpu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, m
     MN_CPU_TRY(mn_cpu_fview(op, "w", w, 9 * (size_t)s->k * (size_t)s->c, &pw));
     MN_CPU_TRY(mn_cpu_fview(op, "dx", dx, pix * (size_t)s->c, &pdx));
     MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_data(be, s), &ws));
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k, MN_CPU_DIRECT_DATA(s));
+    size_t dnnl_bytes;
+    if (mn_cpu_conv_dnnl(be, s, 1, &dnnl_bytes))
+        return mn_cpu_dnnl_conv(be, s, 1, pdy, pw, NULL, pdx, ws);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k, MN_CPU_DIRECT_DATA(be, s));
     float *wt = (float *)(ws + (size_t)p.team * p.col_bytes);
     mn_cpu_conv_flip(s->k, s->c, pw, wt);
-    mn_cpu_conv_gather(&p, s->h, s->w, s->k, s->c, pdy, wt, NULL, pdx, ws);
+    mn_cpu_conv_gather(be, &p, s->h, s->w, s->k, s->c, pdy, wt, NULL, pdx, ws);
     return MN_OK;
 }
 
@@ -415,14 +431,15 @@ static void mn_cpu_colsum(const float *dy, size_t m, size_t k, double *acc) {
 /* Per-chunk partials over the chunk's rows: part[k][9C] = sum dy^T col(x) (dW itself when
  * there is one chunk), dbp[k] = sum dy. x: [N][H][W][C], dy: [N][H][W][K];
  * ws = [team x col][chunks x dbp][chunks x part, when chunks > 1]. */
-static void mn_cpu_conv_dw_partials(const mn_cpu_conv_plan *p, const mn_conv_shape *s,
+static void mn_cpu_conv_dw_partials(const mn_backend *be, const mn_cpu_conv_plan *p,
+                                    const mn_conv_shape *s,
                                     const float *x, const float *dy, char *ws, float *dw,
                                     int want_db) {
     const size_t part_bytes = mn_cpu_conv_kernel_bytes(s), db_bytes = mn_cpu_conv_db_bytes(s);
     char *dbs = ws + (size_t)p->team * p->col_bytes;
     char *parts = dbs + (size_t)p->chunks * db_bytes;
     const int kdim = (int)p->cols, k = s->k;
-    if (mn_cpu_conv_direct(s->c, k) == MN_CPU_CONV_WIDE) {
+    if (mn_cpu_conv_direct(be, s->c, k) == MN_CPU_CONV_WIDE) {
 #pragma omp parallel for num_threads(p->team) schedule(dynamic, 1)
         for (int q = 0; q < p->chunks; q++) {
             float *part = p->chunks > 1 ? (float *)(parts + (size_t)q * part_bytes) : dw;
@@ -512,8 +529,8 @@ mn_status mn_cpu_conv3x3_backward_weights(mn_backend *be, const mn_conv_shape *s
     MN_CPU_TRY(mn_cpu_fview(op, "dw", dw, 9 * (size_t)s->k * (size_t)s->c, &pdw));
     MN_CPU_TRY(mn_cpu_fview_opt(op, "db", db, (size_t)s->k, &pdb));
     MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_weights(be, s), &ws));
-    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_WEIGHTS(s));
-    mn_cpu_conv_dw_partials(&p, s, px, pdy, ws, pdw, pdb != NULL);
+    mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_WEIGHTS(be, s));
+    mn_cpu_conv_dw_partials(be, &p, s, px, pdy, ws, pdw, pdb != NULL);
     mn_cpu_conv_dw_reduce(be, &p, s, ws, pdw, pdb);
     return MN_OK;
 }

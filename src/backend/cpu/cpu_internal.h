@@ -26,12 +26,28 @@ struct mn_buf {
     void *data;
 };
 
+/* Which convolution kernels the backend may use, each level adding to the one before:
+ * im2col + sgemm only; the direct kernels for narrow layers; oneDNN for wide ones (when
+ * built with it). The default is the fastest built; MCUNAS_CPU_CONV=im2col|direct|dnnl
+ * picks one, to compare them (mcunas bench, benchmarks/train_throughput). */
+typedef enum mn_cpu_kernels {
+    MN_CPU_KERNELS_IM2COL = 0,
+    MN_CPU_KERNELS_DIRECT,
+    MN_CPU_KERNELS_DNNL,
+} mn_cpu_kernels;
+
+/* oneDNN's engine, streams and cached primitives (cpu_conv_dnnl.c). */
+typedef struct mn_cpu_dnnl mn_cpu_dnnl;
+
 /* Backend-private state (be->impl). Counters are atomic so that allocations from several
  * threads keep the books right. */
 typedef struct mn_cpu {
     atomic_size_t allocated;
     atomic_size_t peak;
     size_t phys_bytes;
+    mn_cpu_kernels kernels;
+    mn_cpu_dnnl *dnnl; /* made on first use */
+    int dnnl_failed;   /* oneDNN could not start: the backend stays on its own kernels */
 } mn_cpu;
 
 /* Stops on the first failing check and hands its status up. */
@@ -108,6 +124,34 @@ void mn_cpu_direct_dot(const float *in, int h, int w, int cin, int cout, const f
                        const float *bias, size_t g0, size_t g1, float *out);
 void mn_cpu_direct_dw(const float *x, const float *dy, int h, int w, int cin, int cout,
                       size_t g0, size_t g1, float *part);
+/* oneDNN's forward (data = 0) and backward-data (data = 1) of a 3x3 convolution
+ * (cpu_conv_dnnl.c). mn_cpu_dnnl_workspace says whether oneDNN runs the op for this shape
+ * on this backend and, if so, the workspace bytes it needs; mn_cpu_dnnl_conv runs it: in
+ * [n][h][w][data ? k : c], w OHWI [k][3][3][c], bias [k] or NULL (forward only), out
+ * [n][h][w][data ? c : k]. */
+#if MN_HAVE_DNNL
+int mn_cpu_dnnl_workspace(mn_backend *be, const mn_conv_shape *s, int data, size_t *bytes);
+mn_status mn_cpu_dnnl_conv(mn_backend *be, const mn_conv_shape *s, int data, const float *in,
+                           const float *w, const float *bias, float *out, char *ws);
+void mn_cpu_dnnl_destroy(mn_cpu_dnnl *d);
+#define MN_CPU_KERNELS_BEST MN_CPU_KERNELS_DNNL
+#else
+static inline int mn_cpu_dnnl_workspace(mn_backend *be, const mn_conv_shape *s, int data,
+                                        size_t *bytes) {
+    (void)be, (void)s, (void)data, (void)bytes;
+    return 0;
+}
+static inline mn_status mn_cpu_dnnl_conv(mn_backend *be, const mn_conv_shape *s, int data,
+                                         const float *in, const float *w, const float *bias,
+                                         float *out, char *ws) {
+    (void)be, (void)data, (void)in, (void)w, (void)bias, (void)out, (void)ws;
+    return mn_error_set(MN_ERR_UNSUPPORTED, "cpu: built without oneDNN (n=%d h=%d w=%d)",
+                        s->n, s->h, s->w);
+}
+static inline void mn_cpu_dnnl_destroy(mn_cpu_dnnl *d) { (void)d; }
+#define MN_CPU_KERNELS_BEST MN_CPU_KERNELS_DIRECT
+#endif
+
 /* mn_cpu_<fn> for every op of mcunas/backend_ops.def. */
 #define MN_BACKEND_OP(fn, OP_ID, params, args) mn_status mn_cpu_##fn params;
 #include "mcunas/backend_ops.def"
