@@ -160,17 +160,18 @@ static mn_status mn_cpu_conv_check(const char *op, const mn_backend *be,
     return MN_OK;
 }
 
-/* Whether oneDNN runs an op (data: backward_data, else forward): only where the op would
- * otherwise be im2col + sgemm, and oneDNN has a primitive for it (*bytes: its workspace). */
-static int mn_cpu_conv_dnnl(mn_backend *be, const mn_conv_shape *s, int data,
+/* Whether oneDNN runs an op: only where it would otherwise be im2col + sgemm, and oneDNN
+ * has a primitive for it (*bytes: its workspace). */
+static int mn_cpu_conv_dnnl(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl_op op,
                             size_t *bytes) {
-    const int direct = data ? MN_CPU_DIRECT_DATA(be, s) : MN_CPU_DIRECT_FWD(be, s);
-    return !direct && mn_cpu_dnnl_workspace(be, s, data, bytes);
+    const int direct =
+        op == MN_CPU_DNNL_FORWARD ? MN_CPU_DIRECT_FWD(be, s) : MN_CPU_DIRECT_DATA(be, s);
+    return !direct && mn_cpu_dnnl_workspace(be, s, op, bytes);
 }
 
 static size_t mn_cpu_conv_ws_forward(mn_backend *be, const mn_conv_shape *s) {
     size_t bytes;
-    if (mn_cpu_conv_dnnl(be, s, 0, &bytes)) return bytes;
+    if (mn_cpu_conv_dnnl(be, s, MN_CPU_DNNL_FORWARD, &bytes)) return bytes;
     mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_FWD(be, s));
     return (size_t)p.team * p.col_bytes;
 }
@@ -181,7 +182,7 @@ static size_t mn_cpu_conv_kernel_bytes(const mn_conv_shape *s) {
 
 static size_t mn_cpu_conv_ws_data(mn_backend *be, const mn_conv_shape *s) {
     size_t bytes;
-    if (mn_cpu_conv_dnnl(be, s, 1, &bytes)) return bytes;
+    if (mn_cpu_conv_dnnl(be, s, MN_CPU_DNNL_DATA, &bytes)) return bytes;
     mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k, MN_CPU_DIRECT_DATA(be, s));
     return (size_t)p.team * p.col_bytes + mn_cpu_conv_kernel_bytes(s);
 }
@@ -379,8 +380,8 @@ mn_status mn_cpu_conv3x3_forward(mn_backend *be, const mn_conv_shape *s, mn_view
     MN_CPU_TRY(mn_cpu_fview(op, "y", y, pix * (size_t)s->k, &py));
     MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_forward(be, s), &ws));
     size_t dnnl_bytes;
-    if (mn_cpu_conv_dnnl(be, s, 0, &dnnl_bytes))
-        return mn_cpu_dnnl_conv(be, s, 0, px, pw, pb, py, ws);
+    if (mn_cpu_conv_dnnl(be, s, MN_CPU_DNNL_FORWARD, &dnnl_bytes))
+        return mn_cpu_dnnl_conv(be, s, MN_CPU_DNNL_FORWARD, px, pw, pb, py, ws);
     mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->c, MN_CPU_DIRECT_FWD(be, s));
     mn_cpu_conv_gather(be, &p, s->h, s->w, s->c, s->k, px, pw, pb, py, ws);
     return MN_OK;
@@ -411,8 +412,8 @@ mn_status mn_cpu_conv3x3_backward_data(mn_backend *be, const mn_conv_shape *s, m
     MN_CPU_TRY(mn_cpu_fview(op, "dx", dx, pix * (size_t)s->c, &pdx));
     MN_CPU_TRY(mn_cpu_conv_ws(op, workspace, mn_cpu_conv_ws_data(be, s), &ws));
     size_t dnnl_bytes;
-    if (mn_cpu_conv_dnnl(be, s, 1, &dnnl_bytes))
-        return mn_cpu_dnnl_conv(be, s, 1, pdy, pw, NULL, pdx, ws);
+    if (mn_cpu_conv_dnnl(be, s, MN_CPU_DNNL_DATA, &dnnl_bytes))
+        return mn_cpu_dnnl_conv(be, s, MN_CPU_DNNL_DATA, pdy, pw, NULL, pdx, ws);
     mn_cpu_conv_plan p = mn_cpu_conv_plan_for(be, s, s->k, MN_CPU_DIRECT_DATA(be, s));
     float *wt = (float *)(ws + (size_t)p.team * p.col_bytes);
     mn_cpu_conv_flip(s->k, s->c, pw, wt);

@@ -124,27 +124,33 @@ void mn_cpu_direct_dot(const float *in, int h, int w, int cin, int cout, const f
                        const float *bias, size_t g0, size_t g1, float *out);
 void mn_cpu_direct_dw(const float *x, const float *dy, int h, int w, int cin, int cout,
                       size_t g0, size_t g1, float *part);
-/* oneDNN's forward (data = 0) and backward-data (data = 1) of a 3x3 convolution
- * (cpu_conv_dnnl.c). mn_cpu_dnnl_workspace says whether oneDNN runs the op for this shape
- * on this backend and, if so, the workspace bytes it needs; mn_cpu_dnnl_conv runs it: in
- * [n][h][w][data ? k : c], w OHWI [k][3][3][c], bias [k] or NULL (forward only), out
- * [n][h][w][data ? c : k]. */
+/* oneDNN's convolutions (cpu_conv_dnnl.c). mn_cpu_dnnl_workspace says whether oneDNN runs
+ * `op` for this shape on this backend and, if so, the workspace bytes it needs.
+ * mn_cpu_dnnl_conv runs it: in [n][h][w][data ? k : c], w OHWI [k][3][3][c], bias [k] or
+ * NULL (forward only), out [n][h][w][data ? c : k]. */
+typedef enum mn_cpu_dnnl_op {
+    MN_CPU_DNNL_FORWARD,
+    MN_CPU_DNNL_DATA,
+} mn_cpu_dnnl_op;
 #if MN_HAVE_DNNL
-int mn_cpu_dnnl_workspace(mn_backend *be, const mn_conv_shape *s, int data, size_t *bytes);
-mn_status mn_cpu_dnnl_conv(mn_backend *be, const mn_conv_shape *s, int data, const float *in,
-                           const float *w, const float *bias, float *out, char *ws);
+int mn_cpu_dnnl_workspace(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl_op op,
+                          size_t *bytes);
+mn_status mn_cpu_dnnl_conv(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl_op op,
+                           const float *in, const float *w, const float *bias, float *out,
+                           char *ws);
 void mn_cpu_dnnl_destroy(mn_cpu_dnnl *d);
 #define MN_CPU_KERNELS_BEST MN_CPU_KERNELS_DNNL
 #else
-static inline int mn_cpu_dnnl_workspace(mn_backend *be, const mn_conv_shape *s, int data,
-                                        size_t *bytes) {
-    (void)be, (void)s, (void)data, (void)bytes;
+/* Without oneDNN nothing is handed to it, so the run functions are never called. */
+static inline int mn_cpu_dnnl_workspace(mn_backend *be, const mn_conv_shape *s,
+                                        mn_cpu_dnnl_op op, size_t *bytes) {
+    (void)be, (void)s, (void)op, (void)bytes;
     return 0;
 }
-static inline mn_status mn_cpu_dnnl_conv(mn_backend *be, const mn_conv_shape *s, int data,
-                                         const float *in, const float *w, const float *bias,
-                                         float *out, char *ws) {
-    (void)be, (void)data, (void)in, (void)w, (void)bias, (void)out, (void)ws;
+static inline mn_status mn_cpu_dnnl_conv(mn_backend *be, const mn_conv_shape *s,
+                                         mn_cpu_dnnl_op op, const float *in, const float *w,
+                                         const float *bias, float *out, char *ws) {
+    (void)be, (void)op, (void)in, (void)w, (void)bias, (void)out, (void)ws;
     return mn_error_set(MN_ERR_UNSUPPORTED, "cpu: built without oneDNN (n=%d h=%d w=%d)",
                         s->n, s->h, s->w);
 }
