@@ -57,6 +57,9 @@ typedef struct mn_candidate_check {
     size_t host_planned_bytes;   /* resident set now + runtime_bytes + what training adds
                                   * (the net's staging, the trainer's index and batches, the
                                   * device buffers when they are host memory, the slack) */
+    size_t host_resident_bytes;  /* the "resident set now" of host_planned_bytes: read after
+                                  * the plan, so what planning itself loads into this process
+                                  * (a library's first use) is not counted as the candidate's */
     size_t device_planned_bytes; /* every byte the net allocates on the backend */
     char reason[256];            /* why it does not fit; "" when it does */
 } mn_candidate_check;

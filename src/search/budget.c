@@ -53,7 +53,8 @@ mn_status mn_search_check_candidate(const mn_search_budget *b, const mn_arch *ar
     mn_backend_mem_info(*be, &mem);
     mn_net_plan plan;
     if ((st = mn_net_plan_compute(arch, *be, b->batch, &plan))) return st;
-    out->host_planned_bytes = mn_host_rss_bytes() + b->runtime_bytes +
+    out->host_resident_bytes = mn_host_rss_bytes();
+    out->host_planned_bytes = out->host_resident_bytes + b->runtime_bytes +
                               training_host_bytes(&plan, arch, n_train, mem.shares_host_memory);
     out->device_planned_bytes = plan.device_bytes;
     char need[32], have[32];

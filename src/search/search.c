@@ -228,7 +228,6 @@ mn_status mn_search_plan(mn_eval_ctx *ctx, mn_backend **be, mn_point p, mn_pool_
     mn_search_budget b = ctx->budget;
     b.host_mem = 0;
     mn_candidate_check chk;
-    size_t rss = mn_host_rss_bytes();
     if ((st = mn_search_check_candidate(&b, &arch, data->train.count, be, &chk))) return st;
     mn_backend_mem mem;
     memset(&mem, 0, sizeof mem);
@@ -238,7 +237,7 @@ mn_status mn_search_plan(mn_eval_ctx *ctx, mn_backend **be, mn_point p, mn_pool_
     e->latency_ms = chk.est.latency_ms;
     e->host_planned_bytes = chk.host_planned_bytes;
     e->device_planned_bytes = chk.device_planned_bytes;
-    out->own = chk.host_planned_bytes > rss ? chk.host_planned_bytes - rss : 0;
+    out->own = chk.host_planned_bytes - chk.host_resident_bytes;
     out->dev = mem.shares_host_memory ? 0 : chk.device_planned_bytes;
     if (chk.fit != MN_CANDIDATE_FITS) {
         e->outcome = chk.fit == MN_CANDIDATE_INFEASIBLE ? MN_OUTCOME_INFEASIBLE : MN_OUTCOME_PRUNED;

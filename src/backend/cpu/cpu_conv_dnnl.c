@@ -106,7 +106,11 @@ static mn_status mn_dnnl_fail(const char *what, dnnl_status_t st, const mn_conv_
 static mn_cpu_dnnl *mn_dnnl_state(mn_cpu *cpu) {
     if (cpu->dnnl || cpu->dnnl_failed) return cpu->dnnl;
     mn_cpu_dnnl *d = calloc(1, sizeof *d);
-    if (!d || dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success) {
+    /* oneDNN keeps up to 1,024 primitives (their JIT code) in a process-wide cache of its
+     * own, which would grow over a search's candidates outside any memory plan; the
+     * backend's cache holds what it reuses, and is freed with it. */
+    if (!d || dnnl_set_primitive_cache_capacity(0) != dnnl_success ||
+        dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success) {
         free(d);
         cpu->dnnl_failed = 1;
         return NULL;
