@@ -240,6 +240,14 @@ static mn_status mn_cpu_create(const mn_backend_options *opts, mn_backend **out)
     atomic_init(&cpu->peak, 0);
     cpu->phys_bytes = mn_cpu_phys_bytes();
     cpu->kernels = kernels;
+    if (kernels == MN_CPU_KERNELS_DNNL) {
+        mn_status st = mn_cpu_dnnl_create(&cpu->dnnl);
+        if (st != MN_OK) {
+            free(be);
+            free(cpu);
+            return st;
+        }
+    }
     be->ops = &mn_cpu_ops;
     be->threads = threads;
     be->impl = cpu;

@@ -40,7 +40,9 @@
 #define MN_DNNL_MIN_PIX 36
 /* Primitives cached per backend; past this the cache is emptied at the start of an op. */
 #define MN_DNNL_MAX_ENTRIES 128
-
+/* Arguments of one call: forward src, weights, bias, dst, scratchpad; backward-data
+ * diff_dst, weights, diff_src, scratchpad. */
+#define MN_DNNL_ARGS 5
 
 typedef struct mn_dnnl_entry {
     mn_cpu_dnnl_op op;
@@ -49,6 +51,10 @@ typedef struct mn_dnnl_entry {
     dnnl_primitive_t prim;    /* created on first run */
     dnnl_primitive_t reorder; /* OHWI weights into the primitive's layout; first run */
     size_t wbytes, scratch;
+    /* The call's arguments for each thread slot (nargs of them, the memory objects made
+     * once, their pointers set per call): no allocation per chunk. */
+    int nargs, slots;
+    dnnl_exec_arg_t (*args)[MN_DNNL_ARGS];
 } mn_dnnl_entry;
 
 struct mn_cpu_dnnl {
@@ -80,6 +86,10 @@ static mn_dnnl_serial mn_dnnl_serial_begin(void) {
 static void mn_dnnl_serial_end(mn_dnnl_serial s) { omp_set_num_threads(s.saved); }
 
 static void mn_dnnl_entry_clear(mn_dnnl_entry *e) {
+    for (int t = 0; t < e->slots; t++)
+        for (int i = 0; i < e->nargs; i++)
+            if (e->args[t][i].memory) dnnl_memory_destroy(e->args[t][i].memory);
+    free(e->args);
     if (e->reorder) dnnl_primitive_destroy(e->reorder);
     if (e->prim) dnnl_primitive_destroy(e->prim);
     if (e->pd) dnnl_primitive_desc_destroy(e->pd);
@@ -95,6 +105,11 @@ void mn_cpu_dnnl_destroy(mn_cpu_dnnl *d) {
 }
 
 static mn_status mn_dnnl_fail(const char *what, dnnl_status_t st, const mn_conv_shape *s) {
+    if (st == dnnl_out_of_memory)
+        return mn_error_set(MN_ERR_NOMEM,
+                            "cpu: out of memory in oneDNN's %s for the 3x3 convolution "
+                            "n=%d h=%d w=%d c=%d k=%d",
+                            what, s->n, s->h, s->w, s->c, s->k);
     return mn_error_set(MN_ERR_BACKEND,
                         "cpu: oneDNN %s failed (status %d) for the 3x3 convolution "
                         "n=%d h=%d w=%d c=%d k=%d",
@@ -103,19 +118,27 @@ static mn_status mn_dnnl_fail(const char *what, dnnl_status_t st, const mn_conv_
 
 /* The backend's oneDNN state, made on first use. NULL when it cannot be (no memory, or
  * oneDNN refuses the CPU engine): the backend then stays on its own kernels. */
+mn_status mn_cpu_dnnl_create(mn_cpu_dnnl **out) {
+    *out = calloc(1, sizeof **out);
+    if (!*out) return mn_error_set(MN_ERR_NOMEM, "cpu: cannot allocate oneDNN's state");
+    return MN_OK;
+}
+
+/* The backend's oneDNN state with its engine, made on first use. NULL when the backend
+ * does not use oneDNN, or oneDNN refuses the CPU engine (it then stays on its own
+ * kernels, for good, so that every plan and op of the backend agree). */
 static mn_cpu_dnnl *mn_dnnl_state(mn_cpu *cpu) {
-    if (cpu->dnnl || cpu->dnnl_failed) return cpu->dnnl;
-    mn_cpu_dnnl *d = calloc(1, sizeof *d);
+    mn_cpu_dnnl *d = cpu->dnnl;
+    if (!d || cpu->dnnl_failed) return NULL;
     /* oneDNN keeps up to 1,024 primitives (their JIT code) in a process-wide cache of its
      * own, which would grow over a search's candidates outside any memory plan; the
      * backend's cache holds what it reuses, and is freed with it. */
-    if (!d || dnnl_set_primitive_cache_capacity(0) != dnnl_success ||
-        dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success) {
-        free(d);
+    if (!d->engine && (dnnl_set_primitive_cache_capacity(0) != dnnl_success ||
+                       dnnl_engine_create(&d->engine, dnnl_cpu, 0) != dnnl_success)) {
+        d->engine = NULL;
         cpu->dnnl_failed = 1;
         return NULL;
     }
-    cpu->dnnl = d;
     return d;
 }
 
@@ -246,13 +269,48 @@ int mn_cpu_dnnl_workspace(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl_op
     return 1;
 }
 
-/* The entry's primitive and its weights reorder (OHWI into the primitive's layout), made
- * on first use. */
+/* Memory objects without data for the arguments of `e` in thread slots [e->slots, slots). */
+static dnnl_status_t mn_dnnl_entry_slots(mn_cpu_dnnl *d, mn_dnnl_entry *e,
+                                         const mn_conv_shape *s, int slots) {
+    if (slots <= e->slots) return dnnl_success;
+    dnnl_exec_arg_t(*args)[MN_DNNL_ARGS] = realloc(e->args, (size_t)slots * sizeof *args);
+    if (!args) return dnnl_out_of_memory;
+    e->args = args;
+    dnnl_memory_desc_t x, wt, b, y;
+    mn_dnnl_mds(e->n, s, dnnl_ohwi, &x, &wt, &b, &y);
+    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(e->pd,
+                                                                dnnl_query_scratchpad_md, 0);
+    const int data = e->op == MN_CPU_DNNL_DATA;
+    const int fwd_arg[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
+                            DNNL_ARG_SCRATCHPAD};
+    const int data_arg[4] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC,
+                             DNNL_ARG_SCRATCHPAD};
+    const dnnl_memory_desc_t *fwd_md[5] = {&x, mn_dnnl_wmd(e), &b, &y, scr};
+    const dnnl_memory_desc_t *data_md[4] = {&y, mn_dnnl_wmd(e), &x, scr};
+    e->nargs = data ? 4 : 5;
+    for (; e->slots < slots; e->slots++) {
+        dnnl_exec_arg_t *a = e->args[e->slots];
+        memset(a, 0, sizeof *e->args);
+        for (int i = 0; i < e->nargs; i++) {
+            a[i].arg = data ? data_arg[i] : fwd_arg[i];
+            dnnl_status_t st = dnnl_memory_create(&a[i].memory, data ? data_md[i] : fwd_md[i],
+                                                  d->engine, DNNL_MEMORY_NONE);
+            if (st != dnnl_success) {
+                e->slots++; /* the slot's objects made so far are destroyed with the entry */
+                return st;
+            }
+        }
+    }
+    return dnnl_success;
+}
+
+/* The entry's primitive, its weights reorder (OHWI into the primitive's layout) and its
+ * arguments for `slots` threads, made on first use. */
 static dnnl_status_t mn_dnnl_entry_ready(mn_cpu_dnnl *d, mn_dnnl_entry *e,
-                                         const mn_conv_shape *s) {
-    dnnl_status_t st = dnnl_success;
+                                         const mn_conv_shape *s, int slots) {
+    dnnl_status_t st = mn_dnnl_entry_slots(d, e, s, slots);
     mn_dnnl_serial ser = mn_dnnl_serial_begin();
-    if (!e->prim) st = dnnl_primitive_create(&e->prim, e->pd);
+    if (st == dnnl_success && !e->prim) st = dnnl_primitive_create(&e->prim, e->pd);
     if (st == dnnl_success && !e->reorder) {
         dnnl_memory_desc_t x, wt, b, y;
         dnnl_primitive_desc_t rpd;
@@ -310,36 +368,40 @@ typedef struct mn_dnnl_io {
     float *out;        /* forward: y; backward_data: dx */
 } mn_dnnl_io;
 
-/* Chunk q of the op: one primitive call on its images. */
+/* Chunk q of the op: one primitive call on its images, with thread slot tid's arguments
+ * (their weights and bias already point at this call's). */
 static dnnl_status_t mn_dnnl_chunk(mn_cpu_dnnl *d, const mn_dnnl_layout *l,
                                    const mn_conv_shape *s, const mn_dnnl_entry *e, int q,
-                                   int tid, const mn_dnnl_io *io, char *wbuf, char *scratch) {
-    dnnl_memory_desc_t x, wt, b, y;
-    mn_dnnl_mds(e->n, s, dnnl_ohwi, &x, &wt, &b, &y);
-    const dnnl_memory_desc_t *scr = dnnl_primitive_desc_query_md(e->pd,
-                                                                dnnl_query_scratchpad_md, 0);
+                                   int tid, const mn_dnnl_io *io, char *scratch) {
     const size_t img = (size_t)s->h * (size_t)s->w, first = (size_t)q * (size_t)l->sub;
     const int data = e->op == MN_CPU_DNNL_DATA;
+    dnnl_exec_arg_t *a = e->args[tid];
     void *src = (void *)(io->in + first * img * (size_t)(data ? s->k : s->c));
     void *dst = io->out + first * img * (size_t)(data ? s->c : s->k);
-    void *sp = scratch + (size_t)tid * l->scratch;
-    if (data) {
-        const int arg[4] = {DNNL_ARG_DIFF_DST, DNNL_ARG_WEIGHTS, DNNL_ARG_DIFF_SRC,
-                            DNNL_ARG_SCRATCHPAD};
-        const dnnl_memory_desc_t *md[4] = {&y, l->wmd, &x, scr};
-        void *ptr[4] = {src, wbuf, dst, sp};
-        return mn_dnnl_exec(d, e->prim, d->streams[tid], 4, arg, md, ptr);
+    dnnl_status_t st = dnnl_memory_set_data_handle(a[0].memory, src);
+    if (st == dnnl_success) st = dnnl_memory_set_data_handle(a[data ? 2 : 3].memory, dst);
+    if (st == dnnl_success)
+        st = dnnl_memory_set_data_handle(a[e->nargs - 1].memory,
+                                         scratch + (size_t)tid * l->scratch);
+    if (st == dnnl_success) st = dnnl_primitive_execute(e->prim, d->streams[tid], e->nargs, a);
+    if (st == dnnl_success) st = dnnl_stream_wait(d->streams[tid]);
+    return st;
+}
+
+/* Points every thread slot's weights (and the forward's bias) of `e` at this call's. */
+static dnnl_status_t mn_dnnl_bind(mn_dnnl_entry *e, int team, void *wbuf, const float *bias) {
+    dnnl_status_t st = dnnl_success;
+    for (int t = 0; t < team && st == dnnl_success; t++) {
+        st = dnnl_memory_set_data_handle(e->args[t][1].memory, wbuf);
+        if (st == dnnl_success && e->op == MN_CPU_DNNL_FORWARD)
+            st = dnnl_memory_set_data_handle(e->args[t][2].memory, (void *)bias);
     }
-    const int arg[5] = {DNNL_ARG_SRC, DNNL_ARG_WEIGHTS, DNNL_ARG_BIAS, DNNL_ARG_DST,
-                        DNNL_ARG_SCRATCHPAD};
-    const dnnl_memory_desc_t *md[5] = {&x, l->wmd, &b, &y, scr};
-    void *ptr[5] = {src, wbuf, (void *)io->bias, dst, sp};
-    return mn_dnnl_exec(d, e->prim, d->streams[tid], 5, arg, md, ptr);
+    return st;
 }
 
 static mn_status mn_dnnl_run(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl_op op,
                              const float *w, const mn_dnnl_io *io, char *ws) {
-    mn_cpu_dnnl *d = ((mn_cpu *)be->impl)->dnnl;
+    mn_cpu_dnnl *d = mn_dnnl_state((mn_cpu *)be->impl);
     mn_dnnl_layout l;
     if (!d || !mn_dnnl_plan(be, s, op, &l))
         return mn_error_set(MN_ERR_BACKEND, "cpu: oneDNN has no plan for the 3x3 convolution "
@@ -347,8 +409,8 @@ static mn_status mn_dnnl_run(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl
     const int chunks = l.chunks;
     mn_dnnl_entry *full = mn_dnnl_entry_get(d, op, l.sub < s->n ? l.sub : s->n, s);
     mn_dnnl_entry *last = mn_dnnl_entry_get(d, op, s->n - (chunks - 1) * l.sub, s);
-    dnnl_status_t st = mn_dnnl_entry_ready(d, full, s);
-    if (st == dnnl_success) st = mn_dnnl_entry_ready(d, last, s);
+    dnnl_status_t st = mn_dnnl_entry_ready(d, full, s, l.team);
+    if (st == dnnl_success) st = mn_dnnl_entry_ready(d, last, s, l.team);
     while (st == dnnl_success && d->n_streams < l.team) {
         dnnl_stream_t stream;
         st = dnnl_stream_create(&stream, d->engine, dnnl_stream_default_flags);
@@ -366,6 +428,9 @@ static mn_status mn_dnnl_run(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl
         memset(zeros, 0, (size_t)s->k * sizeof(float));
         run.bias = (const float *)zeros;
     }
+    st = mn_dnnl_bind(full, l.team, wbuf, run.bias);
+    if (st == dnnl_success && last != full) st = mn_dnnl_bind(last, l.team, wbuf, run.bias);
+    if (st != dnnl_success) return mn_dnnl_fail("setup", st, s);
 
     dnnl_status_t failed = dnnl_success;
 #pragma omp parallel num_threads(l.team)
@@ -375,7 +440,7 @@ static mn_status mn_dnnl_run(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl
 #pragma omp for schedule(dynamic, 1)
         for (int q = 0; q < chunks; q++) {
             dnnl_status_t rc = mn_dnnl_chunk(d, &l, s, q == chunks - 1 ? last : full, q, tid,
-                                             &run, wbuf, scratch);
+                                             &run, scratch);
             if (rc != dnnl_success) {
 #pragma omp critical(mn_dnnl_failed)
                 failed = rc;

@@ -46,7 +46,7 @@ typedef struct mn_cpu {
     atomic_size_t peak;
     size_t phys_bytes;
     mn_cpu_kernels kernels;
-    mn_cpu_dnnl *dnnl; /* made on first use */
+    mn_cpu_dnnl *dnnl; /* when kernels is MN_CPU_KERNELS_DNNL */
     int dnnl_failed;   /* oneDNN could not start: the backend stays on its own kernels */
 } mn_cpu;
 
@@ -138,6 +138,9 @@ int mn_cpu_dnnl_workspace(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl_op
 mn_status mn_cpu_dnnl_conv(mn_backend *be, const mn_conv_shape *s, mn_cpu_dnnl_op op,
                            const float *in, const float *w, const float *bias, float *out,
                            char *ws);
+/* The backend's oneDNN state (made with the backend, so that its allocation fails there;
+ * the engine and primitives come on first use), and its end. */
+mn_status mn_cpu_dnnl_create(mn_cpu_dnnl **out);
 void mn_cpu_dnnl_destroy(mn_cpu_dnnl *d);
 #define MN_CPU_KERNELS_BEST MN_CPU_KERNELS_DNNL
 #else
@@ -153,6 +156,10 @@ static inline mn_status mn_cpu_dnnl_conv(mn_backend *be, const mn_conv_shape *s,
     (void)be, (void)op, (void)in, (void)w, (void)bias, (void)out, (void)ws;
     return mn_error_set(MN_ERR_UNSUPPORTED, "cpu: built without oneDNN (n=%d h=%d w=%d)",
                         s->n, s->h, s->w);
+}
+static inline mn_status mn_cpu_dnnl_create(mn_cpu_dnnl **out) {
+    *out = NULL;
+    return MN_OK;
 }
 static inline void mn_cpu_dnnl_destroy(mn_cpu_dnnl *d) { (void)d; }
 #define MN_CPU_KERNELS_BEST MN_CPU_KERNELS_DIRECT
