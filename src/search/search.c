@@ -329,6 +329,30 @@ static mn_status dispatch(coord *c, int slot, const plan_pt *pl, size_t joint) {
     return c->pool->ops->submit(c->pool, slot, &job);
 }
 
+static int any_busy(const coord *c) {
+    for (int s = 0; s < c->pool->n_slots; s++)
+        if (c->fl[s].busy) return 1;
+    return 0;
+}
+
+/* The journal entry of a planned point that no free slot can take even alone: pruned, with
+ * the figures of the node it would have run on (the first: every node is idle). */
+static void prune_now(const coord *c, const plan_pt *pl, mn_journal_entry *e) {
+    const mn_pool_group *g = &c->pool->groups[0];
+    char need[32], have[32];
+    *e = pl->e;
+    fmt_mib(need, sizeof need, g->base_bytes + pl->own);
+    fmt_mib(have, sizeof have, g->host_mem);
+    e->outcome = MN_OUTCOME_PRUNED;
+    if (g->host_mem && g->base_bytes + pl->own > g->host_mem)
+        snprintf(e->reason, sizeof e->reason,
+                 "training needs %s of host memory (batch %d) beside the idle workers, the "
+                 "budget is %s", need, c->cfg->batch, have);
+    else
+        snprintf(e->reason, sizeof e->reason, "training needs more device memory than the "
+                 "budget beside the idle workers");
+}
+
 /* Starts what may start: the point needed now first, then its look-ahead in order. The need
  * is resolved at once (*have, *e) when it does not fit at all. A point that fits alone but
  * not beside what runs waits; nothing after it is started meanwhile. */
@@ -350,6 +374,13 @@ static mn_status fill(coord *c, mn_point need, int *have, mn_journal_entry *e) {
         }
         size_t joint = 0;
         int slot = admit(c, pl, &joint);
+        if (slot < 0 && i == 0 && !any_busy(c)) {
+            /* Nothing runs, yet it does not fit: the idle processes grew (what a worker keeps
+             * between candidates counts) since it was planned. Waiting would never end. */
+            prune_now(c, pl, e);
+            *have = 1;
+            return MN_OK;
+        }
         if (slot < 0) return MN_OK;
         if ((st = dispatch(c, slot, pl, joint))) return st;
     }
