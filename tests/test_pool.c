@@ -279,48 +279,60 @@ static void shared_budget_on(const char *backend) {
     /* under ASan the allocator's quarantine and shadow make the figures vary more than the
      * spare allows: only the budget's invariants are checked there */
     int cpu = !strcmp(backend, "cpu") && !MN_UNDER_ASAN;
-    size_t budget = (size_t)(base + base / (cpu ? 20 : 4) + own_max + own_min + own_min / 8);
-    if (cpu && !(budget < base + 3 * own_min))
-        fail_msg("%s: own bytes from %llu to %llu (base %llu): no budget holds two but not three",
-                 backend, (unsigned long long)own_min, (unsigned long long)own_max, (unsigned long long)base);
-    snprintf(name, sizeof name, "budget-%s.jsonl", backend);
-    char *j = mn_test_path(tmpdir, name);
-    recorder b;
-    config(&c, &b, j, MN_STRATEGY_GRID, 3, 6);
-    c.backend = backend;
-    c.k_max = 2;
-    c.host_mem = budget;
-    if ((st = mn_search_run(&c, &data, &res))) fail_msg("%s: %s", backend, mn_error_message());
-    if (res.max_joint_planned_bytes > budget)
-        fail_msg("%s: candidates planned %llu bytes at once, the budget is %zu", backend,
-                 (unsigned long long)res.max_joint_planned_bytes, budget);
-    /* two at once (on cpu: an OpenCL runtime's resident caches grow in each worker over a
-     * run, so a budget learnt from one run may hold only one candidate in the next) */
-    if (cpu && res.max_joint_planned_bytes <= res.base_host_bytes + own_max)
-        fail_msg("%s: never two at once (largest plan %llu, base %llu)", backend,
-                 (unsigned long long)res.max_joint_planned_bytes, (unsigned long long)res.base_host_bytes);
-    assert_true(res.peak_search_host_bytes > 0);
-    if (!MN_UNDER_ASAN && res.peak_search_host_bytes > budget)
-        fail_msg("%s: the search measured %llu bytes, the budget is %zu", backend,
-                 (unsigned long long)res.peak_search_host_bytes, budget);
-    mn_journal *jr;
-    assert_int_equal(mn_journal_open(j, "{\"event\":\"search\",\"test\":2}", 1, &jr), MN_OK);
-    int scored = 0;
-    for (size_t i = 0; i < mn_journal_count(jr); i++) {
-        const mn_journal_entry *e = mn_journal_get(jr, i);
-        if (e->outcome != MN_OUTCOME_SCORED) continue;
-        scored++;
-        assert_true(e->joint_planned_bytes <= budget);
-        if (!MN_UNDER_ASAN && e->host_measured_bytes > e->host_planned_bytes)
-            fail_msg("%s A(%d,%d): measured %llu > planned %llu", backend, e->point.k, e->point.cells,
-                     (unsigned long long)e->host_measured_bytes, (unsigned long long)e->host_planned_bytes);
+    /* What the processes hold besides the candidates moves between runs (shared libraries'
+     * pages are shared with whatever else runs on the machine: their proportional share
+     * changes), so where the budgeted run never ran two at once, the budget is learnt again
+     * from that run's own base, up to three times. Every run must keep the invariants. */
+    int two_at_once = 0;
+    for (int attempt = 0; attempt < 3 && !two_at_once; attempt++) {
+        size_t budget = (size_t)(base + base / (cpu ? 20 : 4) + own_max + own_min + own_min / 8);
+        if (cpu && !(budget < base + 3 * own_min))
+            fail_msg("%s: own bytes from %llu to %llu (base %llu): no budget holds two but not three",
+                     backend, (unsigned long long)own_min, (unsigned long long)own_max,
+                     (unsigned long long)base);
+        snprintf(name, sizeof name, "budget-%s-%d.jsonl", backend, attempt);
+        char *j = mn_test_path(tmpdir, name);
+        recorder b;
+        config(&c, &b, j, MN_STRATEGY_GRID, 3, 6);
+        c.backend = backend;
+        c.k_max = 2;
+        c.host_mem = budget;
+        if ((st = mn_search_run(&c, &data, &res))) fail_msg("%s: %s", backend, mn_error_message());
+        if (res.max_joint_planned_bytes > budget)
+            fail_msg("%s: candidates planned %llu bytes at once, the budget is %zu", backend,
+                     (unsigned long long)res.max_joint_planned_bytes, budget);
+        /* two at once (on cpu: an OpenCL runtime's resident caches grow in each worker over
+         * a run, so a budget learnt from one run may hold only one candidate in the next) */
+        two_at_once = !cpu || res.max_joint_planned_bytes > res.base_host_bytes + own_max;
+        if (!two_at_once && attempt == 2)
+            fail_msg("%s: never two at once in three runs (largest plan %llu, base %llu)", backend,
+                     (unsigned long long)res.max_joint_planned_bytes,
+                     (unsigned long long)res.base_host_bytes);
+        assert_true(res.peak_search_host_bytes > 0);
+        if (!MN_UNDER_ASAN && res.peak_search_host_bytes > budget)
+            fail_msg("%s: the search measured %llu bytes, the budget is %zu", backend,
+                     (unsigned long long)res.peak_search_host_bytes, budget);
+        mn_journal *jr;
+        assert_int_equal(mn_journal_open(j, "{\"event\":\"search\",\"test\":2}", 1, &jr), MN_OK);
+        int scored = 0;
+        for (size_t i = 0; i < mn_journal_count(jr); i++) {
+            const mn_journal_entry *e = mn_journal_get(jr, i);
+            if (e->outcome != MN_OUTCOME_SCORED) continue;
+            scored++;
+            assert_true(e->joint_planned_bytes <= budget);
+            if (!MN_UNDER_ASAN && e->host_measured_bytes > e->host_planned_bytes)
+                fail_msg("%s A(%d,%d): measured %llu > planned %llu", backend, e->point.k,
+                         e->point.cells, (unsigned long long)e->host_measured_bytes,
+                         (unsigned long long)e->host_planned_bytes);
+        }
+        if (scored < 3)
+            fail_msg("%s: %d scored under a budget of %zu (base %llu); first: %s", backend, scored,
+                     budget, (unsigned long long)res.base_host_bytes, mn_journal_get(jr, 0)->reason);
+        mn_journal_close(jr);
+        free(j);
+        base = res.base_host_bytes;
     }
-    if (scored < 3)
-        fail_msg("%s: %d scored under a budget of %zu (base %llu); first: %s", backend, scored, budget,
-                 (unsigned long long)res.base_host_bytes, mn_journal_get(jr, 0)->reason);
-    mn_journal_close(jr);
     free(j_free);
-    free(j);
 }
 
 static void shared_budget_holds(void **state) {

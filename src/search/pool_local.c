@@ -11,6 +11,9 @@
 #include "pool.h"
 
 #include <errno.h>
+#ifdef __GLIBC__
+#include <malloc.h>
+#endif
 #include <poll.h>
 #include <pthread.h>
 #include <signal.h>
@@ -120,6 +123,11 @@ static void *child_main(void *arg) {
         d.slot = a->slot;
         d.status = mn_search_evaluate(ctx, job.p, &d.e);
         if (d.status) snprintf(d.msg, sizeof d.msg, "%s", mn_error_message());
+#ifdef __GLIBC__
+        /* Hand back what the candidate freed (its backend, oneDNN's primitives): an idle
+         * worker holds only its runtime, and the base the budget counts stays put. */
+        malloc_trim(0);
+#endif
         d.idle_bytes = pss(getpid());
         if (!mn_pool_write_all(a->out_fd, &d, sizeof d)) break;
     }
