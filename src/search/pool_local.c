@@ -135,7 +135,7 @@ static void *child_main(void *arg) {
 }
 
 /* Forks worker `slot` and waits for its hello. */
-static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
+static mn_status spawn_once(local_impl *im, int slot, size_t *runtime_bytes, int *killed) {
     int to[2], from[2]; /* [0] the reading end, [1] the writing end */
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, to) != 0)
         return mn_error_set(MN_ERR_IO, "cannot create a socket pair for worker %d: %s", slot, strerror(errno));
@@ -197,6 +197,7 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
         w->pid = 0;
         if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_NOMEM)
             return mn_error_set(MN_ERR_NOMEM, "worker %d ran out of memory while starting", slot);
+        *killed = WIFSIGNALED(status);
         return mn_error_set(MN_ERR_BACKEND, "worker %d ended before it was ready (status %d)", slot, status);
     }
     if (h.status) { /* it said why it cannot serve, and ends */
@@ -209,6 +210,15 @@ static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
     if (runtime_bytes) *runtime_bytes = (size_t)h.runtime_bytes;
     w->idle_bytes = (size_t)h.idle_bytes;
     return MN_OK;
+}
+
+/* Starts worker `slot` (the planner for -1). One killed by a signal while it started (the
+ * kernel's OOM killer, an operator) is started once more, as a job that dies is retried. */
+static mn_status spawn(local_impl *im, int slot, size_t *runtime_bytes) {
+    int killed = 0;
+    mn_status st = spawn_once(im, slot, runtime_bytes, &killed);
+    if (st == MN_ERR_BACKEND && killed) st = spawn_once(im, slot, runtime_bytes, &killed);
+    return st;
 }
 
 /* "key: N kB" of /proc/PID/smaps_rollup, in bytes. */
