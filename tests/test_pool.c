@@ -197,20 +197,56 @@ static int path_lines(const char *path) {
 }
 #endif
 
-/* The worker processes are this process's children (the search forked them). */
-static void *kill_workers(void *arg) {
-    killer *k = arg;
-    for (int tries = 0; tries < 12000 && journal_lines(k->journal) < 1 + k->after_lines; tries++)
-        usleep(5000);
-    usleep(30000); /* the next candidate is in training: one epoch takes longer than this */
+/* This process's children (the search forked them: the worker and the planner), up to 8. */
+static int children(pid_t *pids) {
     char path[64], buf[4096];
     snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
     FILE *f = fopen(path, "r");
     size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
     if (f) fclose(f);
     buf[n] = '\0';
-    for (char *tok = strtok(buf, " \n"); tok; tok = strtok(NULL, " \n"))
-        if (kill((pid_t)atoi(tok), SIGKILL) == 0) k->killed++;
+    int count = 0;
+    for (char *tok = strtok(buf, " \n"); tok && count < 8; tok = strtok(NULL, " \n"))
+        pids[count++] = (pid_t)atoi(tok);
+    return count;
+}
+
+/* CPU ticks a process has used (utime + stime of /proc/PID/stat); 0 when it is gone. */
+static unsigned long cpu_ticks(pid_t pid) {
+    char path[64], buf[1024];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f) fclose(f);
+    buf[n] = '\0';
+    const char *p = strrchr(buf, ')'); /* the name may hold spaces */
+    unsigned long ut = 0, st = 0;
+    if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
+        return ut + st;
+    return 0;
+}
+
+/* Once the journal holds after_lines results, kills every child while the busiest one (the
+ * worker: training costs far more than planning) is working, so that a job is lost mid-way
+ * however slow the machine (a fixed delay missed it under ASan on a loaded machine). */
+static void *kill_workers(void *arg) {
+    killer *k = arg;
+    for (int tries = 0; tries < 12000 && journal_lines(k->journal) < 1 + k->after_lines; tries++)
+        usleep(5000);
+    pid_t pids[8];
+    for (int tries = 0; tries < 400; tries++) {
+        int n = children(pids), busiest = -1;
+        unsigned long before[8], most = 0;
+        for (int i = 0; i < n; i++) before[i] = cpu_ticks(pids[i]);
+        for (int i = 0; i < n; i++)
+            if (busiest < 0 || before[i] > most) most = before[i], busiest = i;
+        usleep(50000);
+        if (busiest >= 0 && cpu_ticks(pids[busiest]) > before[busiest]) {
+            for (int i = 0; i < n; i++)
+                if (kill(pids[i], SIGKILL) == 0) k->killed++;
+            return NULL;
+        }
+    }
     return NULL;
 }
 
