@@ -162,6 +162,21 @@ double mn_latency_cycles(const mn_qgraph *g, mn_core core, const mn_latency_mode
     return cycles * (m && m->scale > 0 ? m->scale : 1.0);
 }
 
+/* The largest figures a calibration line may give: far beyond any MCU's model, small
+ * enough that building the line's graph cannot exhaust the host (a fuzzed line with 488
+ * million classes asked for half a gigabyte). */
+#define MN_CALIB_MAX_DIM 65536
+#define MN_CALIB_MAX_BYTES ((size_t)64 << 20)
+
+/* Whether the model of a calibration line is one an MCU could run: its int8 weights and
+ * every activation under MN_CALIB_MAX_BYTES. */
+static int mn_calib_model_fits(const mn_arch *a) {
+    if (mn_arch_params(a) > MN_CALIB_MAX_BYTES) return 0;
+    for (int i = 0; i < a->n_layers; i++)
+        if (mn_shape_count(a->layers[i].out) > MN_CALIB_MAX_BYTES) return 0;
+    return mn_shape_count(a->input) <= MN_CALIB_MAX_BYTES;
+}
+
 mn_status mn_latency_calibrate(const char *path, const mn_target_list *targets,
                                mn_latency_model *m, int *n_used) {
     FILE *f = fopen(path, "r");
@@ -188,6 +203,14 @@ mn_status mn_latency_calibrate(const char *path, const mn_target_list *targets,
                               "%s:%d: expected 'target k cells layout HxWxC classes latency_ms'", path, ln);
             break;
         }
+        if (k < 1 || k > MN_CALIB_MAX_DIM || classes < 2 || classes > MN_CALIB_MAX_DIM ||
+            H < 1 || H > MN_CALIB_MAX_DIM || W < 1 || W > MN_CALIB_MAX_DIM || C < 1 ||
+            C > MN_CALIB_MAX_DIM) {
+            st = mn_error_set(MN_ERR_FORMAT,
+                              "%s:%d: k, classes, H, W and C must lie in 1..%d (classes from 2)",
+                              path, ln, MN_CALIB_MAX_DIM);
+            break;
+        }
         const mn_target *t = mn_target_find(targets, tname);
         if (!t) {
             st = mn_error_set(MN_ERR_FORMAT, "%s:%d: unknown target '%s'", path, ln, tname);
@@ -201,6 +224,13 @@ mn_status mn_latency_calibrate(const char *path, const mn_target_list *targets,
         mn_arch a;
         if ((st = mn_arch_build(&a, k, cells, layout, (mn_shape){H, W, C}, classes))) {
             mn_error_prefix(st, "%s:%d: ", path, ln);
+            break;
+        }
+        if (!mn_calib_model_fits(&a)) {
+            st = mn_error_set(MN_ERR_FORMAT,
+                              "%s:%d: A(%d,%d) on %dx%dx%d with %d classes is larger than any "
+                              "MCU model (weights or an activation over %zu MiB)",
+                              path, ln, k, cells, H, W, C, classes, MN_CALIB_MAX_BYTES >> 20);
             break;
         }
         mn_qgraph *g;
