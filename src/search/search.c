@@ -248,6 +248,11 @@ mn_status mn_search_plan(mn_eval_ctx *ctx, mn_backend **be, mn_point p, mn_pool_
     return MN_OK;
 }
 
+/* Marks e pruned: its training (own bytes beside the node's base) exceeds the host budget;
+ * `where` ends the figure ("" or " beside the idle workers"). */
+static void prune_host(const coord *c, const mn_pool_group *g, size_t own, const char *where,
+                       mn_journal_entry *e);
+
 /* Plans p once (the pool's planner), then applies its node's host budget to it running
  * alone (group 0's figures: every node runs the same backend and batch). */
 static mn_status plan_of(coord *c, mn_point p, plan_pt **out) {
@@ -279,13 +284,7 @@ static mn_status plan_of(coord *c, mn_point p, plan_pt **out) {
         pl->fits = pp.fits;
         const mn_pool_group *g = &c->pool->groups[0];
         if (pl->fits && g->host_mem && g->base_bytes + pl->own > g->host_mem) {
-            char need[32], have[32];
-            fmt_mib(need, sizeof need, g->base_bytes + pl->own);
-            fmt_mib(have, sizeof have, g->host_mem);
-            pl->e.outcome = MN_OUTCOME_PRUNED;
-            snprintf(pl->e.reason, sizeof pl->e.reason,
-                     "training needs %s of host memory (batch %d), the budget is %s", need,
-                     c->cfg->batch, have);
+            prune_host(c, g, pl->own, "", &pl->e);
             pl->fits = 0;
         }
     }
@@ -335,22 +334,29 @@ static int any_busy(const coord *c) {
     return 0;
 }
 
+static void prune_host(const coord *c, const mn_pool_group *g, size_t own, const char *where,
+                       mn_journal_entry *e) {
+    char need[32], have[32];
+    fmt_mib(need, sizeof need, g->base_bytes + own);
+    fmt_mib(have, sizeof have, g->host_mem);
+    e->outcome = MN_OUTCOME_PRUNED;
+    snprintf(e->reason, sizeof e->reason,
+             "training needs %s of host memory (batch %d)%s, the budget is %s", need,
+             c->cfg->batch, where, have);
+}
+
 /* The journal entry of a planned point that no free slot can take even alone: pruned, with
  * the figures of the node it would have run on (the first: every node is idle). */
 static void prune_now(const coord *c, const plan_pt *pl, mn_journal_entry *e) {
     const mn_pool_group *g = &c->pool->groups[0];
-    char need[32], have[32];
     *e = pl->e;
-    fmt_mib(need, sizeof need, g->base_bytes + pl->own);
-    fmt_mib(have, sizeof have, g->host_mem);
+    if (g->host_mem && g->base_bytes + pl->own > g->host_mem) {
+        prune_host(c, g, pl->own, " beside the idle workers", e);
+        return;
+    }
     e->outcome = MN_OUTCOME_PRUNED;
-    if (g->host_mem && g->base_bytes + pl->own > g->host_mem)
-        snprintf(e->reason, sizeof e->reason,
-                 "training needs %s of host memory (batch %d) beside the idle workers, the "
-                 "budget is %s", need, c->cfg->batch, have);
-    else
-        snprintf(e->reason, sizeof e->reason, "training needs more device memory than the "
-                 "budget beside the idle workers");
+    snprintf(e->reason, sizeof e->reason,
+             "training needs more device memory than the budget beside the idle workers");
 }
 
 /* Starts what may start: the point needed now first, then its look-ahead in order. The need

@@ -1,10 +1,11 @@
 /* oneDNN's convolutions for the CPU backend's wide layers: the 3x3 'same' convolutions
  * that would otherwise run im2col + sgemm (both sides wider than the direct kernels take),
  * on maps of at least MN_DNNL_MIN_PIX pixels, forward and backward-data. Measured on the
- * reference networks' layers (calls of both alternated in one process), oneDNN took
- * 0.62-0.97x the time of im2col + OpenBLAS on the forward and 0.53-0.78x on backward-data;
- * on backward-weights it took 0.81-1.29x (slower on most layers), so that one stays ours
- * (benchmarks/RESULTS.md).
+ * reference networks' layers (calls of both alternated in one process,
+ * benchmarks/conv_ops), oneDNN took 0.46-0.82x the time of im2col + OpenBLAS on
+ * backward-data and 0.58-0.88x on most forwards (0.97-1.13x on the widest layers of the
+ * smallest maps); on backward-weights it took 0.81-1.29x (slower on most layers), so that
+ * one stays ours (benchmarks/RESULTS.md).
  *
  * Results do not depend on the thread count, as everywhere in this backend: the batch is
  * split into chunks of `sub` whole images, `sub` from the map size alone (about
