@@ -507,6 +507,66 @@ static void cli_bad_input(void **state) {
     free(out);
 }
 
+static void write_text(const char *path, const char *text) {
+    FILE *f = fopen(path, "w");
+    assert_non_null(f);
+    assert_int_equal(fputs(text, f) >= 0, 1);
+    assert_int_equal(fclose(f), 0);
+}
+
+/* --config: the file's options, the command line over them, flags set and cleared; what
+ * --print-config prints reads back as itself; bad lines are refused with file and line. */
+static void cli_config_file(void **state) {
+    (void)state;
+    const char *bin = mn_test_bin();
+    if (!bin) skip();
+    char msg[4096];
+    char *cfg = mn_test_path(tmpdir, "job.ini"), *printed = mn_test_path(tmpdir, "printed.ini");
+    write_text(cfg, "; a batch job\n[search]\ndata = d.h5 ; the cache\ntarget = stm32l412kbu3\n"
+                    "out = runs/a\nepochs = 2\njson = yes\nquiet = true\nquiet = no\n");
+    const char *a1[] = {bin, "search", "--config", cfg, "--print-config", "--epochs", "5", NULL};
+    assert_int_equal(run_capture(0, a1, msg, sizeof msg), 0);
+    const char *want = "[search]\ndata = d.h5\ntarget = stm32l412kbu3\nout = runs/a\nepochs = 5\n"
+                       "json = true\nquiet = false\n";
+    assert_string_equal(msg, want);
+    write_text(printed, msg);
+    const char *a2[] = {bin, "search", "--config", printed, "--print-config", NULL};
+    assert_int_equal(run_capture(0, a2, msg, sizeof msg), 0);
+    assert_string_equal(msg, want);
+    /* a value out of range: the file, section and key */
+    write_text(cfg, "[search]\ndata = d.h5\nk-max = 0\n");
+    const char *a3[] = {bin, "search", "--config", cfg, "--print-config", NULL};
+    assert_int_equal(run_capture(2, a3, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "job.ini: [search] k-max:"));
+    /* an indented line (inih would take it for the value above, continued) */
+    write_text(cfg, "[search]\ndata = a.h5\n  b.h5\ntarget = stm32l412kbu3\nout = o\n");
+    assert_int_equal(run_capture(2, a3, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "job.ini:3: an indented line"));
+    /* a line too long for inih, which would read its rest as a line of its own */
+    char longline[400];
+    snprintf(longline, sizeof longline, "[search]\ndata = %0250d\n", 7);
+    write_text(cfg, longline);
+    assert_int_equal(run_capture(2, a3, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "job.ini:2: line longer than"));
+    /* an unknown key, a flag that is neither true nor false, --print-config in the file */
+    const char *bad[] = {"[search]\nepoch = 3\n", "[search]\nresume = maybe\n", "[search]\nprint-config = true\n",
+                         "[run]\ndata = d.h5\n"};
+    const char *says[] = {"unknown key 'epoch'", "resume takes true or false", "unknown key 'print-config'",
+                          "unknown section [run]"};
+    for (int i = 0; i < 4; i++) {
+        write_text(cfg, bad[i]);
+        assert_int_equal(run_capture(2, a3, msg, sizeof msg), 2);
+        assert_non_null(strstr(msg, says[i]));
+    }
+    /* a command-line value --print-config cannot write as INI: refused, not printed wrong */
+    write_text(cfg, "[search]\ntarget = stm32l412kbu3\nout = o\n");
+    const char *a4[] = {bin, "search", "--config", cfg, "--print-config", "--data", "a.h5 ;b", NULL};
+    assert_int_equal(run_capture(2, a4, msg, sizeof msg), 2);
+    assert_non_null(strstr(msg, "--data cannot be written"));
+    free(cfg);
+    free(printed);
+}
+
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(infeasible_never_trained_and_budget_honest),
@@ -516,6 +576,7 @@ int main(void) {
         cmocka_unit_test(final_phase_reports_the_runtimes_figures),
         cmocka_unit_test(cli_kill_9_and_resume),
         cmocka_unit_test(cli_bad_input),
+        cmocka_unit_test(cli_config_file),
     };
     return cmocka_run_group_tests(tests, make_dataset, cleanup);
 }

@@ -1,4 +1,5 @@
 /* mcunas search: from a dataset and a target MCU to the best network that fits. */
+#include <ctype.h>
 #include <errno.h>
 #include <getopt.h>
 #include <ini.h>
@@ -68,6 +69,10 @@ static void usage(FILE *f) {
             "  --resume             continue the search whose journal is in DIR\n"
             "  --config FILE        read options from an INI file: keys are these long option\n"
             "                       names in a [search] section; the command line wins\n"
+            "  --print-config       check the options (config file and command line), print\n"
+            "                       the ones given as such an INI file and exit; the data,\n"
+            "                       target and output are not opened (e.g. to check a batch\n"
+            "                       job's settings before it queues)\n"
             "  --json               one JSON event per line on stdout (candidate, winner, done)\n"
             "  --quiet              no progress output\n"
             "  -h, --help           this help\n\n"
@@ -82,7 +87,7 @@ enum {
     OPT_MAXLAT, OPT_EPOCHS, OPT_BATCH, OPT_LR, OPT_VAL, OPT_SEED, OPT_FINAL, OPT_CALIB,
     OPT_LIMIT, OPT_HOSTMEM, OPT_DEVMEM, OPT_BACKEND, OPT_THREADS, OPT_DEVICE, OPT_RESUME,
     OPT_CONFIG, OPT_JSON, OPT_QUIET, OPT_TOP, OPT_WF, OPT_WL, OPT_RUNTIME, OPT_WORKERS,
-    OPT_LOOKAHEAD
+    OPT_LOOKAHEAD, OPT_PRINT_CONFIG
 };
 
 static const struct option longopts[] = {
@@ -103,7 +108,9 @@ static const struct option longopts[] = {
     {"top", required_argument, 0, OPT_TOP},           {"wf", required_argument, 0, OPT_WF},
     {"wl", required_argument, 0, OPT_WL},             {"runtime", required_argument, 0, OPT_RUNTIME},
     {"workers", required_argument, 0, OPT_WORKERS},   {"lookahead", required_argument, 0, OPT_LOOKAHEAD},
+    {"print-config", no_argument, 0, OPT_PRINT_CONFIG},
     {"help", no_argument, 0, 'h'},                    {0, 0, 0, 0}};
+#define N_LONGOPTS (sizeof longopts / sizeof longopts[0] - 1)
 
 typedef struct opts {
     const char *data, *target, *target_file, *out, *backend;
@@ -114,7 +121,8 @@ typedef struct opts {
     int run_workers, run_threads, run_lookahead; /* what runs (choose_workers) */
     char chose[256];          /* how they were chosen, for the first line of output */
     double lr, val, max_latency, wf, wl;
-    int resume, json, quiet;
+    int resume, json, quiet, print_config;
+    const char *given[N_LONGOPTS]; /* each option's last value, config file then command line */
     int mpi, rank;            /* started by mpirun/srun with more than one rank */
     mn_runtime runtime;
     size_t host_mem, device_mem;
@@ -122,8 +130,9 @@ typedef struct opts {
 
 static const char *const cmd = "search";
 
-/* Applies one option; returns MN_EXIT_OK or a usage error. `where` names its origin. */
-static int apply(opts *o, int c, const char *arg, const char *where) {
+/* Applies one option; returns MN_EXIT_OK or a usage error. `where` names its origin. A flag
+ * (no argument) is cleared by "false" (a config file's value) and set by anything else. */
+static int apply_one(opts *o, int c, const char *arg, const char *where) {
 #define BAD(...) return mn_cli_usage_error(cmd, __VA_ARGS__)
     switch (c) {
     case OPT_DATA: o->data = arg; break;
@@ -191,15 +200,26 @@ static int apply(opts *o, int c, const char *arg, const char *where) {
     case OPT_RUNTIME:
         if (mn_runtime_parse(arg, &o->runtime)) BAD("%s--runtime: %s", where, mn_error_message());
         break;
-    case OPT_RESUME: o->resume = 1; break;
-    case OPT_JSON: o->json = 1; break;
-    case OPT_QUIET: o->quiet = 1; break;
+    case OPT_RESUME: o->resume = strcmp(arg, "false") != 0; break;
+    case OPT_JSON: o->json = strcmp(arg, "false") != 0; break;
+    case OPT_QUIET: o->quiet = strcmp(arg, "false") != 0; break;
+    case OPT_PRINT_CONFIG: o->print_config = strcmp(arg, "false") != 0; break;
     default:
         if (!mn_cli_arch_is_option(c)) BAD("%sunknown or incomplete option", where);
         return mn_cli_arch_apply(cmd, &o->arch, c, arg, where);
     }
 #undef BAD
     return MN_EXIT_OK;
+}
+
+/* apply_one, remembering the value for --print-config (a flag as "true" or "false"; not
+ * --print-config itself, which a config file may not set). */
+static int apply(opts *o, int c, const char *arg, const char *where) {
+    int rc = apply_one(o, c, arg, where);
+    for (size_t i = 0; rc == MN_EXIT_OK && c != OPT_PRINT_CONFIG && i < N_LONGOPTS; i++)
+        if (longopts[i].val == c)
+            o->given[i] = longopts[i].has_arg == no_argument && strcmp(arg, "false") ? "true" : arg;
+    return rc;
 }
 
 /* ---- --config FILE (inih) ---- */
@@ -221,10 +241,13 @@ static int on_ini(void *user, const char *section, const char *name, const char 
         return 0;
     }
     for (const struct option *lo = longopts; lo->name; lo++) {
-        if (strcmp(lo->name, name) != 0 || lo->val == OPT_CONFIG || lo->val == 'h') continue;
+        if (strcmp(lo->name, name) != 0 || lo->val == OPT_CONFIG || lo->val == OPT_PRINT_CONFIG ||
+            lo->val == 'h')
+            continue;
         if (lo->has_arg == no_argument) {
-            if (strcmp(value, "true") && strcmp(value, "yes") && strcmp(value, "1")) {
-                if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) return 1;
+            if (!strcmp(value, "true") || !strcmp(value, "yes") || !strcmp(value, "1")) value = "true";
+            else if (!strcmp(value, "false") || !strcmp(value, "no") || !strcmp(value, "0")) value = "false";
+            else {
                 ctx->rc = mn_cli_usage_error(cmd, "%s%s takes true or false, got '%s'", where, name, value);
                 return 0;
             }
@@ -234,12 +257,73 @@ static int on_ini(void *user, const char *section, const char *name, const char 
             return 0;
         }
         char *copy = strdup(value);
+        if (!copy) {
+            ctx->rc = mn_cli_fail(cmd, mn_error_set(MN_ERR_NOMEM, "no memory for the value of %s", name));
+            return 0;
+        }
         ctx->strings[ctx->n_strings++] = copy;
         ctx->rc = apply(ctx->o, lo->val, copy, where);
         return ctx->rc == MN_EXIT_OK;
     }
     ctx->rc = mn_cli_usage_error(cmd, "%sunknown key '%s'", where, name);
     return 0;
+}
+
+/* What inih would take otherwise and a user would not expect, refused with the line's
+ * number before the file is parsed: a line of INI_MAX_LINE - 2 characters or more (inih
+ * reads it in pieces, the rest as a line of its own), and an indented line after a key
+ * (inih's continuation line, which would replace the key's value). */
+static int check_config_lines(const char *path) {
+    FILE *f = fopen(path, "rb");
+    if (!f) return mn_cli_usage_error(cmd, "cannot read config file %s: %s", path, strerror(errno));
+    char text[INI_MAX_LINE];
+    long line = 1, len = 0;
+    int ch, rc = MN_EXIT_OK, after_key = 0;
+    while (rc == MN_EXIT_OK && ((ch = getc(f)) != EOF || len > 0)) {
+        if (ch != '\n' && ch != EOF) {
+            if (len == INI_MAX_LINE - 2)
+                rc = mn_cli_usage_error(cmd, "%s:%ld: line longer than %d characters", path, line, INI_MAX_LINE - 2);
+            text[len++] = (char)ch;
+            continue;
+        }
+        text[len] = '\0';
+        const char *start = text + strspn(text, " \t\r\f\v");
+        if (*start == '[') after_key = 0;
+        else if (*start && !strchr(";#", *start)) {
+            if (start > text && after_key)
+                rc = mn_cli_usage_error(cmd, "%s:%ld: an indented line would continue the value above "
+                                        "(each option takes one value, on one line)", path, line);
+            after_key = 1;
+        }
+        line++, len = 0;
+    }
+    if (rc == MN_EXIT_OK && ferror(f)) rc = mn_cli_usage_error(cmd, "cannot read config file %s", path);
+    fclose(f);
+    return rc;
+}
+
+/* Whether inih reads `name = value` back as the same value: one line within its limit,
+ * nothing it strips (spaces at either end) or takes for a comment (";" after a space). */
+static int ini_writable(const char *name, const char *value) {
+    size_t n = strlen(value);
+    if (strlen(name) + 3 + n > INI_MAX_LINE - 2 || strpbrk(value, "\r\n")) return 0;
+    if (n && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1]))) return 0;
+    for (size_t i = 1; i < n; i++)
+        if (value[i] == ';' && isspace((unsigned char)value[i - 1])) return 0;
+    return 1;
+}
+
+/* --print-config: the options given, as a config file that --config reads back. */
+static int print_config(const opts *o) {
+    for (size_t i = 0; i < N_LONGOPTS; i++)
+        if (o->given[i] && !ini_writable(longopts[i].name, o->given[i]))
+            return mn_cli_usage_error(cmd, "--print-config: the value of --%s cannot be written to an INI file: '%s'",
+                                      longopts[i].name, o->given[i]);
+    printf("[search]\n");
+    for (size_t i = 0; i < N_LONGOPTS; i++)
+        if (o->given[i]) printf("%s = %s\n", longopts[i].name, o->given[i]);
+    if (fflush(stdout) != 0) return mn_cli_fail(cmd, mn_error_set(MN_ERR_IO, "--print-config: cannot write: %s", strerror(errno)));
+    return MN_EXIT_OK;
 }
 
 /* ---- progress and events ---- */
@@ -311,7 +395,9 @@ static int parse(int argc, char **argv, opts *o, config_ctx *cfgctx) {
         else if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
         if (!path) continue;
         cfgctx->path = path;
-        int r = ini_parse(path, on_ini, cfgctx);
+        int r = check_config_lines(path);
+        if (r != MN_EXIT_OK) return r;
+        r = ini_parse(path, on_ini, cfgctx);
         if (r < 0) return mn_cli_usage_error(cmd, "cannot read config file %s", path);
         if (cfgctx->rc != MN_EXIT_OK) return cfgctx->rc;
         if (r > 0) return mn_cli_usage_error(cmd, "%s:%d: syntax error", path, r);
@@ -580,6 +666,7 @@ int mn_cmd_search(int argc, char **argv) {
     cfgctx.rc = MN_EXIT_OK;
     int rc = parse(argc, argv, &o, &cfgctx);
     if (rc == MN_CLI_CONTINUE) rc = mn_cli_host_mem_check(cmd, o.host_mem);
+    if (rc == MN_CLI_CONTINUE && o.print_config) rc = print_config(&o);
     if (rc == MN_CLI_CONTINUE) {
         start_mpi(&o);
         rc = load_and_run(&o);
