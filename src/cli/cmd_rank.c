@@ -7,6 +7,7 @@
 
 #include "cli.h"
 #include "cli_arch.h"
+#include "core/fileio.h"
 #include "mcunas/backend.h"
 #include "mcunas/rank.h"
 #include "mcunas/samples.h"
@@ -121,12 +122,12 @@ static void print_num(FILE *f, double v) {
     else fprintf(f, "%.9g", v);
 }
 
-/* 0, or the errno of the first failure. */
-static int write_csv(const char *path, const mn_rank_result *r) {
-    char tmp[4200];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    FILE *f = fopen(tmp, "w");
-    if (!f) return errno;
+/* The table, built in memory and published whole (mn_file_write_atomic). */
+static mn_status write_csv(const char *path, const mn_rank_result *r) {
+    char *buf = NULL;
+    size_t size = 0;
+    FILE *f = open_memstream(&buf, &size);
+    if (!f) return mn_error_set(MN_ERR_NOMEM, "no memory for %s", path);
     fputs("rank,k,cells,layout,monas_score,ntk_cond,regions,naswot,synflow,grad_norm,snip,flops,"
           "params,latency_ms,ram_bytes,flash_bytes,rank_ntk,rank_regions,rank_flops,rank_latency,"
           "proxy_seconds\n", f);
@@ -142,11 +143,10 @@ static int write_csv(const char *path, const mn_rank_result *r) {
         fprintf(f, "%zu,%zu,%g,%g,%g,%g,%.4f\n", e->ram_bytes, e->flash_bytes, e->r_ntk,
                 e->r_regions, e->r_flops, e->r_latency, e->s.seconds);
     }
-    int e = fflush(f) == 0 && !ferror(f) ? 0 : errno ? errno : EIO;
-    if (fclose(f) != 0 && !e) e = errno;
-    if (!e && rename(tmp, path) != 0) e = errno;
-    if (e) remove(tmp);
-    return e;
+    mn_status st = fclose(f) == 0 ? mn_file_write_atomic(path, buf, size)
+                                  : mn_error_set(MN_ERR_NOMEM, "no memory for %s", path);
+    free(buf);
+    return st;
 }
 
 static void json_num_or_null(mn_json *j, const char *key, double v) {
@@ -327,13 +327,11 @@ int mn_cmd_rank(int argc, char **argv) {
     mn_rank_result r;
     st = mn_rank_space(ro, &data, &r);
     double total = mn_time_now() - t0;
-    int werr;
     rc = MN_EXIT_OK;
     if (st) {
         rc = mn_cli_fail(cmd, st);
-    } else if (o.out && (werr = write_csv(o.out, &r)) != 0) {
-        fprintf(stderr, "mcunas rank: error: cannot write %s: %s\n", o.out, strerror(werr));
-        rc = MN_EXIT_FAILURE;
+    } else if (o.out && (st = write_csv(o.out, &r)) != MN_OK) {
+        rc = mn_cli_fail(cmd, st);
     } else if (o.json) {
         print_json(&r, target, total);
     } else if (!o.quiet) {

@@ -23,6 +23,16 @@ mn_status mn_h5_fail(mn_status status, const char *fmt, ...) __attribute__((form
 /* Closes an id of any kind if it is valid; returns -1 for resetting the variable. */
 hid_t mn_h5_close(hid_t id);
 
+/* For a file being written that has failed (a full disk, an I/O error) and is about to be
+ * discarded: HDF5 1.10 does not survive a failing H5Fclose (the file's id stays registered
+ * over freed memory and the library crashes in its exit handler; HDFGroup/hdf5#2257, fixed
+ * in 1.14), and the close would write the remaining dirty metadata and chunks and fail
+ * again. So the sec2 driver's descriptor is re-pointed at an anonymous in-memory file:
+ * those last writes succeed and vanish, and the close completes. (The close reads nothing
+ * back in practice: the metadata of a file, a cache's chunk index included, stay in HDF5's
+ * metadata cache.) */
+void mn_h5_divert(hid_t file);
+
 /* Scalar attributes as the format defines them: fixed-length NUL-terminated ASCII strings
  * and int32 little-endian integers. `path` only names the file in messages. */
 mn_status mn_h5_write_str_attr(hid_t loc, const char *path, const char *name, const char *value);

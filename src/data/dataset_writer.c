@@ -13,6 +13,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "core/fileio.h"
 #include "core/h5util.h"
 #include "data/dataset_names.h"
 
@@ -46,29 +47,11 @@ static void mn_writer_close_all(mn_dataset_writer *w) {
     w->file = mn_h5_close(w->file);
 }
 
-/* HDF5 1.10 does not survive a failing H5Fclose: the file's id stays registered over freed
- * memory and the library crashes in its exit handler (HDFGroup/hdf5#2257; fixed in 1.14).
- * After a write has failed (disk full, I/O error), closing would write the remaining dirty
- * metadata and chunks, fail again, and bring the process down at exit. So the sec2
- * driver's descriptor is re-pointed at an anonymous in-memory file: those last writes, of a
- * file that is being discarded anyway, succeed and vanish, and the close completes. (The
- * close reads nothing back in practice: a cache's metadata, chunk index included, is a few
- * hundred KiB even for a million images and stays in HDF5's metadata cache.) */
-static void mn_writer_divert(mn_dataset_writer *w) {
-    void *handle = NULL;
-    if (w->file < 0 || H5Fget_vfd_handle(w->file, H5P_DEFAULT, &handle) < 0 || !handle) return;
-    int fd = *(int *)handle;
-    int sink = memfd_create("mcunas-discard", MFD_CLOEXEC);
-    if (sink < 0) return;
-    if (fd >= 0) dup2(sink, fd);
-    close(sink);
-}
-
 /* On a failure: diverts further writes, removes the temporary file's name and marks the
  * writer failed. The handles stay open until the caller's abort or commit frees w, but no
  * .tmp is left behind even by a caller that forgets to. */
 static void mn_writer_discard(mn_dataset_writer *w) {
-    if (!w->failed) mn_writer_divert(w);
+    if (!w->failed) mn_h5_divert(w->file);
     w->failed = 1;
     if (w->tmp) remove(w->tmp);
     free(w->tmp);
@@ -307,16 +290,6 @@ mn_status mn_dataset_writer_append(mn_dataset_writer *w, mn_split split,
     return MN_OK;
 }
 
-/* Flushes the file's bytes to stable storage so the rename cannot expose, after a crash,
- * a name that points at data still in the page cache. */
-static int mn_fsync_path(const char *path, int directory) {
-    int fd = open(path, directory ? O_RDONLY | O_DIRECTORY : O_RDONLY);
-    if (fd < 0) return -1;
-    int rc = fsync(fd);
-    close(fd);
-    return rc;
-}
-
 mn_status mn_dataset_writer_commit(mn_dataset_writer *w) {
     if (!w) return mn_error_set(MN_ERR_INVALID_ARG, "mn_dataset_writer_commit: NULL writer");
     mn_h5_quiet();
@@ -351,20 +324,8 @@ mn_status mn_dataset_writer_commit(mn_dataset_writer *w) {
     if (rc < 0)
         return mn_writer_fail(w, mn_h5_fail(MN_ERR_IO, "%s: cannot finish writing %s", w->path,
                                             w->tmp));
-    if (mn_fsync_path(w->tmp, 0) < 0)
-        return mn_writer_fail(w, mn_error_set(MN_ERR_IO, "%s: cannot sync %s: %s", w->path,
-                                              w->tmp, strerror(errno)));
-    if (rename(w->tmp, w->path) != 0)
-        return mn_writer_fail(w, mn_error_set(MN_ERR_IO, "%s: cannot rename %s into place: %s",
-                                              w->path, w->tmp, strerror(errno)));
-    /* Make the rename itself durable; failing here leaves a complete file, so ignore it. */
-    char *slash = strrchr(w->path, '/');
-    if (slash) {
-        *slash = '\0';
-        mn_fsync_path(slash == w->path ? "/" : w->path, 1);
-    } else {
-        mn_fsync_path(".", 1);
-    }
+    mn_status st = mn_file_publish(w->tmp, w->path);
+    if (st) return mn_writer_fail(w, mn_error_prefix(st, "%s: ", w->path));
     free(w->tmp);
     w->tmp = NULL;
     mn_dataset_writer_abort(w); /* tmp is gone from w, so this only frees */

@@ -8,7 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deploy_io.h"
+#include "core/fileio.h"
 #include "mcunas/cruntime.h"
 
 typedef struct quant {
@@ -227,7 +227,7 @@ static mn_status write_file(const mn_qgraph *g, const mn_cplan *p, const char *d
     snprintf(path, n, "%s/%s", dir, name);
     mn_status st = fn(g, p, f);
     if (fclose(f) && !st) st = mn_error_set(MN_ERR_NOMEM, "out of memory generating %s", path);
-    if (!st) st = mn_deploy_write_atomic(path, buf, size);
+    if (!st) st = mn_file_write_atomic(path, buf, size);
     free(buf);
     free(path);
     return st;

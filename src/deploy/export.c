@@ -6,7 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "deploy_io.h"
+#include "core/fileio.h"
 #include "mcunas/cruntime.h"
 #include "mcunas/net.h"
 #include "mcunas/qgraph.h"
@@ -128,9 +128,9 @@ static mn_status evaluate(const mn_export_options *o, const mn_qgraph *g, const 
         st = mn_qinterp_run(it, x, y);
         if (!st) correct += mn_export_argmax(y, classes, o->io_int8) == test->labels[i];
     }
-    if (!st && o->dump_inputs) st = mn_deploy_write_atomic(o->dump_inputs, in, n * image_bytes);
-    if (!st && o->dump_outputs) st = mn_deploy_write_atomic(o->dump_outputs, out, n * (size_t)classes);
-    if (!st && o->dump_labels) st = mn_deploy_write_atomic(o->dump_labels, test->labels, n * sizeof(int32_t));
+    if (!st && o->dump_inputs) st = mn_file_write_atomic(o->dump_inputs, in, n * image_bytes);
+    if (!st && o->dump_outputs) st = mn_file_write_atomic(o->dump_outputs, out, n * (size_t)classes);
+    if (!st && o->dump_labels) st = mn_file_write_atomic(o->dump_labels, test->labels, n * sizeof(int32_t));
     free(in);
     free(out);
     mn_qinterp_free(it);

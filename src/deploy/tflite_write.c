@@ -7,7 +7,7 @@
 #include <string.h>
 
 #include "mcunas/tflite.h"
-#include "deploy_io.h"
+#include "core/fileio.h"
 
 typedef struct fbb {
     uint8_t *buf;
@@ -359,34 +359,12 @@ mn_status mn_tflite_size(const mn_qgraph *g, size_t *size) {
     return st;
 }
 
-mn_status mn_deploy_write_atomic(const char *path, const void *data, size_t size) {
-    char tmp[4096];
-    if (snprintf(tmp, sizeof tmp, "%s.tmp", path) >= (int)sizeof tmp)
-        return mn_error_set(MN_ERR_INVALID_ARG, "path too long: %s", path);
-    FILE *f = fopen(tmp, "wb");
-    if (!f) return mn_error_set(MN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    size_t w = size ? fwrite(data, 1, size, f) : 0;
-    int bad = w != size || fflush(f) != 0;
-    int e = bad ? errno : 0; /* the first failure's reason (a full disk) */
-    if (fclose(f) != 0 && !bad) bad = 1, e = errno;
-    if (bad) {
-        remove(tmp);
-        return mn_error_set(MN_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
-    }
-    if (rename(tmp, path) != 0) {
-        e = errno;
-        remove(tmp);
-        return mn_error_set(MN_ERR_IO, "cannot rename %s to %s: %s", tmp, path, strerror(e));
-    }
-    return MN_OK;
-}
-
 mn_status mn_tflite_write(const mn_qgraph *g, const char *path, size_t *size) {
     uint8_t *buf;
     size_t n;
     mn_status st = mn_tflite_serialize(g, &buf, &n);
     if (st) return st;
-    st = mn_deploy_write_atomic(path, buf, n);
+    st = mn_file_write_atomic(path, buf, n);
     free(buf);
     if (!st && size) *size = n;
     return st;
@@ -423,7 +401,7 @@ mn_status mn_tflite_write_c_array(const uint8_t *data, size_t size, const char *
              "#include <stdalign.h>\n\n"
              "extern alignas(16) const unsigned char %s[%zu];\nextern const unsigned int %s_len;\n\n#endif\n",
              guard, guard, symbol, size, symbol);
-    mn_status st = mn_deploy_write_atomic(c_path, s, n);
+    mn_status st = mn_file_write_atomic(c_path, s, n);
     free(s);
     if (st) return st;
     char hpath[4096];
@@ -431,5 +409,5 @@ mn_status mn_tflite_write_c_array(const uint8_t *data, size_t size, const char *
                                                      ? strrchr(c_path, '.') - c_path
                                                      : (long)strlen(c_path)),
              c_path);
-    return mn_deploy_write_atomic(hpath, hdr, strlen(hdr));
+    return mn_file_write_atomic(hpath, hdr, strlen(hdr));
 }

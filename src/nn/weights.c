@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/fileio.h"
 #include "core/h5util.h"
 
 #define MN_WEIGHTS_FORMAT_NAME "mcunas-weights"
@@ -19,7 +20,9 @@ static mn_status write_floats(hid_t file, const char *path, const char *name, co
     mn_status st = MN_OK;
     if (ds < 0 || (count && H5Dwrite(ds, H5T_NATIVE_FLOAT, H5S_ALL, H5S_ALL, H5P_DEFAULT, v) < 0))
         st = mn_h5_fail(MN_ERR_IO, "%s: cannot write %s", path, name);
-    mn_h5_close(ds);
+    /* A small dataset's values wait in HDF5's sieve buffer until the close writes them: its
+     * failure (an I/O error, a full disk) is the write's. */
+    if (ds >= 0 && H5Dclose(ds) < 0 && !st) st = mn_h5_fail(MN_ERR_IO, "%s: cannot write %s", path, name);
     mn_h5_close(space);
     return st;
 }
@@ -30,14 +33,13 @@ mn_status mn_weights_save(const char *path, mn_net *net) {
     const mn_net_plan *p = mn_net_get_plan(net);
     float *trainable = malloc((p->trainable + 1) * sizeof(float));
     float *state = malloc((p->state + 1) * sizeof(float));
-    size_t tlen = strlen(path) + 5;
-    char *tmp = malloc(tlen);
-    mn_status st = MN_OK;
-    if (!trainable || !state || !tmp) {
+    char tmp[4096];
+    mn_status st = mn_file_tmp_name(path, tmp, sizeof tmp);
+    if (st) goto done;
+    if (!trainable || !state) {
         st = mn_error_set(MN_ERR_NOMEM, "no memory to save %zu parameters", p->trainable);
         goto done;
     }
-    snprintf(tmp, tlen, "%s.tmp", path);
     if ((st = mn_net_get_params(net, trainable, state))) goto done;
     hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
     if (file < 0) {
@@ -56,14 +58,16 @@ mn_status mn_weights_save(const char *path, mn_net *net) {
         !(st = mn_h5_write_int_attr(file, path, "classes", a->classes)) &&
         !(st = write_floats(file, path, "trainable", trainable, p->trainable)))
         st = write_floats(file, path, "state", state, p->state);
-    if (H5Fclose(file) < 0 && !st) st = mn_h5_fail(MN_ERR_IO, "%s: cannot close file", tmp);
-    if (!st && rename(tmp, path) != 0)
-        st = mn_error_set(MN_ERR_IO, "cannot rename %s to %s", tmp, path);
+    /* The metadata reach the disk here; after a failure the rest is thrown away
+     * (mn_h5_divert), since a failing H5Fclose brings HDF5 1.10 down at exit. */
+    if (!st && H5Fflush(file, H5F_SCOPE_LOCAL) < 0) st = mn_h5_fail(MN_ERR_IO, "%s: cannot write %s", path, tmp);
+    if (st) mn_h5_divert(file);
+    if (H5Fclose(file) < 0 && !st) st = mn_h5_fail(MN_ERR_IO, "%s: cannot close %s", path, tmp);
+    if (!st) st = mn_file_publish(tmp, path);
     if (st) remove(tmp);
 done:
     free(trainable);
     free(state);
-    free(tmp);
     return st;
 }
 

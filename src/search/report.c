@@ -8,9 +8,10 @@
 
 #include "mcunas/report.h"
 
+#include "core/fileio.h"
 #include "core/jsonutil.h"
 
-/* A growing text buffer, written to "<path>.tmp" then renamed. */
+/* A growing text buffer, published whole by mn_file_write_atomic. */
 typedef struct mn_text {
     char *s;
     size_t len, cap;
@@ -45,22 +46,10 @@ static void tx(mn_text *t, const char *fmt, ...) {
 }
 
 static mn_status text_commit(mn_text *t, const char *dir, const char *name) {
-    char path[4096], tmp[4200];
+    char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, name);
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    mn_status st = MN_OK;
-    if (t->oom) st = mn_error_set(MN_ERR_NOMEM, "no memory for %s", path);
-    FILE *f = st ? NULL : fopen(tmp, "wb");
-    if (!st && !f) st = mn_error_set(MN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
-    if (f) {
-        int ok = fwrite(t->s ? t->s : "", 1, t->len, f) == t->len;
-        int e = ok ? 0 : errno; /* the first failure's reason (a full disk) */
-        if (fclose(f) != 0 && ok) ok = 0, e = errno;
-        if (!ok) st = mn_error_set(MN_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
-        else if (rename(tmp, path) != 0)
-            st = mn_error_set(MN_ERR_IO, "cannot rename %s: %s", tmp, strerror(errno));
-        if (st) remove(tmp);
-    }
+    mn_status st = t->oom ? mn_error_set(MN_ERR_NOMEM, "no memory for %s", path)
+                          : mn_file_write_atomic(path, t->s ? t->s : "", t->len);
     free(t->s);
     memset(t, 0, sizeof *t);
     return st;
