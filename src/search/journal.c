@@ -212,6 +212,7 @@ static mn_status load(mn_journal *j, const char *settings) {
     long good_end = 0;
     ssize_t len;
     mn_status st = MN_OK;
+    errno = 0;
     while (!st && (len = getline(&line, &cap, f)) > 0) {
         lineno++;
         if (line[len - 1] != '\n') break; /* torn */
@@ -233,6 +234,13 @@ static mn_status load(mn_journal *j, const char *settings) {
         good_end = ftell(f);
         j->has_settings = 1;
     }
+    /* Only the end of the file ends the journal: a read error (or no memory for a line) is
+     * not a torn last line, and cutting there would throw evaluated candidates away. */
+    const int e = errno;
+    if (!st && ferror(f))
+        st = mn_error_set(MN_ERR_IO, "%s: cannot read journal: %s", j->path, strerror(e ? e : EIO));
+    else if (!st && !feof(f) && len < 0)
+        st = mn_error_set(MN_ERR_NOMEM, "%s: no memory for journal line %zu", j->path, lineno + 1);
     free(line);
     fclose(f);
     if (!st && truncate(j->path, good_end) != 0)
