@@ -22,41 +22,17 @@
 #include "mcunas/target.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MN_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MN_UNDER_ASAN 1
-#endif
-#endif
-#ifndef MN_UNDER_ASAN
-#define MN_UNDER_ASAN 0
-#endif
-
-static char *tmpdir, *data_path;
-static mn_target_list targets;
-static mn_loaded_data data;
+static mn_test_fixture fx; /* folder, dataset, targets */
 
 static int setup(void **state) {
     (void)state;
-    tmpdir = mn_test_tmpdir("pool");
-    data_path = mn_test_path(tmpdir, "data.h5");
-    assert_true(mn_test_write_brightness_dataset(data_path, 16, 16, 600, 100, 5));
-    assert_int_equal(mn_loaded_data_read(data_path, 0, &data), MN_OK);
-    assert_int_equal(mn_target_list_init(&targets), MN_OK);
+    assert_int_equal(mn_test_fixture_setup(&fx, "pool", 600, 100), 0);
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    mn_loaded_data_free(&data);
-    mn_target_list_free(&targets);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) return 1;
-    free(data_path);
-    free(tmpdir);
-    return 0;
+    return mn_test_fixture_teardown(&fx);
 }
 
 typedef struct recorder {
@@ -78,7 +54,7 @@ static void config(mn_search_config *c, recorder *r, const char *journal, mn_str
     c->strategy = kind;
     c->layout = MN_LAYOUT_NANONAS;
     c->k_max = 3;
-    c->target = mn_target_find(&targets, "stm32l412kbu3");
+    c->target = mn_target_find(&fx.targets, "stm32l412kbu3");
     assert_non_null(c->target);
     c->epochs = 1;
     c->batch = 8;
@@ -138,16 +114,16 @@ static void workers_keep_the_sequential_path_and_winner(void **state) {
         mn_search_result rs, rp;
         char name[64];
         snprintf(name, sizeof name, "seq-%d.jsonl", k);
-        char *j_seq = mn_test_path(tmpdir, name);
+        char *j_seq = mn_test_path(fx.tmpdir, name);
         config(&c, &seq, j_seq, kinds[k], 0, 0);
-        assert_int_equal(mn_search_run(&c, &data, &rs), MN_OK);
+        assert_int_equal(mn_search_run(&c, &fx.data, &rs), MN_OK);
         assert_true(seq.n >= 4);
         assert_int_equal(rs.speculative + rs.speculative_used, 0);
         for (int w = 2; w <= 3; w++) {
             snprintf(name, sizeof name, "par-%d-%d.jsonl", k, w);
-            char *j_par = mn_test_path(tmpdir, name);
+            char *j_par = mn_test_path(fx.tmpdir, name);
             config(&c, &par, j_par, kinds[k], w, 2 * w);
-            assert_int_equal(mn_search_run(&c, &data, &rp), MN_OK);
+            assert_int_equal(mn_search_run(&c, &fx.data, &rp), MN_OK);
             expect_same_path(&seq, &rs, &par, &rp);
             assert_int_equal(rp.slots, w);
             assert_true(rp.utilisation > 0 && rp.utilisation <= 1.0 + 1e-9);
@@ -258,16 +234,16 @@ static void killed_worker_costs_nothing(void **state) {
     recorder seq, par;
     mn_search_config c;
     mn_search_result rs, rp;
-    char *j_seq = mn_test_path(tmpdir, "kill-seq.jsonl"), *j_par = mn_test_path(tmpdir, "kill-par.jsonl");
+    char *j_seq = mn_test_path(fx.tmpdir, "kill-seq.jsonl"), *j_par = mn_test_path(fx.tmpdir, "kill-par.jsonl");
     config(&c, &seq, j_seq, MN_STRATEGY_NANONAS, 0, 0);
     c.epochs = 2;
-    assert_int_equal(mn_search_run(&c, &data, &rs), MN_OK);
+    assert_int_equal(mn_search_run(&c, &fx.data, &rs), MN_OK);
     config(&c, &par, j_par, MN_STRATEGY_NANONAS, 1, 0);
     c.epochs = 2;
     killer k = {j_par, 2, 0};
     pthread_t th;
     assert_int_equal(pthread_create(&th, NULL, kill_workers, &k), 0);
-    mn_status st = mn_search_run(&c, &data, &rp);
+    mn_status st = mn_search_run(&c, &fx.data, &rp);
     if (st) fail_msg("search with a killed worker: %s", mn_error_message());
     pthread_join(th, NULL);
     assert_true(k.killed >= 1); /* the worker, and the process that plans candidates */
@@ -289,11 +265,11 @@ static void shared_budget_on(const char *backend) {
     char name[64];
     /* learn each candidate's own bytes: without look-ahead one runs at a time */
     snprintf(name, sizeof name, "budget-free-%s.jsonl", backend);
-    char *j_free = mn_test_path(tmpdir, name);
+    char *j_free = mn_test_path(fx.tmpdir, name);
     config(&c, &r, j_free, MN_STRATEGY_GRID, 3, 0);
     c.backend = backend;
     c.k_max = 2;
-    mn_status st = mn_search_run(&c, &data, &res);
+    mn_status st = mn_search_run(&c, &fx.data, &res);
     if (st == MN_ERR_UNSUPPORTED) { /* built in, but not on this machine (no GPU driver) */
         print_message("backend '%s' not checked: %s\n", backend, mn_error_message());
         free(j_free);
@@ -327,13 +303,13 @@ static void shared_budget_on(const char *backend) {
                      backend, (unsigned long long)own_min, (unsigned long long)own_max,
                      (unsigned long long)base);
         snprintf(name, sizeof name, "budget-%s-%d.jsonl", backend, attempt);
-        char *j = mn_test_path(tmpdir, name);
+        char *j = mn_test_path(fx.tmpdir, name);
         recorder b;
         config(&c, &b, j, MN_STRATEGY_GRID, 3, 6);
         c.backend = backend;
         c.k_max = 2;
         c.host_mem = budget;
-        if ((st = mn_search_run(&c, &data, &res))) fail_msg("%s: %s", backend, mn_error_message());
+        if ((st = mn_search_run(&c, &fx.data, &res))) fail_msg("%s: %s", backend, mn_error_message());
         if (res.max_joint_planned_bytes > budget)
             fail_msg("%s: candidates planned %llu bytes at once, the budget is %zu", backend,
                      (unsigned long long)res.max_joint_planned_bytes, budget);
@@ -419,7 +395,7 @@ static int run_mpi(int ranks, const char *out, int resume, int kill_after, const
             argv[n++] = bin;
             argv[n++] = "search";
             argv[n++] = "--data";
-            argv[n++] = part ? other_data : data_path;
+            argv[n++] = part ? other_data : fx.data_path;
             for (int i = 0; i < n_rest; i++) argv[n++] = rest[i];
             if (resume) argv[n++] = "--resume";
         }
@@ -484,8 +460,8 @@ static int journal_path(const char *out, mn_journal_entry *e, int max) {
 static void mpi_search_matches_and_survives_a_killed_rank(void **state) {
     (void)state;
     if (!mn_test_bin()) skip();
-    char *seq = mn_test_path(tmpdir, "mpi-seq"), *par = mn_test_path(tmpdir, "mpi-par");
-    char *cut = mn_test_path(tmpdir, "mpi-killed"), *bad = mn_test_path(tmpdir, "mpi-bad");
+    char *seq = mn_test_path(fx.tmpdir, "mpi-seq"), *par = mn_test_path(fx.tmpdir, "mpi-par");
+    char *cut = mn_test_path(fx.tmpdir, "mpi-killed"), *bad = mn_test_path(fx.tmpdir, "mpi-bad");
     assert_int_equal(run_mpi(1, seq, 0, 0, NULL), 0); /* one rank: no MPI pool, one worker */
     assert_int_equal(run_mpi(3, par, 0, 0, NULL), 0);
     mn_journal_entry a[64], b[64], c[64];
@@ -517,7 +493,7 @@ static void mpi_search_matches_and_survives_a_killed_rank(void **state) {
         assert_float_equal(c[i].seconds, kept[i].seconds, 1e-9);
 
     /* rank 1 reads another dataset: refused, naming the node and the file */
-    char *other = mn_test_path(tmpdir, "other.h5");
+    char *other = mn_test_path(fx.tmpdir, "other.h5");
     assert_true(mn_test_write_brightness_dataset(other, 16, 16, 600, 100, 6));
     assert_int_not_equal(run_mpi(2, bad, 0, 0, other), 0);
     char errfile[4200], msg[8192];

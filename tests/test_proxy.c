@@ -23,31 +23,18 @@
 #include "mcunas/target.h"
 #include "testutil.h"
 
-static char *tmpdir, *data_path;
-static mn_loaded_data data;
-static mn_target_list targets;
+static mn_test_fixture fx; /* folder, dataset, targets */
 
 /* 16x16x1 images, 4 classes of mean brightness under noise (as test_search). */
 static int setup(void **state) {
     (void)state;
-    tmpdir = mn_test_tmpdir("proxy");
-    data_path = mn_test_path(tmpdir, "data.h5");
-    assert_true(mn_test_write_brightness_dataset(data_path, 16, 16, 400, 100, 5));
-    assert_int_equal(mn_loaded_data_read(data_path, 0, &data), MN_OK);
-    assert_int_equal(mn_target_list_init(&targets), MN_OK);
+    assert_int_equal(mn_test_fixture_setup(&fx, "proxy", 400, 100), 0);
     return 0;
 }
 
 static int teardown(void **state) {
     (void)state;
-    mn_loaded_data_free(&data);
-    mn_target_list_free(&targets);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) return 1;
-    free(data_path);
-    free(tmpdir);
-    return 0;
+    return mn_test_fixture_teardown(&fx);
 }
 
 static mn_backend *cpu(void) {
@@ -327,7 +314,7 @@ static void grad_norm_and_snip_match_the_net(void **state) {
     (void)state;
     mn_backend *be = cpu();
     mn_arch arch;
-    assert_int_equal(mn_arch_build(&arch, 3, 2, MN_LAYOUT_COLABNAS, data.info.shape, 4), MN_OK);
+    assert_int_equal(mn_arch_build(&arch, 3, 2, MN_LAYOUT_COLABNAS, fx.data.info.shape, 4), MN_OK);
     const int n = 8;
     mn_net_options no;
     mn_net_options_default(&no);
@@ -338,7 +325,7 @@ static void grad_norm_and_snip_match_the_net(void **state) {
     const size_t p = mn_net_get_plan(net)->trainable;
     float *g = malloc(p * sizeof(float)), *th = malloc(p * sizeof(float));
     double loss;
-    assert_int_equal(mn_net_forward_backward(net, data.train.images, data.train.labels, n, 1, &loss),
+    assert_int_equal(mn_net_forward_backward(net, fx.data.train.images, fx.data.train.labels, n, 1, &loss),
                      MN_OK);
     assert_int_equal(mn_net_get_grads(net, g), MN_OK);
     assert_int_equal(mn_net_get_params(net, th, NULL), MN_OK);
@@ -355,7 +342,7 @@ static void grad_norm_and_snip_match_the_net(void **state) {
     o.batch = n;
     o.seed = 21;
     mn_proxy_scores s;
-    assert_int_equal(mn_proxy_compute(&arch, be, data.train.images, data.train.labels, n, &o, &s),
+    assert_int_equal(mn_proxy_compute(&arch, be, fx.data.train.images, fx.data.train.labels, n, &o, &s),
                      MN_OK);
     assert_true(gn > 0 && sn > 0);
     if (fabs(s.grad_norm - gn) > 1e-4 * gn) fail_msg("grad_norm %g vs %g", s.grad_norm, gn);
@@ -363,7 +350,7 @@ static void grad_norm_and_snip_match_the_net(void **state) {
     assert_true(isfinite(s.naswot));
     /* labels outside the classes are refused */
     int32_t bad[8] = {0, 1, 2, 3, 4, 0, 0, 0};
-    assert_int_equal(mn_proxy_compute(&arch, be, data.train.images, bad, n, &o, &s),
+    assert_int_equal(mn_proxy_compute(&arch, be, fx.data.train.images, bad, n, &o, &s),
                      MN_ERR_INVALID_ARG);
     free(g);
     free(th);
@@ -581,14 +568,14 @@ static void rank_space_filters_then_ranks(void **state) {
     mn_rank_options ro;
     mn_rank_options_default(&ro);
     ro.k_max = 4;
-    ro.target = mn_target_find(&targets, "stm32l412kbu3");
+    ro.target = mn_target_find(&fx.targets, "stm32l412kbu3");
     ro.proxy.batch = 4;
     ro.proxy.inits = 1;
     ro.proxy.regions_inputs = 100;
     ro.threads = 2;
     mn_rank_result r;
-    assert_int_equal(mn_rank_space(&ro, &data, &r), MN_OK);
-    int max_cells = mn_arch_max_cells(data.info.shape);
+    assert_int_equal(mn_rank_space(&ro, &fx.data, &r), MN_OK);
+    int max_cells = mn_arch_max_cells(fx.data.info.shape);
     assert_int_equal(r.considered, (size_t)3 * 4 * (max_cells + 1));
     assert_int_equal(r.count + r.infeasible + r.pruned, r.considered);
     assert_true(r.count >= 6);
@@ -605,7 +592,7 @@ static void rank_space_filters_then_ranks(void **state) {
     for (int workers = 1; workers <= 4; workers += 3) {
         ro.workers = workers;
         mn_rank_result w;
-        assert_int_equal(mn_rank_space(&ro, &data, &w), MN_OK);
+        assert_int_equal(mn_rank_space(&ro, &fx.data, &w), MN_OK);
         assert_int_equal(w.count, r.count);
         for (size_t i = 0; i < r.count; i++) {
             const mn_rank_entry *a = &r.entries[i], *b = &w.entries[i];
@@ -622,7 +609,7 @@ static void rank_space_filters_then_ranks(void **state) {
     mn_rank_result_free(&r);
     /* host budget already used up: everything pruned, nothing computed */
     ro.host_mem = 1;
-    assert_int_equal(mn_rank_space(&ro, &data, &r), MN_OK);
+    assert_int_equal(mn_rank_space(&ro, &fx.data, &r), MN_OK);
     assert_int_equal(r.count, 0);
     assert_true(r.pruned > 0);
     mn_rank_result_free(&r);
@@ -630,7 +617,7 @@ static void rank_space_filters_then_ranks(void **state) {
 
 static void hybrid_search_trains_the_top_ranked(void **state) {
     (void)state;
-    char *journal = mn_test_path(tmpdir, "hybrid.jsonl");
+    char *journal = mn_test_path(fx.tmpdir, "hybrid.jsonl");
     mn_rank_options ro;
     mn_rank_options_default(&ro);
     ro.proxy.batch = 4;
@@ -643,7 +630,7 @@ static void hybrid_search_trains_the_top_ranked(void **state) {
     c.rank = &ro;
     c.layout = MN_LAYOUT_NANONAS;
     c.k_max = 3;
-    c.target = mn_target_find(&targets, "stm32l412kbu3");
+    c.target = mn_target_find(&fx.targets, "stm32l412kbu3");
     c.epochs = 1;
     c.batch = 8;
     c.adam = (mn_adam){3e-3f, 0.9f, 0.999f, 1e-7f};
@@ -658,12 +645,12 @@ static void hybrid_search_trains_the_top_ranked(void **state) {
     int n = 0;
     mn_point *pts;
     /* no host budget in c: what the backend's runtime adds plays no part */
-    assert_int_equal(mn_search_rank_points(&c, &data, 0, 2, &pts, &n), MN_OK);
+    assert_int_equal(mn_search_rank_points(&c, &fx.data, 0, 2, &pts, &n), MN_OK);
     assert_int_equal(n, 2);
     memcpy(top, pts, sizeof top);
     free(pts);
     mn_search_result res;
-    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    assert_int_equal(mn_search_run(&c, &fx.data, &res), MN_OK);
     assert_int_equal(res.evaluated, 2);
     assert_int_equal(res.trained, 2);
     assert_true(res.have_winner);
@@ -676,8 +663,8 @@ static void rank_cli_smoke(void **state) {
     (void)state;
     const char *bin = mn_test_bin();
     if (!bin) skip();
-    char *csv = mn_test_path(tmpdir, "ranks.csv"), *log = mn_test_path(tmpdir, "rank.out");
-    const char *argv[] = {bin, "rank", "--data", data_path, "--target", "stm32f412", "--layout", "all",
+    char *csv = mn_test_path(fx.tmpdir, "ranks.csv"), *log = mn_test_path(fx.tmpdir, "rank.out");
+    const char *argv[] = {bin, "rank", "--data", fx.data_path, "--target", "stm32f412", "--layout", "all",
                           "--k-max", "3", "--batch", "4", "--inits", "1", "--regions-inputs", "100",
                           "--out", csv, "--json", NULL};
     assert_int_equal(mn_test_run(0, argv, log), 0);
@@ -692,7 +679,7 @@ static void rank_cli_smoke(void **state) {
     assert_true(lines >= 9);
     assert_int_equal(mn_test_count_lines(log, "\"event\":\"candidate\""), lines);
     /* a bad option is a usage error */
-    const char *bad[] = {bin, "rank", "--data", data_path, "--target", "stm32f412", "--wf", "2", NULL};
+    const char *bad[] = {bin, "rank", "--data", fx.data_path, "--target", "stm32f412", "--wf", "2", NULL};
     assert_int_equal(mn_test_run(2, bad, log), 2);
     free(csv);
     free(log);

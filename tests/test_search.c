@@ -27,31 +27,14 @@
 #include "mcunas/target.h"
 #include "testutil.h"
 
-#if defined(__SANITIZE_ADDRESS__)
-#define MN_UNDER_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define MN_UNDER_ASAN 1
-#endif
-#endif
-#ifndef MN_UNDER_ASAN
-#define MN_UNDER_ASAN 0
-#endif
-
-static char *tmpdir, *data_path;
-static mn_target_list targets;
-static mn_loaded_data data;
+static mn_test_fixture fx; /* folder, dataset, targets */
 
 /* 16x16x1 images, 4 classes of mean brightness under noise. */
 static int make_dataset(void **state) {
     (void)state;
-    tmpdir = mn_test_tmpdir("search");
-    data_path = mn_test_path(tmpdir, "data.h5");
-    assert_true(mn_test_write_brightness_dataset(data_path, 16, 16, 900, 200, 5));
-    assert_int_equal(mn_loaded_data_read(data_path, 0, &data), MN_OK);
-    assert_int_equal(mn_target_list_init(&targets), MN_OK);
+    assert_int_equal(mn_test_fixture_setup(&fx, "search", 900, 200), 0);
     /* A board small enough that deep or wide candidates are infeasible. */
-    assert_int_equal(mn_target_list_parse(&targets,
+    assert_int_equal(mn_target_list_parse(&fx.targets,
                                           "[tiny]\ncore = cortex-m4\nclock_mhz = 64\nram_kib = 8\n"
                                           "flash_kib = 64\ncoremark = 200\nmacc_bound = 10000\n",
                                           "tiny.ini"),
@@ -61,14 +44,7 @@ static int make_dataset(void **state) {
 
 static int cleanup(void **state) {
     (void)state;
-    mn_loaded_data_free(&data);
-    mn_target_list_free(&targets);
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) return 1;
-    free(data_path);
-    free(tmpdir);
-    return 0;
+    return mn_test_fixture_teardown(&fx);
 }
 
 typedef struct recorder {
@@ -90,7 +66,7 @@ static void config(mn_search_config *c, recorder *r, const char *journal, const 
     c->strategy = MN_STRATEGY_NANONAS;
     c->layout = MN_LAYOUT_NANONAS;
     c->k_max = 64;
-    c->target = mn_target_find(&targets, target);
+    c->target = mn_target_find(&fx.targets, target);
     assert_non_null(c->target);
     c->epochs = 2;
     c->batch = 8;
@@ -109,7 +85,7 @@ static void config(mn_search_config *c, recorder *r, const char *journal, const 
 
 /* On one backend: every trained candidate's measured memory within [70%, 100%] of plan. */
 static void budget_honest_on(const char *backend, const char *journal_name) {
-    char *journal = mn_test_path(tmpdir, journal_name);
+    char *journal = mn_test_path(fx.tmpdir, journal_name);
     recorder r;
     memset(&r, 0, sizeof r);
     mn_search_config c;
@@ -118,7 +94,7 @@ static void budget_honest_on(const char *backend, const char *journal_name) {
     c.strategy = MN_STRATEGY_GRID; /* visits every k up to 5: A(5,0) exceeds 10,000 MACC */
     c.k_max = 5;
     mn_search_result res;
-    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    assert_int_equal(mn_search_run(&c, &fx.data, &res), MN_OK);
     assert_true(res.have_winner);
     assert_true(r.n >= 3);
     int infeasible = 0, scored = 0;
@@ -179,7 +155,7 @@ static void infeasible_never_trained_and_budget_honest(void **state) {
 
 static void host_budget_prunes_before_training(void **state) {
     (void)state;
-    char *journal = mn_test_path(tmpdir, "j2.jsonl");
+    char *journal = mn_test_path(fx.tmpdir, "j2.jsonl");
     recorder r;
     memset(&r, 0, sizeof r);
     mn_search_config c;
@@ -188,7 +164,7 @@ static void host_budget_prunes_before_training(void **state) {
      * shrink a little before the check reads it: the allocator hands pages back) */
     c.host_mem = mn_host_rss_bytes() / 2;
     mn_search_result res;
-    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    assert_int_equal(mn_search_run(&c, &fx.data, &res), MN_OK);
     assert_false(res.have_winner);
     assert_int_equal(r.n, 1); /* A(1,0) pruned ends k=1, and nothing beat "nothing" */
     assert_int_equal(r.entries[0].outcome, MN_OUTCOME_PRUNED);
@@ -201,7 +177,7 @@ static void host_budget_prunes_before_training(void **state) {
 /* Whether A(2,0) is among the ranked entries; *pruned: how many the budgets refused. */
 static int ranked(const mn_rank_options *ro, size_t *pruned) {
     mn_rank_result r;
-    assert_int_equal(mn_rank_space(ro, &data, &r), MN_OK);
+    assert_int_equal(mn_rank_space(ro, &fx.data, &r), MN_OK);
     assert_int_equal(r.count + r.infeasible + r.pruned, r.considered);
     int found = 0;
     for (size_t i = 0; i < r.count; i++)
@@ -216,7 +192,7 @@ static int ranked(const mn_rank_options *ro, size_t *pruned) {
  * what the backend's runtime adds) prunes A(2,0) in the evaluator and in ranking alike. */
 static void ranking_and_evaluator_agree_on_the_budget(void **state) {
     (void)state;
-    char *journal = mn_test_path(tmpdir, "agree.jsonl");
+    char *journal = mn_test_path(fx.tmpdir, "agree.jsonl");
     recorder rec;
     memset(&rec, 0, sizeof rec);
     mn_search_config c;
@@ -226,7 +202,7 @@ static void ranking_and_evaluator_agree_on_the_budget(void **state) {
     c.epochs = 1;
     mn_search_budget b = {.target = c.target, .backend = c.backend, .threads = c.threads,
                           .device = c.device, .batch = c.batch};
-    b.runtime_bytes = mn_search_runtime_bytes(&b, c.layout, data.info.shape, data.info.classes);
+    b.runtime_bytes = mn_search_runtime_bytes(&b, c.layout, fx.data.info.shape, fx.data.info.classes);
 
     mn_rank_options ro;
     mn_rank_options_default(&ro);
@@ -245,10 +221,10 @@ static void ranking_and_evaluator_agree_on_the_budget(void **state) {
 
     /* The evaluator's figure for A(2,0), and the one ranking used to compare instead. */
     mn_arch arch;
-    assert_int_equal(mn_arch_build(&arch, 2, 0, c.layout, data.info.shape, data.info.classes), MN_OK);
+    assert_int_equal(mn_arch_build(&arch, 2, 0, c.layout, fx.data.info.shape, fx.data.info.classes), MN_OK);
     mn_backend *be = NULL;
     mn_candidate_check chk;
-    assert_int_equal(mn_search_check_candidate(&b, &arch, data.train.count, &be, &chk), MN_OK);
+    assert_int_equal(mn_search_check_candidate(&b, &arch, fx.data.train.count, &be, &chk), MN_OK);
     mn_backend_destroy(be);
     assert_int_equal(chk.fit, MN_CANDIDATE_FITS);
     const size_t evaluator = chk.host_planned_bytes;
@@ -261,7 +237,7 @@ static void ranking_and_evaluator_agree_on_the_budget(void **state) {
     /* The evaluator prunes it... */
     c.host_mem = budget;
     mn_search_result res;
-    assert_int_equal(mn_search_run(&c, &data, &res), MN_OK);
+    assert_int_equal(mn_search_run(&c, &fx.data, &res), MN_OK);
     int seen = 0;
     for (int i = 0; i < rec.n; i++) {
         const mn_journal_entry *e = &rec.entries[i];
@@ -274,7 +250,7 @@ static void ranking_and_evaluator_agree_on_the_budget(void **state) {
     assert_true(seen);
     b.host_mem = budget;
     be = NULL;
-    assert_int_equal(mn_search_check_candidate(&b, &arch, data.train.count, &be, &chk), MN_OK);
+    assert_int_equal(mn_search_check_candidate(&b, &arch, fx.data.train.count, &be, &chk), MN_OK);
     mn_backend_destroy(be);
     assert_int_equal(chk.fit, MN_CANDIDATE_PRUNED);
 
@@ -288,7 +264,7 @@ static void ranking_and_evaluator_agree_on_the_budget(void **state) {
     assert_true(ranked(&ro, &pruned));
     b.host_mem = ro.host_mem;
     be = NULL;
-    assert_int_equal(mn_search_check_candidate(&b, &arch, data.train.count, &be, &chk), MN_OK);
+    assert_int_equal(mn_search_check_candidate(&b, &arch, fx.data.train.count, &be, &chk), MN_OK);
     mn_backend_destroy(be);
     assert_int_equal(chk.fit, MN_CANDIDATE_FITS);
     free(journal);
@@ -296,7 +272,7 @@ static void ranking_and_evaluator_agree_on_the_budget(void **state) {
 
 static void interrupted_search_resumes_to_the_same_answer(void **state) {
     (void)state;
-    char *j_full = mn_test_path(tmpdir, "full.jsonl"), *j_cut = mn_test_path(tmpdir, "cut.jsonl");
+    char *j_full = mn_test_path(fx.tmpdir, "full.jsonl"), *j_cut = mn_test_path(fx.tmpdir, "cut.jsonl");
     recorder full, cut, rest;
     memset(&full, 0, sizeof full);
     memset(&cut, 0, sizeof cut);
@@ -305,19 +281,19 @@ static void interrupted_search_resumes_to_the_same_answer(void **state) {
     mn_search_result a, b, d;
     config(&c, &full, j_full, "stm32l412kbu3");
     c.k_max = 3;
-    assert_int_equal(mn_search_run(&c, &data, &a), MN_OK);
+    assert_int_equal(mn_search_run(&c, &fx.data, &a), MN_OK);
     assert_true(full.n >= 4);
 
     config(&c, &cut, j_cut, "stm32l412kbu3");
     c.k_max = 3;
     cut.stop_after = 2;
-    assert_int_equal(mn_search_run(&c, &data, &b), MN_ERR_INTERRUPTED);
+    assert_int_equal(mn_search_run(&c, &fx.data, &b), MN_ERR_INTERRUPTED);
     assert_int_equal(cut.n, 2);
 
     config(&c, &rest, j_cut, "stm32l412kbu3");
     c.k_max = 3;
     c.resume = 1;
-    assert_int_equal(mn_search_run(&c, &data, &d), MN_OK);
+    assert_int_equal(mn_search_run(&c, &fx.data, &d), MN_OK);
     assert_int_equal(d.replayed, 2);            /* nothing finished was retrained */
     assert_int_equal(d.evaluated, a.evaluated);
     assert_int_equal(d.winner.k, a.winner.k);   /* same seed, same answer */
@@ -338,15 +314,15 @@ static void final_phase_reports_the_runtimes_figures(void **state) {
     (void)state;
     recorder r;
     memset(&r, 0, sizeof r);
-    char *journal = mn_test_path(tmpdir, "final-c.jsonl"), *dir = mn_test_path(tmpdir, "final-c");
+    char *journal = mn_test_path(fx.tmpdir, "final-c.jsonl"), *dir = mn_test_path(fx.tmpdir, "final-c");
     assert_int_equal(mkdir(dir, 0755), 0);
     mn_search_config c;
     config(&c, &r, journal, "stm32l412kbu3");
     c.runtime = MN_RUNTIME_C;
     mn_final_result fin;
-    assert_int_equal(mn_search_finalize(&c, &data, (mn_point){2, 1}, 1, 20, dir, &fin), MN_OK);
+    assert_int_equal(mn_search_finalize(&c, &fx.data, (mn_point){2, 1}, 1, 20, dir, &fin), MN_OK);
     mn_arch a;
-    assert_int_equal(mn_arch_build(&a, 2, 1, c.layout, data.info.shape, data.info.classes), MN_OK);
+    assert_int_equal(mn_arch_build(&a, 2, 1, c.layout, fx.data.info.shape, fx.data.info.classes), MN_OK);
     mn_estimate e;
     assert_int_equal(mn_estimate_compute_runtime(&a, 0, c.target, c.latency, MN_RUNTIME_C, &e), MN_OK);
     assert_int_equal(fin.flash_bytes, e.flash_bytes);
@@ -368,7 +344,7 @@ static void final_phase_reports_the_runtimes_figures(void **state) {
  * `expect`. */
 static int run_cli(const char *out, int resume, int sig, int after_lines, int expect) {
     const char *bin = mn_test_bin();
-    const char *argv[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3",
+    const char *argv[] = {bin, "search", "--data", fx.data_path, "--target", "stm32l412kbu3",
                           "--out", out, "--k-max", "3", "--epochs", "2", "--batch", "8",
                           "--lr", "3e-3", "--seed", "3", "--threads", "2", "--final-epochs", "2",
                           "--quiet", resume ? "--resume" : NULL, NULL};
@@ -418,8 +394,8 @@ static int winner_of(const char *out, int *k, int *cells) {
 static void cli_kill_9_and_resume(void **state) {
     (void)state;
     if (!mn_test_bin()) skip();
-    char *a = mn_test_path(tmpdir, "cli-full"), *b = mn_test_path(tmpdir, "cli-killed"),
-         *c = mn_test_path(tmpdir, "cli-sigterm");
+    char *a = mn_test_path(fx.tmpdir, "cli-full"), *b = mn_test_path(fx.tmpdir, "cli-killed"),
+         *c = mn_test_path(fx.tmpdir, "cli-sigterm");
     assert_int_equal(run_cli(a, 0, 0, 0, 0), 0);
     assert_int_equal(run_cli(b, 0, SIGKILL, 2, 128 + SIGKILL), 128 + SIGKILL);
     assert_int_equal(run_cli(b, 0, 0, 0, 1), 1); /* without --resume: refused, nothing overwritten */
@@ -453,7 +429,7 @@ static void cli_kill_9_and_resume(void **state) {
 /* Runs the CLI with argv; returns the exit code and its output in msg. The output is
  * printed when the code is not `expect`. */
 static int run_capture(int expect, const char *const *argv, char *msg, size_t size) {
-    char *log = mn_test_path(tmpdir, "cli.log");
+    char *log = mn_test_path(fx.tmpdir, "cli.log");
     int rc = mn_test_run(expect, argv, log);
     FILE *f = fopen(log, "r");
     size_t n = f ? fread(msg, 1, size - 1, f) : 0;
@@ -467,9 +443,9 @@ static void cli_bad_input(void **state) {
     (void)state;
     const char *bin = mn_test_bin();
     if (!bin) skip();
-    char msg[4096], *out = mn_test_path(tmpdir, "cli-bad");
+    char msg[4096], *out = mn_test_path(fx.tmpdir, "cli-bad");
     /* an unknown target: a usage error naming it */
-    const char *a1[] = {bin, "search", "--data", data_path, "--target", "stm32nope", "--out", out, NULL};
+    const char *a1[] = {bin, "search", "--data", fx.data_path, "--target", "stm32nope", "--out", out, NULL};
     assert_int_equal(run_capture(2, a1, msg, sizeof msg), 2);
     assert_non_null(strstr(msg, "stm32nope"));
     /* a missing dataset: a failure naming the file, nothing written */
@@ -481,25 +457,25 @@ static void cli_bad_input(void **state) {
     snprintf(report, sizeof report, "%s/report.json", out);
     assert_int_not_equal(access(report, F_OK), 0);
     /* a bad size */
-    const char *a3[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", out,
+    const char *a3[] = {bin, "search", "--data", fx.data_path, "--target", "stm32l412kbu3", "--out", out,
                         "--host-mem", "lots", NULL};
     assert_int_equal(run_capture(2, a3, msg, sizeof msg), 2);
     assert_non_null(strstr(msg, "--host-mem"));
     /* --resume of a search with other settings: refused, naming the setting */
-    char *other = mn_test_path(tmpdir, "cli-killed"); /* written by cli_kill_9_and_resume */
-    const char *a4[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", other,
+    char *other = mn_test_path(fx.tmpdir, "cli-killed"); /* written by cli_kill_9_and_resume */
+    const char *a4[] = {bin, "search", "--data", fx.data_path, "--target", "stm32l412kbu3", "--out", other,
                         "--k-max", "3", "--epochs", "2", "--batch", "8", "--lr", "3e-3", "--seed", "4",
                         "--threads", "2", "--resume", "--quiet", NULL};
     assert_int_equal(run_capture(1, a4, msg, sizeof msg), 1);
     assert_non_null(strstr(msg, "\"seed\""));
     /* a RAM reserve is one of those settings */
-    const char *a5[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", other,
+    const char *a5[] = {bin, "search", "--data", fx.data_path, "--target", "stm32l412kbu3", "--out", other,
                         "--k-max", "3", "--epochs", "2", "--batch", "8", "--lr", "3e-3", "--seed", "3",
                         "--threads", "2", "--ram-reserve", "1K", "--resume", "--quiet", NULL};
     assert_int_equal(run_capture(1, a5, msg, sizeof msg), 1);
     assert_non_null(strstr(msg, "ram_reserve"));
     /* a reserve that leaves no RAM is a usage error naming the option */
-    const char *a6[] = {bin, "search", "--data", data_path, "--target", "stm32l412kbu3", "--out", out,
+    const char *a6[] = {bin, "search", "--data", fx.data_path, "--target", "stm32l412kbu3", "--out", out,
                         "--ram-reserve", "40K", NULL};
     assert_int_equal(run_capture(2, a6, msg, sizeof msg), 2);
     assert_non_null(strstr(msg, "--ram-reserve"));
@@ -521,7 +497,7 @@ static void cli_config_file(void **state) {
     const char *bin = mn_test_bin();
     if (!bin) skip();
     char msg[4096];
-    char *cfg = mn_test_path(tmpdir, "job.ini"), *printed = mn_test_path(tmpdir, "printed.ini");
+    char *cfg = mn_test_path(fx.tmpdir, "job.ini"), *printed = mn_test_path(fx.tmpdir, "printed.ini");
     write_text(cfg, "; a batch job\n[search]\ndata = d.h5 ; the cache\ntarget = stm32l412kbu3\n"
                     "out = runs/a\nepochs = 2\njson = yes\nquiet = true\nquiet = no\n");
     const char *a1[] = {bin, "search", "--config", cfg, "--print-config", "--epochs", "5", NULL};

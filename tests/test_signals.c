@@ -33,12 +33,10 @@ static int setup(void **state) {
 
 static int teardown(void **state) {
     (void)state;
-    char cmd[4200];
-    snprintf(cmd, sizeof cmd, "rm -rf '%s'", tmpdir);
-    if (system(cmd) != 0) return 1;
+    int rc = mn_test_remove_tree(tmpdir);
     free(data_path);
     free(tmpdir);
-    return 0;
+    return rc == 0 ? 0 : 1;
 }
 
 static int exists(const char *path) { return access(path, F_OK) == 0; }

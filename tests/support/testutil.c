@@ -4,6 +4,8 @@
 #include "mcunas/dataset.h"
 #include "mcunas/qgraph.h"
 #include "mcunas/rng.h"
+#include "mcunas/samples.h"
+#include "mcunas/target.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -248,4 +250,30 @@ int mn_test_count_lines(const char *path, const char *needle) {
     while (fgets(line, sizeof line, f)) n += strstr(line, needle) != NULL;
     fclose(f);
     return n;
+}
+
+int mn_test_remove_tree(const char *dir) {
+    char cmd[4200];
+    snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
+    return system(cmd) == 0 ? 0 : -1;
+}
+
+int mn_test_fixture_setup(mn_test_fixture *f, const char *tag, int n_train, int n_test) {
+    memset(f, 0, sizeof *f);
+    f->tmpdir = mn_test_tmpdir(tag);
+    f->data_path = f->tmpdir ? mn_test_path(f->tmpdir, "data.h5") : NULL;
+    if (!f->data_path || !mn_test_write_brightness_dataset(f->data_path, 16, 16, n_train, n_test, 5) ||
+        mn_loaded_data_read(f->data_path, 0, &f->data) != MN_OK || mn_target_list_init(&f->targets) != MN_OK)
+        return -1;
+    return 0;
+}
+
+int mn_test_fixture_teardown(mn_test_fixture *f) {
+    mn_loaded_data_free(&f->data);
+    mn_target_list_free(&f->targets);
+    int rc = f->tmpdir ? mn_test_remove_tree(f->tmpdir) : 0;
+    free(f->data_path);
+    free(f->tmpdir);
+    memset(f, 0, sizeof *f);
+    return rc;
 }

@@ -6,6 +6,22 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "mcunas/samples.h"
+#include "mcunas/target.h"
+
+/* 1 in an AddressSanitizer build (gcc or clang): its quarantine and shadow memory change
+ * what a process's resident set does, so budget tests allow for them. */
+#if defined(__SANITIZE_ADDRESS__)
+#define MN_UNDER_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define MN_UNDER_ASAN 1
+#endif
+#endif
+#ifndef MN_UNDER_ASAN
+#define MN_UNDER_ASAN 0
+#endif
+
 /* A fresh directory for this test (under $MN_TEST_TMPDIR or /tmp); caller frees. */
 char *mn_test_tmpdir(const char *tag);
 /* dir + "/" + name; caller frees. */
@@ -18,6 +34,20 @@ double mn_test_max_rel_err(const float *a, const double *b, size_t n);
  * (class c: 30 + 50c + U[0,40)), n_train + n_test images from `seed`. */
 int mn_test_write_brightness_dataset(const char *path, int h, int w, int n_train, int n_test,
                                      uint64_t seed);
+/* The fixture of the search, pool and proxy suites: a fresh folder named after `tag`, a
+ * 16x16x1 brightness dataset in it (data.h5: n_train + n_test images, seed 5) read into
+ * memory, and the built-in targets. 0 on success. */
+typedef struct mn_test_fixture {
+    char *tmpdir, *data_path;
+    mn_loaded_data data;
+    mn_target_list targets;
+} mn_test_fixture;
+int mn_test_fixture_setup(mn_test_fixture *f, const char *tag, int n_train, int n_test);
+/* Frees it all and removes the folder; 0 on success. */
+int mn_test_fixture_teardown(mn_test_fixture *f);
+/* Removes a folder and everything in it; 0 on success. */
+int mn_test_remove_tree(const char *dir);
+
 /* A quantized int8 graph of A(k, cells) with deterministic random parameters (BN gammas
  * near 1, variances in [0.5, 1.5]) and n_img random calibration images (returned in
  * *images, caller frees; uint8 pixels). NULL on failure. */
