@@ -122,7 +122,7 @@ static void print_num(FILE *f, double v) {
     else fprintf(f, "%.9g", v);
 }
 
-/* The table, built in memory and published whole (mn_file_write_atomic). */
+/* The table, built in memory and published whole. */
 static mn_status write_csv(const char *path, const mn_rank_result *r) {
     char *buf = NULL;
     size_t size = 0;
@@ -143,10 +143,7 @@ static mn_status write_csv(const char *path, const mn_rank_result *r) {
         fprintf(f, "%zu,%zu,%g,%g,%g,%g,%.4f\n", e->ram_bytes, e->flash_bytes, e->r_ntk,
                 e->r_regions, e->r_flops, e->r_latency, e->s.seconds);
     }
-    mn_status st = fclose(f) == 0 ? mn_file_write_atomic(path, buf, size)
-                                  : mn_error_set(MN_ERR_NOMEM, "no memory for %s", path);
-    free(buf);
-    return st;
+    return mn_file_publish_memstream(f, &buf, &size, path);
 }
 
 static void json_num_or_null(mn_json *j, const char *key, double v) {

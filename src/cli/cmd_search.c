@@ -269,36 +269,52 @@ static int on_ini(void *user, const char *section, const char *name, const char 
     return 0;
 }
 
-/* What inih would take otherwise and a user would not expect, refused with the line's
- * number before the file is parsed: a line of INI_MAX_LINE - 2 characters or more (inih
- * reads it in pieces, the rest as a line of its own), and an indented line after a key
- * (inih's continuation line, which would replace the key's value). */
-static int check_config_lines(const char *path) {
+/* Reads a config file whole (once: it may be a pipe) into *text, refusing with the line's
+ * number what inih would take otherwise than a user expects: a NUL byte (the end of the
+ * text for inih), a line of INI_MAX_LINE - 2 characters or more (inih reads it in pieces,
+ * the rest as a line of its own), and an indented line after a key (inih's continuation
+ * line, which would replace the key's value, even when it looks like a [section]). */
+static int read_config(const char *path, char **text) {
+    enum { MAX_CONFIG = 1 << 20 };
+    *text = NULL;
     FILE *f = fopen(path, "rb");
     if (!f) return mn_cli_usage_error(cmd, "cannot read config file %s: %s", path, strerror(errno));
-    char text[INI_MAX_LINE];
-    long line = 1, len = 0;
-    int ch, rc = MN_EXIT_OK, after_key = 0;
-    while (rc == MN_EXIT_OK && ((ch = getc(f)) != EOF || len > 0)) {
-        if (ch != '\n' && ch != EOF) {
-            if (len == INI_MAX_LINE - 2)
-                rc = mn_cli_usage_error(cmd, "%s:%ld: line longer than %d characters", path, line, INI_MAX_LINE - 2);
-            text[len++] = (char)ch;
-            continue;
+    char *buf = malloc(MAX_CONFIG + 1);
+    size_t n = buf ? fread(buf, 1, MAX_CONFIG + 1, f) : 0;
+    int e = ferror(f) ? errno : 0;
+    fclose(f);
+    if (!buf) return mn_cli_fail(cmd, mn_error_set(MN_ERR_NOMEM, "no memory to read %s", path));
+    int rc = MN_EXIT_OK;
+    if (e) rc = mn_cli_usage_error(cmd, "cannot read config file %s: %s", path, strerror(e));
+    else if (n > MAX_CONFIG) rc = mn_cli_usage_error(cmd, "%s: config file larger than %d bytes", path, MAX_CONFIG);
+    buf[n < MAX_CONFIG ? n : MAX_CONFIG] = '\0';
+    long line = 1;
+    int after_key = 0;
+    for (size_t i = 0; rc == MN_EXIT_OK && i < n; line++) {
+        size_t end = i;
+        while (end < n && buf[end] != '\n' && buf[end]) end++;
+        if (end < n && !buf[end]) {
+            rc = mn_cli_usage_error(cmd, "%s:%ld: a NUL byte", path, line);
+            break;
         }
-        text[len] = '\0';
-        const char *start = text + strspn(text, " \t\r\f\v");
-        if (*start == '[') after_key = 0;
-        else if (*start && !strchr(";#", *start)) {
-            if (start > text && after_key)
+        if (end - i > INI_MAX_LINE - 2) {
+            rc = mn_cli_usage_error(cmd, "%s:%ld: line longer than %d characters", path, line, INI_MAX_LINE - 2);
+            break;
+        }
+        size_t start = i;
+        while (start < end && isspace((unsigned char)buf[start])) start++;
+        if (start < end && !strchr(";#", buf[start])) { /* not blank, not a comment */
+            if (start > i && after_key) {
                 rc = mn_cli_usage_error(cmd, "%s:%ld: an indented line would continue the value above "
                                         "(each option takes one value, on one line)", path, line);
-            after_key = 1;
+                break;
+            }
+            after_key = buf[start] != '[';
         }
-        line++, len = 0;
+        i = end + 1;
     }
-    if (rc == MN_EXIT_OK && ferror(f)) rc = mn_cli_usage_error(cmd, "cannot read config file %s", path);
-    fclose(f);
+    if (rc != MN_EXIT_OK) free(buf);
+    else *text = buf;
     return rc;
 }
 
@@ -308,8 +324,8 @@ static int ini_writable(const char *name, const char *value) {
     size_t n = strlen(value);
     if (strlen(name) + 3 + n > INI_MAX_LINE - 2 || strpbrk(value, "\r\n")) return 0;
     if (n && (isspace((unsigned char)value[0]) || isspace((unsigned char)value[n - 1]))) return 0;
-    for (size_t i = 1; i < n; i++)
-        if (value[i] == ';' && isspace((unsigned char)value[i - 1])) return 0;
+    for (size_t i = 0; i < n; i++) /* written after "= ": a ';' first is a comment too */
+        if (value[i] == ';' && (i == 0 || isspace((unsigned char)value[i - 1]))) return 0;
     return 1;
 }
 
@@ -395,10 +411,12 @@ static int parse(int argc, char **argv, opts *o, config_ctx *cfgctx) {
         else if (!strncmp(argv[i], "--config=", 9)) path = argv[i] + 9;
         if (!path) continue;
         cfgctx->path = path;
-        int r = check_config_lines(path);
+        char *text;
+        int r = read_config(path, &text);
         if (r != MN_EXIT_OK) return r;
-        r = ini_parse(path, on_ini, cfgctx);
-        if (r < 0) return mn_cli_usage_error(cmd, "cannot read config file %s", path);
+        r = ini_parse_string(text, on_ini, cfgctx);
+        free(text);
+        if (r < 0) return mn_cli_fail(cmd, mn_error_set(MN_ERR_NOMEM, "no memory to parse %s", path));
         if (cfgctx->rc != MN_EXIT_OK) return cfgctx->rc;
         if (r > 0) return mn_cli_usage_error(cmd, "%s:%d: syntax error", path, r);
     }

@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -42,7 +43,7 @@ mn_status mn_file_write_atomic(const char *path, const void *data, size_t size) 
     char tmp[4096];
     mn_status st = mn_file_tmp_name(path, tmp, sizeof tmp);
     if (st) return st;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);
     if (fd < 0) return mn_error_set(MN_ERR_IO, "cannot create %s: %s", tmp, strerror(errno));
     const char *p = data;
     size_t left = size;
@@ -60,6 +61,16 @@ mn_status mn_file_write_atomic(const char *path, const void *data, size_t size) 
         return mn_error_set(MN_ERR_IO, "cannot write %s: %s", tmp, strerror(e));
     }
     return rename_synced(tmp, path);
+}
+
+mn_status mn_file_publish_memstream(FILE *f, char **buf, size_t *size, const char *path) {
+    int bad = ferror(f); /* glibc's memstream fails a write it cannot grow for, fclose not */
+    if (fclose(f) != 0) bad = 1;
+    mn_status st = bad ? mn_error_set(MN_ERR_NOMEM, "no memory to build %s", path)
+                       : mn_file_write_atomic(path, *buf ? *buf : "", *size);
+    free(*buf);
+    *buf = NULL;
+    return st;
 }
 
 mn_status mn_file_publish(const char *tmp, const char *path) {

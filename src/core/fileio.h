@@ -5,6 +5,7 @@
 #define MN_CORE_FILEIO_H
 
 #include <stddef.h>
+#include <stdio.h>
 
 #include "mcunas/status.h"
 
@@ -14,6 +15,11 @@ mn_status mn_file_tmp_name(const char *path, char *tmp, size_t size);
 /* Writes `size` bytes of `data` as `path`. On failure no .tmp is left and the message names
  * the file and the reason (e.g. "No space left on device"). */
 mn_status mn_file_write_atomic(const char *path, const void *data, size_t size);
+
+/* For a file printed with stdio: closes `f`, a stream made by open_memstream(buf, size),
+ * and writes what was printed to it as `path` (mn_file_write_atomic); frees *buf. A stream
+ * that failed (no memory to grow) publishes nothing: MN_ERR_NOMEM. */
+mn_status mn_file_publish_memstream(FILE *f, char **buf, size_t *size, const char *path);
 
 /* The last steps for a temporary file another library wrote and closed (HDF5): syncs `tmp`,
  * renames it over `path`, syncs the folder. On failure `tmp` is removed. */

@@ -69,7 +69,7 @@ void mn_dataset_writer_abort(mn_dataset_writer *w) {
 
 /* Ends the writer on a failure: closes, removes the temporary file and frees w, keeping
  * the current message. An I/O failure may recur on the close, so writes are diverted
- * first (mn_writer_divert). */
+ * first (mn_h5_divert). */
 static mn_status mn_writer_fail(mn_dataset_writer *w, mn_status st) {
     if (st == MN_ERR_IO) mn_writer_discard(w);
     mn_dataset_writer_abort(w);
@@ -158,7 +158,7 @@ mn_status mn_dataset_writer_create(const char *path, const mn_dataset_writer_opt
      * never renames a file whose data HDF5 has not yet flushed. A stale .tmp from a crashed
      * run is simply truncated. */
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
-    /* sec2 (HDF5's default POSIX driver) named explicitly: mn_writer_divert relies on its
+    /* sec2 (HDF5's default POSIX driver) named explicitly: mn_h5_divert relies on its
      * handle being the file descriptor. */
     if (fapl >= 0 && H5Pset_fapl_sec2(fapl) >= 0 &&
         H5Pset_fclose_degree(fapl, H5F_CLOSE_STRONG) >= 0)
@@ -308,7 +308,7 @@ mn_status mn_dataset_writer_commit(mn_dataset_writer *w) {
                                               w->path));
     /* Flushing with everything still open is where the cached chunks and the metadata
      * reach the disk; a failure here (e.g. a full disk) is survivable, see
-     * mn_writer_divert. The close that follows has little left to write. */
+     * mn_h5_divert. The close that follows has little left to write. */
     if (H5Fflush(w->file, H5F_SCOPE_LOCAL) < 0) {
         mn_status st = mn_h5_fail(MN_ERR_IO, "%s: cannot finish writing %s", w->path, w->tmp);
         mn_writer_discard(w);

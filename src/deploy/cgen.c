@@ -226,9 +226,12 @@ static mn_status write_file(const mn_qgraph *g, const mn_cplan *p, const char *d
     }
     snprintf(path, n, "%s/%s", dir, name);
     mn_status st = fn(g, p, f);
-    if (fclose(f) && !st) st = mn_error_set(MN_ERR_NOMEM, "out of memory generating %s", path);
-    if (!st) st = mn_file_write_atomic(path, buf, size);
-    free(buf);
+    if (st) {
+        fclose(f);
+        free(buf);
+    } else {
+        st = mn_file_publish_memstream(f, &buf, &size, path);
+    }
     free(path);
     return st;
 }

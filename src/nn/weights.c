@@ -41,9 +41,13 @@ mn_status mn_weights_save(const char *path, mn_net *net) {
         goto done;
     }
     if ((st = mn_net_get_params(net, trainable, state))) goto done;
-    hid_t file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    if (file < 0) {
-        st = mn_h5_fail(MN_ERR_IO, "%s: cannot create file", tmp);
+    /* sec2 named, not left to the default: mn_h5_divert takes its handle for the file's
+     * descriptor. */
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS), file = -1;
+    if (fapl >= 0 && H5Pset_fapl_sec2(fapl) >= 0) file = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
+    if (file < 0) st = mn_h5_fail(MN_ERR_IO, "%s: cannot create file", tmp);
+    mn_h5_close(fapl);
+    if (st) {
         remove(tmp); /* created, then its first write failed */
         goto done;
     }

@@ -262,9 +262,14 @@ int mn_test_fixture_setup(mn_test_fixture *f, const char *tag, int n_train, int 
     memset(f, 0, sizeof *f);
     f->tmpdir = mn_test_tmpdir(tag);
     f->data_path = f->tmpdir ? mn_test_path(f->tmpdir, "data.h5") : NULL;
-    if (!f->data_path || !mn_test_write_brightness_dataset(f->data_path, 16, 16, n_train, n_test, 5) ||
-        mn_loaded_data_read(f->data_path, 0, &f->data) != MN_OK || mn_target_list_init(&f->targets) != MN_OK)
+    if (!f->data_path || !mn_test_write_brightness_dataset(f->data_path, 16, 16, n_train, n_test, 5)) {
+        fprintf(stderr, "fixture %s: cannot write the dataset\n", tag);
         return -1;
+    }
+    if (mn_loaded_data_read(f->data_path, 0, &f->data) != MN_OK || mn_target_list_init(&f->targets) != MN_OK) {
+        fprintf(stderr, "fixture %s: %s\n", tag, mn_error_message());
+        return -1;
+    }
     return 0;
 }
 
