@@ -13,8 +13,11 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
+#include "search/pool.h"
 #include "mcunas/backend.h"
 #include "mcunas/dataset.h"
 #include "mcunas/journal.h"
@@ -151,12 +154,24 @@ typedef struct killer {
     int killed;
 } killer;
 
+/* The killer thread reads files with open/read into buffers of its own, not stdio: each
+ * malloc would take the allocator's lock, and a search forking a worker at that moment
+ * (ASan's allocator, unlike glibc's, is not made safe across fork) leaves the child waiting
+ * on it for good. */
+static size_t read_file(const char *path, char *buf, size_t size) {
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    size_t n = 0;
+    for (ssize_t r; fd >= 0 && n + 1 < size && (r = read(fd, buf + n, size - 1 - n)) > 0;) n += (size_t)r;
+    if (fd >= 0) close(fd);
+    buf[n] = '\0';
+    return n;
+}
+
 static int journal_lines(const char *path) {
-    FILE *f = fopen(path, "r");
-    int lines = 0, ch;
-    if (!f) return 0;
-    while ((ch = fgetc(f)) != EOF) lines += ch == '\n';
-    fclose(f);
+    char buf[65536];
+    size_t n = read_file(path, buf, sizeof buf);
+    int lines = 0;
+    for (size_t i = 0; i < n; i++) lines += buf[i] == '\n';
     return lines;
 }
 
@@ -175,14 +190,11 @@ static int path_lines(const char *path) {
 
 /* This process's children (the search forked them: the worker and the planner), up to 8. */
 static int children(pid_t *pids) {
-    char path[64], buf[4096];
+    char path[64], buf[4096], *save = NULL;
     snprintf(path, sizeof path, "/proc/self/task/%d/children", (int)getpid());
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
-    buf[n] = '\0';
+    read_file(path, buf, sizeof buf);
     int count = 0;
-    for (char *tok = strtok(buf, " \n"); tok && count < 8; tok = strtok(NULL, " \n"))
+    for (char *tok = strtok_r(buf, " \n", &save); tok && count < 8; tok = strtok_r(NULL, " \n", &save))
         pids[count++] = (pid_t)atoi(tok);
     return count;
 }
@@ -191,10 +203,7 @@ static int children(pid_t *pids) {
 static unsigned long cpu_ticks(pid_t pid) {
     char path[64], buf[1024];
     snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
-    FILE *f = fopen(path, "r");
-    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
-    if (f) fclose(f);
-    buf[n] = '\0';
+    read_file(path, buf, sizeof buf);
     const char *p = strrchr(buf, ')'); /* the name may hold spaces */
     unsigned long ut = 0, st = 0;
     if (p && sscanf(p + 2, "%*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut, &st) == 2)
@@ -251,6 +260,39 @@ static void killed_worker_costs_nothing(void **state) {
     expect_same_path(&seq, &rs, &par, &rp);
     free(j_seq);
     free(j_par);
+}
+
+/* ---- a worker that never becomes ready ---- */
+
+/* What a new worker's hello is read with: a silent peer is a timeout (the search ends that
+ * worker and starts another) rather than a wait without end; part of a message is still
+ * silence; a peer that closes is an end of file. */
+static void hello_wait_has_a_deadline(void **state) {
+    (void)state;
+    int sv[2];
+    assert_int_equal(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+    char buf[8];
+    assert_int_equal(mn_pool_read_within(sv[0], buf, sizeof buf, 100), -1);
+    /* half a message, then silence (what was read is lost: the worker is ended anyway) */
+    assert_int_equal(write(sv[1], "abcd", 4), 4);
+    assert_int_equal(mn_pool_read_within(sv[0], buf, sizeof buf, 100), -1);
+    assert_int_equal(write(sv[1], "12345678", 8), 8);
+    assert_int_equal(mn_pool_read_within(sv[0], buf, sizeof buf, 100), 1);
+    assert_memory_equal(buf, "12345678", 8);
+    close(sv[1]);
+    assert_int_equal(mn_pool_read_within(sv[0], buf, 4, 100), 0);
+    close(sv[0]);
+    /* the limit is the operator's to change, and checked */
+    recorder r;
+    mn_search_config c;
+    mn_search_result res;
+    char *j = mn_test_path(fx.tmpdir, "start-timeout.jsonl");
+    config(&c, &r, j, MN_STRATEGY_GRID, 1, 0);
+    setenv("MCUNAS_WORKER_START_TIMEOUT", "soon", 1);
+    assert_int_equal(mn_search_run(&c, &fx.data, &res), MN_ERR_INVALID_ARG);
+    assert_non_null(strstr(mn_error_message(), "MCUNAS_WORKER_START_TIMEOUT"));
+    unsetenv("MCUNAS_WORKER_START_TIMEOUT");
+    free(j);
 }
 
 /* ---- the shared budget ---- */
@@ -365,7 +407,6 @@ static void shared_budget_holds(void **state) {
 #ifdef MN_HAVE_MPI
 /* ---- MPI: the CLI under mpirun ---- */
 
-#include <fcntl.h>
 #include <sys/wait.h>
 
 /* mpirun [-np ranks] mcunas search ... on the test's data; returns the exit code. With
@@ -528,6 +569,7 @@ int main(void) {
         cmocka_unit_test(shared_budget_holds),
         cmocka_unit_test(workers_keep_the_sequential_path_and_winner),
         cmocka_unit_test(killed_worker_costs_nothing),
+        cmocka_unit_test(hello_wait_has_a_deadline),
 #ifdef MN_HAVE_MPI
         cmocka_unit_test(mpi_search_matches_and_survives_a_killed_rank),
 #endif

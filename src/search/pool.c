@@ -2,12 +2,14 @@
 #include "pool.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "mcunas/clock.h"
 #include "mcunas/host.h"
 
 mn_status mn_pool_alloc(int n_slots, int n_groups, mn_pool **out) {
@@ -40,6 +42,26 @@ void mn_pool_free(mn_pool *pool) {
 int mn_pool_read_all(int fd, void *buf, size_t n) {
     char *b = buf;
     while (n) {
+        ssize_t r = read(fd, b, n);
+        if (r < 0 && errno == EINTR) continue;
+        if (r <= 0) return 0;
+        b += r;
+        n -= (size_t)r;
+    }
+    return 1;
+}
+
+int mn_pool_read_within(int fd, void *buf, size_t n, int timeout_ms) {
+    char *b = buf;
+    const double deadline = mn_time_now() + timeout_ms / 1000.0;
+    while (n) {
+        const int left_ms = (int)((deadline - mn_time_now()) * 1000.0);
+        if (left_ms <= 0) return -1;
+        struct pollfd p = {fd, POLLIN, 0};
+        const int ready = poll(&p, 1, left_ms);
+        if (ready < 0 && errno == EINTR) continue;
+        if (ready < 0) return 0;
+        if (ready == 0) continue; /* the deadline is checked above */
         ssize_t r = read(fd, b, n);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return 0;

@@ -30,6 +30,10 @@
 /* A worker that cannot allocate its own start-up state exits with this code, so the search
  * can say it ran out of memory rather than that the worker died. */
 #define CHILD_EXIT_NOMEM 3
+/* How long a new worker may take to say hello, in seconds: making its backend (an OpenCL
+ * runtime may compile its kernels first, slowly under a sanitizer on a busy machine) takes
+ * seconds. MCUNAS_WORKER_START_TIMEOUT=S changes it (a very slow machine; the tests). */
+#define MN_WORKER_START_S 300
 
 typedef struct worker {
     pid_t pid;
@@ -44,6 +48,7 @@ typedef struct local_impl {
     int n;
     worker *w;
     worker planner; /* plans candidates on a backend of its own (slot -1) */
+    int start_s;    /* seconds a new worker may take to be ready */
 } local_impl;
 
 typedef struct plan_req {
@@ -189,7 +194,12 @@ static mn_status spawn_once(local_impl *im, int slot, size_t *runtime_bytes, int
     w->to_fd = to[1];
     w->from_fd = from[0];
     hello h;
-    if (!mn_pool_read_all(w->from_fd, &h, sizeof h)) {
+    const int got = mn_pool_read_within(w->from_fd, &h, sizeof h, im->start_s * 1000);
+    if (got <= 0) {
+        /* Alive but silent: the child of a fork inherits the locks other threads held at
+         * that moment (an allocator's, a runtime's), and one held for good stops it before
+         * its hello. It is ended, and started once more like a worker killed while starting. */
+        if (got < 0) kill(pid, SIGKILL);
         int status = 0;
         waitpid(pid, &status, 0);
         close(w->to_fd);
@@ -198,6 +208,9 @@ static mn_status spawn_once(local_impl *im, int slot, size_t *runtime_bytes, int
         if (WIFEXITED(status) && WEXITSTATUS(status) == CHILD_EXIT_NOMEM)
             return mn_error_set(MN_ERR_NOMEM, "worker %d ran out of memory while starting", slot);
         *killed = WIFSIGNALED(status);
+        if (got < 0)
+            return mn_error_set(MN_ERR_BACKEND, "worker %d was not ready after %d s (MCUNAS_WORKER_START_TIMEOUT)",
+                                slot, im->start_s);
         return mn_error_set(MN_ERR_BACKEND, "worker %d ended before it was ready (status %d)", slot, status);
     }
     if (h.status) { /* it said why it cannot serve, and ends */
@@ -391,6 +404,15 @@ mn_status mn_pool_local_create(mn_eval_ctx *ctx, int workers, mn_pool **out) {
     *out = NULL;
     if (workers < 1 || workers > 256)
         return mn_error_set(MN_ERR_INVALID_ARG, "workers must be in [1, 256] (got %d)", workers);
+    int start_s = MN_WORKER_START_S;
+    const char *v = getenv("MCUNAS_WORKER_START_TIMEOUT");
+    if (v && *v) {
+        char *end;
+        long t = strtol(v, &end, 10);
+        if (*end || t < 1 || t > 86400)
+            return mn_error_set(MN_ERR_INVALID_ARG, "MCUNAS_WORKER_START_TIMEOUT must be seconds in [1, 86400], got '%s'", v);
+        start_s = (int)t;
+    }
     mn_pool *pool;
     mn_status st = mn_pool_alloc(workers, 1, &pool);
     if (st) return st;
@@ -403,6 +425,7 @@ mn_status mn_pool_local_create(mn_eval_ctx *ctx, int workers, mn_pool **out) {
     }
     im->ctx = ctx;
     im->n = workers;
+    im->start_s = start_s;
     pool->impl = im;
     pool->ops = &local_ops;
     mn_pool_group *g = &pool->groups[0];
