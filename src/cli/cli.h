@@ -63,9 +63,9 @@ int mn_cli_parse_wh(const char *s, int *w, int *h);
  * handlers before a long command parses its options; installing them again is harmless. */
 extern volatile int mn_cli_stop_flag;
 void mn_cli_install_sigint(void);
-/* Registers PATH + suffix (a temporary name a writer uses) for removal when a second SIGINT
- * ends the process before the writer could remove it itself. */
-void mn_cli_remove_on_exit(const char *path, const char *suffix);
+/* Registers PATH's temporary name (mn_file_tmp_name, what every writer publishes through)
+ * for removal when a second SIGINT ends the process before the writer could remove it. */
+void mn_cli_remove_on_exit(const char *path);
 
 /* ---- the machine (cli_host.c) ---- */
 /* Before anything else in main(): unless the user chose them, an OpenMP wait policy that

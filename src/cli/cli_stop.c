@@ -3,27 +3,25 @@
 #include <signal.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
 #include "cli.h"
+#include "core/fileio.h"
 
 volatile int mn_cli_stop_flag = 0;
 
 /* Temporary names registered before the work starts, read by the handler: the count is
- * published only after its slot is written. */
+ * published only after its slot is written. Static storage, so that registering allocates
+ * nothing and cannot fail. */
 #define MAX_REMOVE 16
-static char *to_remove[MAX_REMOVE];
+static char to_remove[MAX_REMOVE][MN_FILE_PATH_MAX];
 static volatile sig_atomic_t n_remove = 0;
 
-void mn_cli_remove_on_exit(const char *path, const char *suffix) {
+void mn_cli_remove_on_exit(const char *path) {
     if (!path || n_remove >= MAX_REMOVE) return;
-    size_t len = strlen(path) + strlen(suffix) + 1;
-    char *p = malloc(len);
-    if (!p) return;
-    snprintf(p, len, "%s%s", path, suffix);
-    to_remove[n_remove] = p;
+    /* a path too long for the slot is refused by the writer as well, with this message */
+    if (mn_file_tmp_name(path, to_remove[n_remove], sizeof to_remove[0])) return;
     atomic_signal_fence(memory_order_release); /* the slot before the count, for the handler */
     n_remove = n_remove + 1;
 }

@@ -232,8 +232,8 @@ int mn_cmd_export(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if (rc != MN_CLI_CONTINUE) return rc;
     o.ex.stop = &mn_cli_stop_flag;
-    mn_cli_remove_on_exit(o.ex.tflite_path, ".tmp");
-    if (o.ex.c_array_path) mn_cli_remove_on_exit(o.ex.c_array_path, ".tmp");
+    mn_cli_remove_on_exit(o.ex.tflite_path);
+    if (o.ex.c_array_path) mn_cli_remove_on_exit(o.ex.c_array_path);
     mn_arch arch;
     mn_status st = mn_weights_read_arch(o.weights, &arch);
     if (st) return mn_cli_fail(cmd, st);

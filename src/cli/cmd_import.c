@@ -390,7 +390,7 @@ int mn_cmd_import(int argc, char **argv) {
     import_opts o;
     int rc = parse(argc - 1, argv + 1, &o);
     if (rc != MN_CLI_CONTINUE) return rc;
-    mn_cli_remove_on_exit(o.output, ".tmp");
+    mn_cli_remove_on_exit(o.output);
     mn_cli_count_progress prog;
     mn_cli_count_progress_init(&prog, o.quiet);
     return imp->run(&o, &prog);

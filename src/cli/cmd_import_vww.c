@@ -141,7 +141,7 @@ int mn_cmd_import_vww(int argc, char **argv) {
     o->progress = mn_cli_count_progress_report;
     o->progress_user = &prog;
     o->stop = &mn_cli_stop_flag;
-    mn_cli_remove_on_exit(o->output, ".tmp");
+    mn_cli_remove_on_exit(o->output);
     double t0 = mn_time_now();
     mn_status st = mn_import_vww(o);
     if (st) return mn_cli_fail(cmd, st);

@@ -303,7 +303,7 @@ int mn_cmd_rank(int argc, char **argv) {
     int rc = parse(argc, argv, &o);
     if (rc == MN_CLI_CONTINUE) rc = mn_cli_host_mem_check(cmd, o.host_mem);
     if (rc != MN_CLI_CONTINUE) return rc;
-    mn_cli_remove_on_exit(o.out, ".tmp");
+    mn_cli_remove_on_exit(o.out);
     mn_target_list targets;
     const mn_target *target;
     if ((rc = mn_cli_target_find(cmd, o.target, o.target_file, &o.arch, &targets, &target)) != MN_EXIT_OK) return rc;

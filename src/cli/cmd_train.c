@@ -300,7 +300,7 @@ int mn_cmd_train(int argc, char **argv) {
     train_opts o;
     int rc = parse(argc, argv, &o);
     if (rc != MN_CLI_CONTINUE) return rc;
-    mn_cli_remove_on_exit(o.save, ".tmp");
+    mn_cli_remove_on_exit(o.save);
     train_run r;
     memset(&r, 0, sizeof r);
     mn_status st = setup(&o, &r);

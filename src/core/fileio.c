@@ -40,7 +40,7 @@ static mn_status rename_synced(const char *tmp, const char *path) {
 }
 
 mn_status mn_file_write_atomic(const char *path, const void *data, size_t size) {
-    char tmp[4096];
+    char tmp[MN_FILE_PATH_MAX];
     mn_status st = mn_file_tmp_name(path, tmp, sizeof tmp);
     if (st) return st;
     int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0666);

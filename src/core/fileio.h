@@ -9,6 +9,9 @@
 
 #include "mcunas/status.h"
 
+/* The longest path (with ".tmp") the writers take. */
+#define MN_FILE_PATH_MAX 4096
+
 /* "<path>.tmp" into `tmp` (`size` bytes); MN_ERR_INVALID_ARG when the path is too long. */
 mn_status mn_file_tmp_name(const char *path, char *tmp, size_t size);
 

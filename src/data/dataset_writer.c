@@ -138,14 +138,13 @@ mn_status mn_dataset_writer_create(const char *path, const mn_dataset_writer_opt
     if (st != MN_OK) return st;
 
     mn_dataset_writer *w = calloc(1, sizeof *w);
-    size_t len = strlen(path);
+    const size_t len = strlen(path);
     if (!w || !(w->path = strdup(path)) || !(w->tmp = malloc(len + 5))) {
         if (w) free(w->path);
         free(w);
         return mn_error_set(MN_ERR_NOMEM, "%s: no memory for a writer", path);
     }
-    memcpy(w->tmp, path, len);
-    memcpy(w->tmp + len, ".tmp", 5);
+    mn_file_tmp_name(path, w->tmp, len + 5); /* the buffer fits it exactly */
     w->file = -1;
     for (int i = 0; i < MN_SPLITS; i++) w->split[i].group = w->split[i].images = w->split[i].labels = -1;
     w->shape = opts->shape;

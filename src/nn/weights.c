@@ -33,7 +33,7 @@ mn_status mn_weights_save(const char *path, mn_net *net) {
     const mn_net_plan *p = mn_net_get_plan(net);
     float *trainable = malloc((p->trainable + 1) * sizeof(float));
     float *state = malloc((p->state + 1) * sizeof(float));
-    char tmp[4096];
+    char tmp[MN_FILE_PATH_MAX];
     mn_status st = mn_file_tmp_name(path, tmp, sizeof tmp);
     if (st) goto done;
     if (!trainable || !state) {

@@ -39,9 +39,19 @@ void mn_pool_free(mn_pool *pool) {
     free(pool);
 }
 
-int mn_pool_read_all(int fd, void *buf, size_t n) {
+int mn_pool_read_within(int fd, void *buf, size_t n, int timeout_ms) {
     char *b = buf;
+    const double deadline = mn_time_now() + timeout_ms / 1000.0;
     while (n) {
+        if (timeout_ms >= 0) {
+            const int left_ms = (int)((deadline - mn_time_now()) * 1000.0);
+            if (left_ms <= 0) return -1;
+            struct pollfd p = {fd, POLLIN, 0};
+            const int ready = poll(&p, 1, left_ms);
+            if (ready < 0 && errno == EINTR) continue;
+            if (ready < 0) return 0;
+            if (ready == 0) continue; /* the deadline is checked above */
+        }
         ssize_t r = read(fd, b, n);
         if (r < 0 && errno == EINTR) continue;
         if (r <= 0) return 0;
@@ -51,24 +61,8 @@ int mn_pool_read_all(int fd, void *buf, size_t n) {
     return 1;
 }
 
-int mn_pool_read_within(int fd, void *buf, size_t n, int timeout_ms) {
-    char *b = buf;
-    const double deadline = mn_time_now() + timeout_ms / 1000.0;
-    while (n) {
-        const int left_ms = (int)((deadline - mn_time_now()) * 1000.0);
-        if (left_ms <= 0) return -1;
-        struct pollfd p = {fd, POLLIN, 0};
-        const int ready = poll(&p, 1, left_ms);
-        if (ready < 0 && errno == EINTR) continue;
-        if (ready < 0) return 0;
-        if (ready == 0) continue; /* the deadline is checked above */
-        ssize_t r = read(fd, b, n);
-        if (r < 0 && errno == EINTR) continue;
-        if (r <= 0) return 0;
-        b += r;
-        n -= (size_t)r;
-    }
-    return 1;
+int mn_pool_read_all(int fd, void *buf, size_t n) {
+    return mn_pool_read_within(fd, buf, n, -1) == 1;
 }
 
 int mn_pool_write_all(int fd, const void *buf, size_t n) {

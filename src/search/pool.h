@@ -110,8 +110,9 @@ void mn_pool_free(mn_pool *pool);
  * SIGPIPE): 1 done, 0 end of file or error. */
 int mn_pool_read_all(int fd, void *buf, size_t n);
 int mn_pool_write_all(int fd, const void *buf, size_t n);
-/* mn_pool_read_all within `timeout_ms` milliseconds: 1 done, 0 end of file or error, -1 the
- * time ran out (the peer is alive but silent; what was read of the message is lost). */
+/* mn_pool_read_all within `timeout_ms` milliseconds (no limit when negative): 1 done, 0 end
+ * of file or error, -1 the time ran out (the peer is alive but silent; what was read of the
+ * message is lost). */
 int mn_pool_read_within(int fd, void *buf, size_t n, int timeout_ms);
 
 #endif
