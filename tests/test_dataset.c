@@ -1078,6 +1078,56 @@ static void reader_rejects_bad_files(void **state) {
     remove_dir(dir);
 }
 
+/* A chunk dimension of 0. In the layout our writer uses, HDF5 refuses it while decoding; in
+ * the one fuzz_dataset found (tests/fuzz/regressions/dataset/), HDF5 1.10 divides by it while
+ * opening /train/labels (SIGFPE in H5D__chunk_set_info). Both opens fail with a message
+ * naming the file and the dataset instead of ending the process, and a good file still opens
+ * after them. The layout message stores the chunk's dimensions and then the element size as
+ * 32-bit little-endian words: {37, 5, 4, 3, 1} for the images written here. */
+static void reader_survives_zero_chunk_dimensions(void **state) {
+    (void)state;
+    char *dir = mn_test_tmpdir("ds-chunk0");
+    char *path = mn_test_path(dir, "c.h5");
+    write_cache(path, 37, 0, 50, 10, NULL);
+    FILE *f = fopen(path, "r+b");
+    assert_non_null(f);
+    assert_int_equal(fseek(f, 0, SEEK_END), 0);
+    const long size = ftell(f);
+    unsigned char *bytes = malloc((size_t)size);
+    rewind(f);
+    assert_int_equal(fread(bytes, 1, (size_t)size, f), (size_t)size);
+    const unsigned char dims[20] = {37, 0, 0, 0, 5, 0, 0, 0, 4, 0, 0, 0, 3, 0, 0, 0, 1, 0, 0, 0};
+    int patched = 0;
+    for (long i = 0; i + 20 <= size; i++)
+        if (!memcmp(bytes + i, dims, sizeof dims)) bytes[i] = 0, patched++;
+    assert_int_equal(patched, 2); /* train and test images */
+    rewind(f);
+    assert_int_equal(fwrite(bytes, 1, (size_t)size, f), (size_t)size);
+    assert_int_equal(fclose(f), 0);
+    free(bytes);
+    mn_dataset *ds = (mn_dataset *)1;
+    assert_status(mn_dataset_open(path, &ds), MN_ERR_FORMAT);
+    assert_null(ds);
+    assert_msg_has(path);
+    assert_msg_has("/train/images");
+    assert_msg_has("chunk dimension must be positive");
+    /* twice each: the handler stays in place and a fault leaves SIGFPE unblocked */
+    const char *fuzzed = MN_TEST_SOURCE_DIR "/fuzz/regressions/dataset/layout-divides-by-zero.h5";
+    for (int k = 0; k < 2; k++) {
+        assert_status(mn_dataset_open(fuzzed, &ds), MN_ERR_FORMAT);
+        assert_null(ds);
+        assert_msg_has(fuzzed);
+        assert_msg_has("/train/labels");
+        assert_msg_has("corrupt storage layout");
+    }
+    write_cache(path, 37, 0, 50, 10, NULL);
+    assert_status(mn_dataset_open(path, &ds), MN_OK);
+    assert_split_matches(ds, MN_SPLIT_TRAIN, 50, 0, 7);
+    mn_dataset_close(ds);
+    free(path);
+    remove_dir(dir);
+}
+
 /* ---- the real thing --------------------------------------------------------------- */
 
 #define FMNIST "/usr/share/datasets/fashion-mnist/"
@@ -1156,6 +1206,7 @@ int main(void) {
         cmocka_unit_test(import_limit_and_names),
         cmocka_unit_test(import_bad_inputs),
         cmocka_unit_test(reader_rejects_bad_files),
+        cmocka_unit_test(reader_survives_zero_chunk_dimensions),
         cmocka_unit_test(import_fashion_mnist),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

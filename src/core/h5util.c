@@ -1,6 +1,9 @@
 #include "core/h5util.h"
 
 #include <limits.h>
+#include <pthread.h>
+#include <setjmp.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -15,6 +18,62 @@ void mn_h5_quiet(void) {
      * Effective only before the library's first use, which this is. */
     H5dont_atexit();
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
+}
+
+/* Where a SIGFPE in this thread returns to while mn_h5_dopen runs; NULL otherwise. */
+static _Thread_local sigjmp_buf *fpe_return;
+/* Our handler is in place only while some thread is inside mn_h5_dopen (the program, or a
+ * test framework, may install and restore its own between calls); the first to enter
+ * installs it, the last to leave puts back the one that was there before. */
+static pthread_mutex_t fpe_lock = PTHREAD_MUTEX_INITIALIZER;
+static int fpe_users;
+static struct sigaction fpe_before;
+
+static void on_fpe(int sig, siginfo_t *info, void *uc) {
+    if (fpe_return) siglongjmp(*fpe_return, 1);
+    /* another thread's fault: as if our handler were not there */
+    if (fpe_before.sa_flags & SA_SIGINFO) {
+        fpe_before.sa_sigaction(sig, info, uc);
+    } else if (fpe_before.sa_handler != SIG_DFL && fpe_before.sa_handler != SIG_IGN) {
+        fpe_before.sa_handler(sig);
+    } else {
+        /* Returning runs the faulting instruction again, which now ends the process with
+         * the default action (a division fault cannot be ignored and go on). */
+        signal(SIGFPE, SIG_DFL);
+    }
+}
+
+static void fpe_guard(int enter) {
+    pthread_mutex_lock(&fpe_lock);
+    if (enter && fpe_users++ == 0) {
+        struct sigaction sa;
+        memset(&sa, 0, sizeof sa);
+        sa.sa_sigaction = on_fpe;
+        sa.sa_flags = SA_SIGINFO | SA_NODEFER;
+        sigemptyset(&sa.sa_mask);
+        sigaction(SIGFPE, &sa, &fpe_before);
+    } else if (!enter && --fpe_users == 0) {
+        sigaction(SIGFPE, &fpe_before, NULL);
+    }
+    pthread_mutex_unlock(&fpe_lock);
+}
+
+hid_t mn_h5_dopen(hid_t loc, const char *name, hid_t dapl) {
+    fpe_guard(1);
+    sigjmp_buf here;
+    if (sigsetjmp(here, 1)) { /* 1: the signal mask as it was, SIGFPE not blocked */
+        fpe_return = NULL;
+        fpe_guard(0);
+        H5Eclear2(H5E_DEFAULT);
+        H5Epush2(H5E_DEFAULT, __FILE__, __func__, __LINE__, H5E_ERR_CLS, H5E_DATASET, H5E_BADVALUE,
+                 "corrupt storage layout: a chunk dimension of 0");
+        return H5I_INVALID_HID;
+    }
+    fpe_return = &here;
+    const hid_t id = H5Dopen2(loc, name, dapl);
+    fpe_return = NULL;
+    fpe_guard(0);
+    return id;
 }
 
 /* Keeps the first (most specific, walking upward) description on the stack. HDF5's

@@ -109,7 +109,7 @@ static size_t mn_next_prime(size_t n) {
  * slots per chunk that fits (HDF5's advice against collisions). */
 static void mn_image_cache(hid_t file, const char *obj, size_t *bytes, size_t *slots) {
     double chunk = 0;
-    hid_t dset = H5Dopen2(file, obj, H5P_DEFAULT);
+    hid_t dset = mn_h5_dopen(file, obj, H5P_DEFAULT);
     hid_t dcpl = dset < 0 ? -1 : H5Dget_create_plist(dset);
     hid_t type = dset < 0 ? -1 : H5Dget_type(dset);
     hsize_t dims[H5S_MAX_RANK];
@@ -165,13 +165,13 @@ static mn_status mn_open_split(mn_dataset *ds, mn_split split, int required) {
         mn_h5_close(dapl);
         return st;
     }
-    ds->split[split].images = H5Dopen2(ds->file, img_obj, dapl);
+    ds->split[split].images = mn_h5_dopen(ds->file, img_obj, dapl);
     mn_status st = MN_OK;
     if (ds->split[split].images < 0)
         st = mn_h5_fail(MN_ERR_FORMAT, "%s: cannot open %s", path, img_obj);
     H5Pclose(dapl);
     if (st != MN_OK) return st;
-    ds->split[split].labels = H5Dopen2(ds->file, lab_obj, H5P_DEFAULT);
+    ds->split[split].labels = mn_h5_dopen(ds->file, lab_obj, H5P_DEFAULT);
     if (ds->split[split].labels < 0)
         return mn_h5_fail(MN_ERR_FORMAT, "%s: cannot open %s", path, lab_obj);
 
@@ -198,7 +198,7 @@ static mn_status mn_read_class_names(mn_dataset *ds) {
     if (has == 0) return MN_OK;
 
     mn_status st = MN_OK;
-    hid_t dset = H5Dopen2(ds->file, obj, H5P_DEFAULT);
+    hid_t dset = mn_h5_dopen(ds->file, obj, H5P_DEFAULT);
     hid_t ftype = dset < 0 ? -1 : H5Dget_type(dset);
     hid_t space = dset < 0 ? -1 : H5Dget_space(dset);
     hid_t mtype = -1;

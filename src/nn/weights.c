@@ -136,8 +136,8 @@ mn_status mn_weights_read_arch(const char *path, mn_arch *arch) {
 
 static mn_status read_floats(hid_t file, const char *path, const char *name, float *v,
                              size_t count) {
-    hid_t ds = H5Dopen2(file, name, H5P_DEFAULT);
-    if (ds < 0) return mn_error_set(MN_ERR_FORMAT, "%s: missing dataset /%s", path, name);
+    hid_t ds = mn_h5_dopen(file, name, H5P_DEFAULT);
+    if (ds < 0) return mn_h5_fail(MN_ERR_FORMAT, "%s: cannot open dataset /%s", path, name);
     hid_t space = H5Dget_space(ds);
     hssize_t n = H5Sget_simple_extent_npoints(space);
     hid_t type = H5Dget_type(ds);
