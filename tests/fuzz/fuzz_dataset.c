@@ -4,6 +4,9 @@
 #include "mcunas/dataset.h"
 
 #include <stdlib.h>
+#include <string.h>
+
+#include "mcunas/status.h"
 
 /* HDF5 1.10 sizes some buffers from the file unchecked (tests/fuzz/external/: up to 2^63
  * bytes) and checks what malloc returns. ASan's default is to abort on a request over its
@@ -17,7 +20,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size) {
     char path[1024];
     mn_fuzz_write("cache.h5", data, size, path, sizeof path);
     mn_dataset *ds = NULL;
-    if (mn_dataset_open(path, &ds) != MN_OK) return 0;
+    if (mn_dataset_open(path, &ds) != MN_OK) {
+        /* A layout that makes HDF5 1.10 divide by zero fails cleanly (mn_h5_dopen) but leaves
+         * HDF5's half-opened file behind, about 50 KB that also slow HDF5's later opens. Such
+         * an input is kept out of the corpus (-1), or the fuzzer breeds them and the run
+         * ends at the RSS limit instead of exploring. */
+        return strstr(mn_error_message(), "corrupt storage layout") ? -1 : 0;
+    }
     const mn_dataset_info *info = mn_dataset_get_info(ds);
     for (int c = 0; c < info->classes; c++) (void)mn_dataset_class_name(ds, c);
     const size_t img = (size_t)info->shape.h * info->shape.w * info->shape.c;
