@@ -21,12 +21,12 @@ void mn_h5_quiet(void);
 mn_status mn_h5_fail(mn_status status, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* H5Dopen2, except that a dataset whose storage layout makes HDF5 divide by zero fails to
- * open instead of ending the process. HDF5 1.10 does not check a chunk dimension read from
- * the file: one of 0 raises SIGFPE in H5D__chunk_set_info (HDF5 1.12.1 and later refuse it
- * while decoding). While the call runs, a SIGFPE in this thread jumps back here; the open
+ * open instead of ending the process. HDF5 1.10.8 refuses a chunk dimension of 0 in the
+ * layout our writer uses, but not in every layout a file may hold: there it raises SIGFPE
+ * in H5D__chunk_set_info (tests/fuzz/regressions/dataset/). While the call runs, a SIGFPE in this thread jumps back here; the open
  * then fails with "corrupt storage layout" on HDF5's error stack (mn_h5_fail reports it).
- * A division fault changes no memory; what HDF5 had half built for the open is leaked, a
- * little (and the file stays open inside HDF5), once per such file. The handler is in place
+ * A division fault changes no memory; what HDF5 had half built for the open is leaked
+ * (about 16 KB, once per such file; the file itself still closes). The handler is in place
  * only during such calls; another thread's SIGFPE then goes to the handler that was there. */
 hid_t mn_h5_dopen(hid_t loc, const char *name, hid_t dapl);
 
