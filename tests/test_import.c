@@ -464,6 +464,46 @@ static void folder_resize_and_channels(void **state) {
     free(dir);
 }
 
+/* A 16-bit PNM (maxval above 255) is refused, naming the file, or skipped with skip_bad:
+ * stb_image 2.27 keeps each sample's low byte, and converting its channels read past its
+ * buffer (found by fuzz_image). */
+static void folder_16bit_pnm(void **state) {
+    (void)state;
+    char *dir = mn_test_tmpdir("folder_pnm16");
+    char *root = mn_test_path(dir, "img");
+    char *out = mn_test_path(dir, "p.h5");
+    write_folder(root, "pgm", 1, 2);
+    char p[1200];
+    PATHF(p, "%s/dog/wide.pgm", root);
+    FILE *f = fopen(p, "wb");
+    assert_non_null(f);
+    fprintf(f, "P5\n6 5\n65535\n");
+    for (int i = 0; i < 2 * 6 * 5; i++) fputc(i, f);
+    fclose(f);
+    mn_import_folder_options o;
+    memset(&o, 0, sizeof o);
+    o.dir = root;
+    o.output = out;
+    o.channels = 3; /* another channel count than the file's: stb_image's overread */
+    assert_status(mn_import_folder(&o), MN_ERR_FORMAT);
+    assert_msg_has(p);
+    assert_msg_has("16-bit PNM");
+    assert_no_output(out);
+    size_t skipped = 0;
+    o.skip_bad = 1;
+    o.skipped = &skipped;
+    assert_status(mn_import_folder(&o), MN_OK);
+    assert_int_equal(skipped, 1);
+    mn_dataset *ds = NULL;
+    assert_status(mn_dataset_open(out, &ds), MN_OK);
+    const mn_dataset_info *info = mn_dataset_get_info(ds);
+    assert_int_equal(info->count[MN_SPLIT_TRAIN] + info->count[MN_SPLIT_TEST], 6);
+    mn_dataset_close(ds);
+    free(root);
+    free(out);
+    free(dir);
+}
+
 static void folder_bad_inputs(void **state) {
     (void)state;
     char *dir = mn_test_tmpdir("folder_bad");
@@ -570,6 +610,7 @@ int main(void) {
         cmocka_unit_test(folder_train_test_layout_and_split),
         cmocka_unit_test(resize_filters),
         cmocka_unit_test(folder_resize_and_channels),
+        cmocka_unit_test(folder_16bit_pnm),
         cmocka_unit_test(folder_bad_inputs),
         cmocka_unit_test(preview_and_counts),
     };

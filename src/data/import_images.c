@@ -19,6 +19,17 @@ static int decode_one(const char *path, int w, int h, int c, int exact, uint8_t 
         snprintf(err, err_size, "%s: cannot open: %s", path, strerror(errno));
         return -1;
     }
+    /* stb_image 2.27 (Debian 12's libstb) decodes 16-bit PNM wrongly: it keeps each sample's
+     * low byte, and converting the channels it reads past its buffer (found by fuzz_image:
+     * ASan's SEGV). Such files are refused rather than imported as noise. */
+    char magic[2] = {0, 0};
+    const int pnm = fread(magic, 1, 2, f) == 2 && magic[0] == 'P' && (magic[1] == '5' || magic[1] == '6');
+    rewind(f);
+    if (pnm && stbi_is_16_bit_from_file(f)) {
+        fclose(f);
+        snprintf(err, err_size, "%s: 16-bit PNM (maxval above 255) is not supported: convert it to 8 bits", path);
+        return -1;
+    }
     int iw, ih, ic;
     uint8_t *px = stbi_load_from_file(f, &iw, &ih, &ic, c);
     fclose(f);
